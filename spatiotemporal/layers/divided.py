@@ -1,0 +1,46 @@
+"""Divided space-time attention (TimeSformer): attention along one axis, then within the other two."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .attention import MultiHeadAttention, slice_attention
+from .grid import Grid, check_grid, group_along, split_prefix, ungroup_along
+
+
+class DividedAttention(nn.Module):
+    """Temporal attention then spatial attention, in TimeSformer's exact order.
+
+    1. Temporal: grid tokens (prefix excluded) attend along ``axis`` (time for videos; depth for
+       volumes) through ``temporal_norm`` / ``temporal_attn``, then ``temporal_fc``.
+    2. Spatial: the prefix tokens are copied into every slice and attend with the temporally
+       updated tokens of that slice (``norm`` / ``attn``); prefix outputs are averaged over slices.
+
+    Returns the update ``(B, P+N, C)`` to add to ``x (B, P+N, C)``. ``temporal_fc`` starts at zero,
+    so a freshly built (or inflated) block equals its spatial attention.
+    """
+
+    def __init__(
+        self, dim: int, num_heads: int, qkv_bias: bool = True, norm_layer=nn.LayerNorm, axis: int = 0, **_unused
+    ):
+        super().__init__()
+        self.axis = axis
+        self.temporal_norm = norm_layer(dim)
+        self.temporal_attn = MultiHeadAttention(dim, num_heads, qkv_bias)
+        self.temporal_fc = nn.Linear(dim, dim)
+        self.norm = norm_layer(dim)
+        self.attn = MultiHeadAttention(dim, num_heads, qkv_bias)
+        nn.init.zeros_(self.temporal_fc.weight)
+        nn.init.zeros_(self.temporal_fc.bias)
+
+    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> torch.Tensor:
+        check_grid(x, grid, num_prefix)
+        prefix, tokens = split_prefix(x, num_prefix)
+        seq = group_along(self.temporal_norm(tokens), grid, self.axis)
+        dt = self.temporal_fc(ungroup_along(self.temporal_attn(seq), grid, self.axis))
+        xs = torch.cat([prefix, tokens + dt], dim=1)
+        ds = slice_attention(self.attn, self.norm(xs), grid, num_prefix, self.axis)
+        if num_prefix:
+            dt = torch.cat([dt.new_zeros(dt.shape[0], num_prefix, dt.shape[2]), dt], dim=1)
+        return dt + ds

@@ -1,0 +1,65 @@
+"""Patch embeddings: frame-wise 2D (images, videos) and 3D (volumes)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .grid import Grid
+
+
+def _pair(x) -> tuple[int, int]:
+    return (x, x) if isinstance(x, int) else tuple(x)
+
+
+def _triple(x) -> tuple[int, int, int]:
+    return (x, x, x) if isinstance(x, int) else tuple(x)
+
+
+class PatchEmbed2d(nn.Module):
+    """``Conv2d(k=p, s=p)`` per image or per frame.
+
+    ``(B, C, H, W) -> tokens (B, H'W', D), grid (1, H', W')``;
+    ``(B, C, T, H, W) -> tokens (B, T*H'W', D), grid (T, H', W')`` (time-major order).
+    """
+
+    def __init__(self, patch_size=16, in_chans: int = 3, embed_dim: int = 768, bias: bool = True):
+        super().__init__()
+        self.patch_size = _pair(patch_size)
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
+        if x.ndim == 4:
+            x = x.unsqueeze(2)
+        if x.ndim != 5:
+            raise ValueError(f"expected (B, C, H, W) or (B, C, T, H, W), got shape {tuple(x.shape)}")
+        b, c, t, h, w = x.shape
+        ph, pw = self.patch_size
+        if h % ph or w % pw:
+            raise ValueError(f"input size {h}x{w} is not divisible by the patch size {ph}x{pw}")
+        y = self.proj(x.transpose(1, 2).reshape(b * t, c, h, w))  # (B*T, D, H', W')
+        gh, gw = y.shape[-2:]
+        y = y.flatten(2).transpose(1, 2).reshape(b, t * gh * gw, -1)
+        return y, (t, gh, gw)
+
+
+class PatchEmbed3d(nn.Module):
+    """``Conv3d(k=p, s=p)`` on volumes: ``(B, C, S0, S1, S2) -> tokens (B, N, D), grid (S0/p0, S1/p1, S2/p2)``.
+
+    Tokens are in row-major order over the input's own axis order (MONAI's (H, W, D): D fastest).
+    """
+
+    def __init__(self, patch_size=16, in_chans: int = 1, embed_dim: int = 768, bias: bool = True):
+        super().__init__()
+        self.patch_size = _triple(patch_size)
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
+        if x.ndim != 5:
+            raise ValueError(f"expected (B, C, S0, S1, S2), got shape {tuple(x.shape)}")
+        for s, p in zip(x.shape[2:], self.patch_size):
+            if s % p:
+                raise ValueError(f"input size {tuple(x.shape[2:])} is not divisible by the patch size {self.patch_size}")
+        y = self.proj(x)
+        grid = tuple(y.shape[2:])
+        return y.flatten(2).transpose(1, 2), grid

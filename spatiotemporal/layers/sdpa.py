@@ -1,0 +1,30 @@
+"""The one softmax-attention kernel every mixer calls.
+
+``attend`` goes through ``torch.nn.functional.scaled_dot_product_attention`` (flash and
+memory-efficient kernels on GPU). The single exception is measured in
+``benchmarks/attention_dispatch.py``: on CPU, inference on short sequences (TimeSformer's
+8-frame temporal attention) is faster with two batched matmuls, which compute the same
+function (``softmax(q k^T * scale) v``) in the same precision.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+#: Sequences up to this length use the matmul path on CPU when no gradient is needed.
+CPU_SHORT_SEQ = 32
+
+
+def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None) -> torch.Tensor:
+    """Softmax attention. ``q (..., Nq, d)``, ``k (..., Nk, d)``, ``v (..., Nk, dv) -> (..., Nq, dv)``."""
+    if (
+        q.device.type == "cpu"
+        and not torch.is_grad_enabled()
+        and k.shape[-2] <= CPU_SHORT_SEQ
+        and q.shape[-2] <= CPU_SHORT_SEQ
+    ):
+        s = q.shape[-1] ** -0.5 if scale is None else scale
+        attn = (q * s) @ k.transpose(-2, -1)
+        return attn.softmax(dim=-1) @ v
+    return F.scaled_dot_product_attention(q, k, v, scale=scale)

@@ -1,0 +1,90 @@
+"""Cross-covariance attention with local patch interaction (XCiT), on any token grid."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .conv_grid import apply_on_grid, batchnorm_nd, conv_nd
+from .grid import Grid, check_grid, split_prefix
+from .sdpa import attend
+
+
+class XCA(nn.Module):
+    """Cross-covariance attention, ``(B, N, C) -> (B, N, C)``; the attention map is ``(d_h, d_h)`` per head.
+
+    q and k are L2-normalised along the token axis in fp32 (fp16 rounds the 1e-12 clamp to 0 and
+    gives NaN for an all-zero channel), scaled by a per-head ``temperature``, and the channel
+    softmax attention runs through SDPA with the channels as the "sequence".
+    """
+
+    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True):
+        super().__init__()
+        self.num_heads = num_heads
+        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 4, 1)
+        q, k, v = qkv.unbind(0)  # (B, h, d_h, N)
+        dtype = v.dtype
+        q = (F.normalize(q.float(), dim=-1) * self.temperature.float()).to(dtype)
+        k = F.normalize(k.float(), dim=-1).to(dtype)
+        out = attend(q, k, v, scale=1.0)  # (B, h, d_h, N)
+        return self.proj(out.permute(0, 3, 1, 2).reshape(b, n, c))
+
+
+class LPI(nn.Module):
+    """Local patch interaction: depthwise conv -> GELU -> BatchNorm -> depthwise conv on the grid.
+
+    ``ndim=2`` uses k x k convolutions per slice along axis 0 (XCiT on images / per frame);
+    ``ndim=3`` uses k x k x k convolutions on the whole grid. ``(B, N, C) -> (B, N, C)``.
+    """
+
+    def __init__(self, dim: int, kernel_size: int = 3, ndim: int = 2):
+        super().__init__()
+        conv = conv_nd(ndim)
+        self.ndim = ndim
+        self.conv1 = conv(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+        self.act = nn.GELU()
+        self.bn = batchnorm_nd(ndim)(dim)
+        self.conv2 = conv(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
+
+    def _spatial(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv2(self.bn(self.act(self.conv1(x))))
+
+    def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
+        return apply_on_grid(self._spatial, x, grid, self.ndim)
+
+
+class XCAttention(nn.Module):
+    """The XCiT mixer: ``XCA`` over all tokens, then ``LPI`` on the grid tokens (prefix untouched).
+
+    ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
+    """
+
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        qkv_bias: bool = True,
+        norm_layer=nn.LayerNorm,
+        ndim: int = 2,
+        lpi_kernel: int = 3,
+        **_unused,
+    ):
+        super().__init__()
+        self.norm = norm_layer(dim)
+        self.attn = XCA(dim, num_heads, qkv_bias)
+        self.lpi_norm = norm_layer(dim)
+        self.lpi = LPI(dim, lpi_kernel, ndim)
+
+    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> torch.Tensor:
+        check_grid(x, grid, num_prefix)
+        d1 = self.attn(self.norm(x))
+        prefix, tokens = split_prefix(self.lpi_norm(x + d1), num_prefix)
+        d2 = self.lpi(tokens, grid)
+        return d1 + torch.cat([torch.zeros_like(prefix), d2], dim=1)

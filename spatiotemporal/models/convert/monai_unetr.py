@@ -1,0 +1,93 @@
+"""MONAI UNETR state dicts (MONAI 0.7 to 1.6) -> :class:`UNETR`."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+from .timm_vit import heads_for_width
+from .vit_keys import block_depth
+
+#: Keys MONAI itself never uses, by version: the <=0.8 class token, the <=0.8 always-built
+#: ``conv3`` of residual blocks, the 1.4-1.5 cross-attention and the >=1.4 ``norm_cross_attn``.
+DEAD_KEY_PATTERNS = [
+    r"^vit\.patch_embedding\.cls_token$",
+    r"^encoder\d+\.blocks\.\d+\.1\.conv3\.conv\.weight$",
+    r"^vit\.blocks\.\d+\.cross_attn\.",
+    r"^vit\.blocks\.\d+\.norm_cross_attn\.",
+]
+
+_VIT_RULES = [
+    (r"^vit\.patch_embedding\.patch_embeddings\.weight$", "patch_embed.proj.weight"),
+    (r"^vit\.patch_embedding\.patch_embeddings\.bias$", "patch_embed.proj.bias"),
+    (r"^vit\.patch_embedding\.patch_embeddings\.1\.bias$", "patch_embed.proj.bias"),
+    (r"^vit\.patch_embedding\.position_embeddings$", "pos_embed"),
+    (r"^vit\.blocks\.(\d+)\.norm1\.", r"encoder.blocks.\1.mixer.norm."),
+    (r"^vit\.blocks\.(\d+)\.attn\.qkv\.", r"encoder.blocks.\1.mixer.attn.qkv."),
+    (r"^vit\.blocks\.(\d+)\.attn\.out_proj\.", r"encoder.blocks.\1.mixer.attn.proj."),
+    (r"^vit\.blocks\.(\d+)\.norm2\.", r"encoder.blocks.\1.ffn.norm."),
+    (r"^vit\.blocks\.(\d+)\.mlp\.linear1\.", r"encoder.blocks.\1.ffn.fc1."),
+    (r"^vit\.blocks\.(\d+)\.mlp\.linear2\.", r"encoder.blocks.\1.ffn.fc2."),
+    (r"^vit\.norm\.", "norm."),
+]
+_PERCEPTRON_W = "vit.patch_embedding.patch_embeddings.1.weight"
+
+
+def is_monai_unetr_state(sd: dict) -> bool:
+    return "vit.patch_embedding.position_embeddings" in sd and any(k.startswith("decoder") for k in sd)
+
+
+def is_dead_key(k: str) -> bool:
+    return any(re.search(p, k) for p in DEAD_KEY_PATTERNS)
+
+
+def infer_unetr_config(sd: dict, patch_size: int = 16) -> dict:
+    n, hidden = sd["vit.patch_embedding.position_embeddings"].shape[1:]
+    side = round(n ** (1 / 3))
+    conv1 = sd["encoder1.layer.conv1.conv.weight"]
+    cfg = dict(
+        in_channels=conv1.shape[1], out_channels=sd["out.conv.conv.weight"].shape[0], feature_size=conv1.shape[0],
+        hidden_size=hidden, mlp_dim=sd["vit.blocks.0.mlp.linear1.weight"].shape[0],
+        num_layers=block_depth(sd, "vit.blocks."), num_heads=heads_for_width(hidden), patch_size=patch_size,
+        qkv_bias="vit.blocks.0.attn.qkv.bias" in sd, conv_block="encoder2.blocks.0.1.conv1.conv.weight" in sd,
+        res_block="encoder1.layer.conv3.conv.weight" in sd,
+        norm_name="batch" if "encoder1.layer.norm1.running_mean" in sd else "instance",
+    )
+    if side**3 == n:
+        cfg["img_size"] = (side * patch_size,) * 3
+    return cfg
+
+
+def convert_unetr_state(sd: dict, model_keys: set[str], patch_size: int = 16):
+    """MONAI keys -> ours. Dead keys are dropped only when our model has no such key.
+
+    The perceptron patch embedding ``Linear(p^3 C, hidden)`` becomes the equivalent conv kernel:
+    ``w.view(hidden, p, p, p, C).permute(0, 4, 1, 2, 3)`` (same token order).
+    Returns (converted, keys no rule knew, dead keys dropped).
+    """
+    out, unknown, dropped = {}, [], []
+    for k, v in sd.items():
+        if k == _PERCEPTRON_W:
+            hidden, fan_in = v.shape
+            c = fan_in // patch_size**3
+            out["patch_embed.proj.weight"] = v.reshape(hidden, patch_size, patch_size, patch_size, c).permute(
+                0, 4, 1, 2, 3).contiguous()
+            continue
+        if k.startswith("vit."):
+            for pat, rep in _VIT_RULES:
+                if re.search(pat, k):
+                    out[re.sub(pat, rep, k)] = v
+                    break
+            else:
+                (dropped if is_dead_key(k) else unknown).append(k)
+            continue
+        if is_dead_key(k) and k not in model_keys:
+            dropped.append(k)
+            continue
+        out[k] = v
+    return out, unknown, dropped
+
+
+def to_tensor_dict(sd: dict) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}

@@ -1,0 +1,61 @@
+"""Official TimeSformer ``.pyth`` checkpoints (PySlowFast layout) -> :class:`TimeSformer`."""
+
+from __future__ import annotations
+
+import json
+import math
+
+from .timm_vit import heads_for_width
+from .vit_keys import block_depth, convert_vit_keys
+
+OFFICIAL_ATTENTION = {"divided_space_time": "divided", "joint_space_time": "joint", "space_only": "space_only"}
+
+
+def attention_from_keys(sd: dict) -> str:
+    """``divided`` if temporal attention is present, ``joint`` if only a time embedding, else ``space_only``."""
+    if "blocks.0.temporal_attn.qkv.weight" in sd:
+        return "divided"
+    return "joint" if "time_embed" in sd else "space_only"
+
+
+def attention_from_cfg(cfg) -> str | None:
+    """The attention type written in a PySlowFast ``cfg`` (a YAML/JSON string or a dict), if any."""
+    if isinstance(cfg, str):
+        try:
+            cfg = json.loads(cfg)
+        except ValueError:
+            import yaml
+
+            try:
+                cfg = yaml.safe_load(cfg)
+            except yaml.YAMLError:
+                return None
+    if isinstance(cfg, dict):
+        t = (cfg.get("TIMESFORMER") or {}).get("ATTENTION_TYPE")
+        return OFFICIAL_ATTENTION.get(t)
+    return None
+
+
+def infer_timesformer_config(sd: dict, file_cfg=None) -> dict:
+    """Architecture of an official TimeSformer state dict (keys without the ``model.`` prefix)."""
+    attention = attention_from_keys(sd)
+    declared = attention_from_cfg(file_cfg)
+    if declared is not None and declared != attention:
+        raise ValueError(f"checkpoint cfg declares attention {declared!r} but its keys are those of {attention!r}")
+    w = sd["patch_embed.proj.weight"]
+    dim, p = w.shape[0], w.shape[-1]
+    side = math.isqrt(sd["pos_embed"].shape[1] - 1)
+    cfg = dict(
+        img_size=side * p, patch_size=p, in_chans=w.shape[1], embed_dim=dim, depth=block_depth(sd),
+        num_heads=heads_for_width(dim), mlp_ratio=sd["blocks.0.mlp.fc1.weight"].shape[0] / dim,
+        qkv_bias="blocks.0.attn.qkv.bias" in sd, attention=attention,
+        num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0,
+        pos_interp="nearest", time_interp="nearest",
+    )
+    if "time_embed" in sd:
+        cfg["num_frames"] = sd["time_embed"].shape[1]
+    return cfg
+
+
+def convert_timesformer_state(sd: dict):
+    return convert_vit_keys(sd)

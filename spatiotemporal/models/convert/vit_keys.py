@@ -1,0 +1,55 @@
+"""Key mapping shared by timm / DeiT ViTs and the official TimeSformer (same block naming)."""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+# (pattern, replacement) on the part after "blocks.{i}."
+_BLOCK_RULES = [
+    (r"^norm1\.", "mixer.norm."),
+    (r"^attn\.", "mixer.attn."),
+    (r"^temporal_norm1\.", "mixer.temporal_norm."),
+    (r"^temporal_attn\.", "mixer.temporal_attn."),
+    (r"^temporal_fc\.", "mixer.temporal_fc."),
+    (r"^norm2\.", "ffn.norm."),
+    (r"^mlp\.", "ffn."),
+    (r"^ls([12])\.gamma$", r"ls\1.gamma"),
+    (r"^gamma_([12])$", r"ls\1.gamma"),
+]
+_TOP_RULES = [(r"^attn_pool\.", "pool.attn_pool.")]
+
+
+def convert_vit_keys(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """timm / DeiT / official-TimeSformer names -> ours. Returns (converted, keys no rule knew)."""
+    out, unknown = {}, []
+    for k, v in sd.items():
+        m = re.match(r"^blocks\.(\d+)\.(.*)$", k)
+        if m:
+            rest = m.group(2)
+            for pat, rep in _BLOCK_RULES:
+                if re.search(pat, rest):
+                    out[f"encoder.blocks.{m.group(1)}.{re.sub(pat, rep, rest)}"] = v
+                    break
+            else:
+                unknown.append(k)
+            continue
+        for pat, rep in _TOP_RULES:
+            if re.search(pat, k):
+                out[re.sub(pat, rep, k)] = v
+                break
+        else:
+            out[k] = v
+    return out, unknown
+
+
+def block_depth(sd: dict, prefix: str = "blocks.") -> int:
+    idx = [int(m.group(1)) for k in sd if (m := re.match(rf"^{re.escape(prefix)}(\d+)\.", k))]
+    return max(idx) + 1 if idx else 0
+
+
+def strip_prefix(sd: dict, prefix: str) -> dict:
+    if sd and all(k.startswith(prefix) for k in sd):
+        return {k[len(prefix):]: v for k, v in sd.items()}
+    return sd
