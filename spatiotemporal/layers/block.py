@@ -36,7 +36,9 @@ class Block(nn.Module):
     ):
         super().__init__()
         norm_layer = partial(nn.LayerNorm, eps=norm_eps)
-        self.mixer = build_mixer(mixer, dim, num_heads, qkv_bias=qkv_bias, norm_layer=norm_layer, **(mixer_kwargs or {}))
+        self.mixer = build_mixer(
+            mixer, dim, num_heads, qkv_bias=qkv_bias, norm_layer=norm_layer, **(mixer_kwargs or {})
+        )
         self.ls1 = LayerScale(dim, init_values) if init_values else nn.Identity()
         self.drop_path1 = DropPath(drop_path) if drop_path > 0 else nn.Identity()
         self.ffn = build_ffn(ffn, dim, int(dim * mlp_ratio), norm_layer=norm_layer, **(ffn_kwargs or {}))

@@ -59,7 +59,9 @@ class PatchEmbed3d(nn.Module):
             raise ValueError(f"expected (B, C, S0, S1, S2), got shape {tuple(x.shape)}")
         for s, p in zip(x.shape[2:], self.patch_size):
             if s % p:
-                raise ValueError(f"input size {tuple(x.shape[2:])} is not divisible by the patch size {self.patch_size}")
+                raise ValueError(
+                    f"input size {tuple(x.shape[2:])} is not divisible by the patch size {self.patch_size}"
+                )
         y = self.proj(x)
         grid = tuple(y.shape[2:])
         return y.flatten(2).transpose(1, 2), grid

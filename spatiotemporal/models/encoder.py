@@ -39,7 +39,9 @@ class BlockStack(nn.Module):
         super().__init__()
         dpr = drop_path_rates(drop_path_rate, depth, drop_path_mode)
         self.blocks = nn.ModuleList(
-            Block(dim, num_heads, mixer, ffn, mlp_ratio, qkv_bias, norm_eps, init_values, dpr[i], mixer_kwargs, ffn_kwargs)
+            Block(
+                dim, num_heads, mixer, ffn, mlp_ratio, qkv_bias, norm_eps, init_values, dpr[i], mixer_kwargs, ffn_kwargs
+            )
             for i in range(depth)
         )
         self.grad_checkpointing = False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import torch
 from timm.layers import AttentionPoolLatent
 from torch import nn
@@ -23,7 +25,7 @@ class Pool(nn.Module):
         self.kind = kind
         if kind == "map":
             self.attn_pool = AttentionPoolLatent(
-                dim, num_heads=num_heads, mlp_ratio=mlp_ratio, norm_layer=lambda d: nn.LayerNorm(d, eps=norm_eps)
+                dim, num_heads=num_heads, mlp_ratio=mlp_ratio, norm_layer=partial(nn.LayerNorm, eps=norm_eps)
             )
 
     def forward(self, x: torch.Tensor, num_prefix: int) -> torch.Tensor:

@@ -76,6 +76,13 @@ def detect(obj: dict, spec: dict | None, name: str, overrides: dict):
             obj = obj[key]
             break
     sd = strip_prefix(_tensors(obj), "module.")
+    if any(k.startswith("encoder.blocks.") for k in sd):
+        if "model" not in overrides:
+            raise CheckpointFormatError(
+                f"{name}: spatiotemporal weights without a config; pass model='<registered name>' "
+                "or save with spatiotemporal.save_pretrained")
+        entry = model_entry(overrides["model"])
+        return "spatiotemporal", entry.arch, dict(entry.defaults), sd, [], []
     if is_monai_unetr_state(sd):
         patch = int(overrides.get("patch_size", 16))
         cfg = infer_unetr_config(sd, patch)
@@ -91,13 +98,6 @@ def detect(obj: dict, spec: dict | None, name: str, overrides: dict):
     if is_vit_state(sd):
         conv, unknown = convert_vit_state(sd)
         return "timm-vit", "vit", infer_vit_config(sd), conv, [], unknown
-    if any(k.startswith("encoder.blocks.") for k in sd):
-        if "model" not in overrides:
-            raise CheckpointFormatError(
-                f"{name}: spatiotemporal weights without a config; pass model='<registered name>' "
-                "or save with spatiotemporal.save_pretrained")
-        entry = model_entry(overrides["model"])
-        return "spatiotemporal", entry.arch, dict(entry.defaults), sd, [], []
     sample = ", ".join(list(sd)[:6])
     raise CheckpointFormatError(
         f"{name}: unknown checkpoint format (first keys: {sample}). Known: official TimeSformer .pyth, "

@@ -1,0 +1,40 @@
+"""``TrainConfig``: the engine's section of a recipe (run directory, loop, precision, checkpoints)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from .optim import OptimConfig
+from .schedule import ScheduleConfig
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass
+class TrainConfig:
+    """Generic training-loop settings; sizes are per process (global batch = batch_size * world * accum)."""
+
+    out: str = "runs/default"
+    epochs: int = 1
+    max_steps: int | None = None  # stop after this many optimiser steps (the schedule still spans epochs)
+    batch_size: int = 8
+    eval_batch_size: int | None = None  # None: batch_size
+    accum_steps: int = 1
+    clip_grad: float | None = None  # max global grad norm; None: off
+    amp: Literal["none", "bf16", "fp16", "auto"] = "none"
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    seed: int = 0
+    num_workers: int = 4
+    drop_last: bool = True  # drop the last incomplete training batch
+    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints; 0: epoch ends only
+    eval_every: int = 1  # epochs; the last epoch is always evaluated; 0: last epoch only
+    log_every: int = 10  # optimiser steps
+    resume: bool = False  # continue from <out>/checkpoints/last.pt
+    init: str | None = None  # weights to start from; handled by the caller
+    progress: Literal["auto", "always", "never"] = "auto"  # auto: only on a terminal
+    throughput_unit: str = "samples"  # e.g. clips, volumes, images
+    find_unused_parameters: bool = False
+    tensorboard: bool = True
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    sched: ScheduleConfig = field(default_factory=ScheduleConfig)
