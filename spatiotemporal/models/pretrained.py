@@ -35,7 +35,7 @@ class CheckpointFormatError(ValueError):
 def read_checkpoint(src) -> tuple[dict, dict | None, str]:
     """``(container or state dict, our spec or None, a name for messages)``; weights-only, no pickles."""
     if isinstance(src, dict):
-        return src, src.get("spatiotemporal") if isinstance(src.get("spatiotemporal"), dict) else None, "<dict>"
+        return src, _spec_of(src), "<dict>"
     path = Path(os.fspath(src))
     if path.is_dir():
         path = path / "model.safetensors"
@@ -53,8 +53,17 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
         ) from e
     if not isinstance(obj, dict):
         raise CheckpointFormatError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
-    spec = obj.get("spatiotemporal") if isinstance(obj.get("spatiotemporal"), dict) else None
-    return obj, spec, str(path)
+    return obj, _spec_of(obj), str(path)
+
+
+def _spec_of(obj: dict) -> dict | None:
+    """Our model spec: in a ``spatiotemporal`` entry, or in a training checkpoint's task state."""
+    if isinstance(obj.get("spatiotemporal"), dict):
+        return obj["spatiotemporal"]
+    task = obj.get("task")
+    if isinstance(task, dict) and isinstance(task.get("model_spec"), dict):
+        return task["model_spec"]
+    return None
 
 
 def _tensors(d: dict) -> dict[str, torch.Tensor]:

@@ -1,0 +1,20 @@
+"""``spatio models``: list the registered model names."""
+
+from __future__ import annotations
+
+from ..models import list_models, model_entry
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("models", help="list registered models")
+    p.add_argument("pattern", nargs="?", default="", help="only names containing this")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    names = list_models(args.pattern)
+    width = max((len(n) for n in names), default=0)
+    for n in names:
+        e = model_entry(n)
+        print(f"{n:<{width}}  {e.arch:<11}  {e.description}")
+    return 0

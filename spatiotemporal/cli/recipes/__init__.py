@@ -1,0 +1,1 @@
+"""Recipes: the config schema of each train command and how a run is assembled from it."""

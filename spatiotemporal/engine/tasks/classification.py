@@ -1,0 +1,92 @@
+"""Classification of images or video clips: CE / BCE loss, top-1 / top-5 with multi-view testing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from ..distributed import all_reduce_sum
+
+
+def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[torch.Tensor]:
+    """Number of samples whose label is among the top-k logits, for each k. ``logits (B, K)``, ``labels (B,)``."""
+    maxk = min(max(ks), logits.shape[1])
+    top = logits.topk(maxk, dim=1).indices
+    hit = top == labels[:, None]
+    return [hit[:, : min(k, maxk)].any(1).sum() for k in ks]
+
+
+class ClassificationTask:
+    """Batches are dicts with an input under ``input_key`` and ``label``.
+
+    Training input ``(B, ...)``; evaluation input ``(B, ...)`` or multi-view ``(B, V, ...)`` whose view logits
+    are averaged (``view_reduce="mean"``, default) or summed as the official TimeSformer does (``"sum"``).
+    ``loss_fn(logits, targets)`` defaults to cross-entropy; ``mixup_fn(x, y) -> (x, soft_targets)`` is applied
+    to training batches when given (timm Mixup). Extra ``state`` (e.g. the model spec and class names) is kept
+    in checkpoints so a checkpoint rebuilds its model.
+    """
+
+    primary_metric = "top1"
+    higher_is_better = True
+
+    def __init__(
+        self,
+        input_key: str = "video",
+        loss_fn: Callable | None = None,
+        mixup_fn: Callable | None = None,
+        view_reduce: str = "mean",
+        state: dict | None = None,
+    ):
+        if view_reduce not in ("mean", "sum"):
+            raise ValueError(f"view_reduce must be 'mean' or 'sum', got {view_reduce!r}")
+        self.input_key = input_key
+        self.loss_fn = loss_fn or F.cross_entropy
+        self.mixup_fn = mixup_fn
+        self.view_reduce = view_reduce
+        self.state = dict(state or {})
+
+    def train_step(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict, int]:
+        x, y = batch[self.input_key], batch["label"]
+        if x.shape[0] == 0:  # every input of this batch was skipped as unreadable
+            return sum(p.sum() * 0 for p in model.parameters()), {}, 0
+        target = y
+        if self.mixup_fn is not None:
+            x, target = self.mixup_fn(x, y)
+        logits = model(x)
+        loss = self.loss_fn(logits, target)
+        acc = (logits.argmax(1) == y).float().mean() if target is y else torch.zeros(())
+        return loss, {"acc": acc.detach()}, int(x.shape[0])
+
+    def _logits(self, model: torch.nn.Module, x: torch.Tensor, multi_view: bool) -> torch.Tensor:
+        if not multi_view:
+            return model(x)
+        b, v = x.shape[:2]
+        logits = model(x.flatten(0, 1)).view(b, v, -1)
+        return logits.mean(1) if self.view_reduce == "mean" else logits.sum(1)
+
+    @torch.inference_mode()
+    def evaluate(self, model: torch.nn.Module, loader: Iterable[dict[str, Any]]) -> dict[str, float]:
+        sums = None
+        for batch in loader:
+            x, y = batch[self.input_key], batch["label"]
+            if x.shape[0] == 0:
+                continue
+            multi_view = x.ndim == (6 if self.input_key == "video" else 5)
+            logits = self._logits(model, x, multi_view).float()
+            loss = F.cross_entropy(logits, y, reduction="sum")
+            vals = torch.stack([*topk_correct(logits, y), loss, torch.tensor(float(x.shape[0]), device=y.device)])
+            sums = vals.double() if sums is None else sums + vals.double()
+        device = next(model.parameters()).device
+        sums = all_reduce_sum(sums if sums is not None else torch.zeros(4, dtype=torch.float64, device=device))
+        n = max(float(sums[3]), 1.0)
+        return {"top1": float(sums[0]) / n * 100, "top5": float(sums[1]) / n * 100, "loss": float(sums[2]) / n,
+                "num_samples": float(sums[3])}
+
+    def state_dict(self) -> dict:
+        return dict(self.state)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.state.update(state or {})
