@@ -91,7 +91,9 @@ def _load_models(args):
 
 
 def _samples(args, models, purpose: str, limit: int | None):
-    kind = vdata.model_kind(models[0].model)
+    from ..viz.report import check_same_kind
+
+    kind = check_same_kind(models)
     img_size, num_frames = vdata.model_input_sizes(models[0].model, args.data)
     return vdata.load_viz_samples(kind, args.data, args.data_root, args.split, limit, args.img_size or img_size,
                                   args.num_frames or num_frames, purpose)

@@ -108,8 +108,8 @@ def _register_all(reg: Callable = register_model) -> None:
         class_token=False, global_pool="avg", fc_norm=True, **VIT_SIZES["small"])
     reg("vit_small_patch16_map_224", "vit", "ViT-S/16, MAP head, no class token",
         class_token=False, global_pool="map", **VIT_SIZES["small"])
-    reg("vit_tiny_builtin", "vit", "CPU-sized ViT for the built-in image set (64 px, patch 8)",
-        img_size=64, patch_size=8, embed_dim=128, depth=4, num_heads=4, num_classes=10,
+    reg("vit_tiny_builtin", "vit", "CPU-sized ViT for the built-in image set (32 px, patch 8)",
+        img_size=32, patch_size=8, embed_dim=128, depth=4, num_heads=4, num_classes=10,
         init_values=1e-4, no_embed_class=True, drop_path_rate=0.05)
     ts = dict(embed_dim=768, depth=12, num_heads=12, patch_size=16)
     reg("timesformer_base", "timesformer", "official TimeSformer 8x224 (divided)", img_size=224, num_frames=8, **ts)
@@ -117,8 +117,8 @@ def _register_all(reg: Callable = register_model) -> None:
     reg("timesformer_l", "timesformer", "official TimeSformer-L 96x224", img_size=224, num_frames=96, **ts)
     reg("timesformer_small", "timesformer", "ViT-S TimeSformer 8x112 for CPUs", img_size=112, num_frames=8,
         embed_dim=384, depth=12, num_heads=6, patch_size=16)
-    reg("timesformer_tiny", "timesformer", "CPU-sized TimeSformer for the built-in video set (8x64, patch 8)",
-        img_size=64, num_frames=8, embed_dim=128, depth=4, num_heads=4, patch_size=8, num_classes=8,
+    reg("timesformer_tiny", "timesformer", "CPU-sized TimeSformer for the built-in video set (8x32, patch 8)",
+        img_size=32, num_frames=8, embed_dim=128, depth=4, num_heads=4, patch_size=8, num_classes=8,
         drop_path_rate=0.0)
     reg("unetr_base", "unetr", "MONAI UNETR defaults (96^3 ROI, 14 classes)")
     reg("unetr_small", "unetr", "UNETR with a ViT-S-width encoder, 96^3", hidden_size=384, mlp_dim=1536,
