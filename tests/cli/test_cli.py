@@ -1,0 +1,94 @@
+"""The `spatio` command end to end on the built-in data: train, resume, eval, predict, inflate, configs."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spatiotemporal.cli.main import main
+from spatiotemporal.cli.recipes.common import CONFIG_DIR, load_recipe
+from spatiotemporal.cli.recipes.image import ImageRecipe
+from spatiotemporal.cli.recipes.video import VideoRecipe
+from spatiotemporal.cli.recipes.volume import VolumeRecipe
+from spatiotemporal.engine import ConfigError
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cache(tmp_path_factory):
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
+def _schema(name):
+    if name.startswith(("deit3", "vit")):
+        return ImageRecipe
+    return VideoRecipe if name.startswith("timesformer") else VolumeRecipe
+
+
+@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_recipe_loads(path):
+    recipe = load_recipe(_schema(path.stem), str(path), [])
+    assert recipe.model.name and recipe.train.epochs >= 1
+
+
+def test_unknown_key_lists_valid_keys():
+    with pytest.raises(ConfigError) as e:
+        load_recipe(VideoRecipe, "timesformer_tiny_builtin", ["train.optim.learning_rate=0.1"])
+    msg = str(e.value)
+    assert "learning_rate" in msg and "lr" in msg and "weight_decay" in msg
+
+
+def test_models_command(capsys):
+    assert main(["models", "timesformer"]) == 0
+    out = capsys.readouterr().out
+    assert "timesformer_base" in out and "timesformer_tiny" in out
+
+
+def test_bad_data_name_is_a_clear_error(capsys):
+    assert main(["train", "timesformer", "--data", "ucf101"]) == 2
+    assert "valid: builtin, kinetics" in capsys.readouterr().err
+
+
+def test_train_eval_predict_timesformer(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "timesformer", "--out", str(out), "--max-steps", "2", "--epochs", "1", "--workers", "0",
+            "--batch-size", "4", "model.overrides.depth=1"]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 2 and summary["skipped_inputs"] == 0
+    assert (out / "config.yaml").exists() and (out / "checkpoints" / "best.pt").exists()
+    lines = [json.loads(x) for x in (out / "metrics.jsonl").read_text().splitlines()]
+    assert any("val/top1" in x for x in lines)
+
+    capsys.readouterr()
+    ckpt = out / "checkpoints" / "last.pt"
+    assert main(["eval", "timesformer", "--checkpoint", str(ckpt), "--split", "val", "--workers", "0"]) == 0
+    metrics = json.loads(next(out.glob("checkpoints/eval_*.json")).read_text())
+    assert metrics["num_samples"] == 100 and 0 <= metrics["top1"] <= 100
+
+    from spatiotemporal.data.video import ensure_builtin_video_dataset
+
+    root = ensure_builtin_video_dataset()
+    video = root / Path((root / "val.csv").read_text().split()[0])
+    capsys.readouterr()
+    assert main(["predict", str(video), "--checkpoint", str(ckpt), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    names = (root / "classes.txt").read_text().split()
+    assert len(res["top"]) == 4 and {r["class"] for r in res["top"]} == set(names)
+    assert abs(sum(r["probability"] for r in res["top"]) - 1) < 1e-4
+
+
+def test_inflate_command_then_init(tmp_path):
+    vit_run = tmp_path / "vit"
+    assert main(["train", "vit", "--out", str(vit_run), "--max-steps", "1", "--epochs", "1", "--workers", "0",
+                 "--batch-size", "8", "model.overrides.depth=1"]) == 0
+    init = tmp_path / "ts_init.safetensors"
+    assert main(["inflate", str(vit_run / "checkpoints" / "last.pt"), "--to", "timesformer", "--frames", "8",
+                 "--img-size", "32", "--num-classes", "4", "--out", str(init)]) == 0
+    assert init.exists() and init.with_suffix(".json").exists()
+    run = tmp_path / "ts"
+    assert main(["train", "timesformer", "--out", str(run), "--max-steps", "1", "--epochs", "1", "--workers", "0",
+                 "--batch-size", "4", "--init", str(vit_run / "checkpoints" / "last.pt"),
+                 "model.overrides.depth=1"]) == 0
