@@ -113,27 +113,34 @@ def detect(obj: dict, spec: dict | None, name: str, overrides: dict):
         "MONAI UNETR, timm/DeiT ViT, spatiotemporal safetensors+JSON or training checkpoints.")
 
 
-def _resize_embeddings(model: nn.Module, sd: dict) -> None:
-    """Resize ``pos_embed`` / ``time_embed`` of the checkpoint to the model's grid when they differ."""
+def _grid_of(cfg: dict, arch: str) -> tuple[int, ...]:
+    """The token grid a config describes: ``(h, w)`` for ViT / TimeSformer, ``(a, b, c)`` for UNETR."""
+    size, p = cfg.get("img_size"), int(cfg.get("patch_size", 16))
+    if arch == "unetr":
+        size = tuple(size) if isinstance(size, (list, tuple)) else (size,) * 3
+        return tuple(int(s) // p for s in size)
+    return (int(size) // p,) * 2
+
+
+def _resize_embeddings(model: nn.Module, sd: dict, src_cfg: dict) -> None:
+    """Resize ``pos_embed`` / ``time_embed`` of the checkpoint (grid of ``src_cfg``) to the model's grid."""
     own = model.state_dict()
     cfg = model.cfg
     if "time_embed" in sd and "time_embed" in own and sd["time_embed"].shape != own["time_embed"].shape:
         sd["time_embed"] = resize_time_embed(sd["time_embed"], own["time_embed"].shape[1], cfg.time_interp)
     if "pos_embed" not in sd or sd["pos_embed"].shape == own["pos_embed"].shape:
         return
-    pe, n_new = sd["pos_embed"], own["pos_embed"].shape[1]
+    pe, old = sd["pos_embed"], _grid_of(src_cfg, model.arch)
     if model.arch == "unetr":
-        side = round(pe.shape[1] ** (1 / 3))
-        if side**3 != pe.shape[1]:
-            raise CheckpointFormatError(f"cannot resize a non-cubic {pe.shape[1]}-token position embedding")
-        sd["pos_embed"] = resize_pos_embed_3d(pe, (side,) * 3, model.grid_size, 0, cfg.pos_interp)
+        if math.prod(old) != pe.shape[1]:
+            raise CheckpointFormatError(f"position embedding has {pe.shape[1]} tokens, not the grid {old}")
+        sd["pos_embed"] = resize_pos_embed_3d(pe, old, model.grid_size, 0, cfg.pos_interp)
         return
-    prefix = pe.shape[1] - math.isqrt(pe.shape[1]) ** 2
-    old = math.isqrt(pe.shape[1] - prefix)
-    new_prefix = n_new - model.grid_size[0] * model.grid_size[1]
+    prefix = pe.shape[1] - old[0] * old[1]
+    new_prefix = own["pos_embed"].shape[1] - model.grid_size[0] * model.grid_size[1]
     if prefix != new_prefix:
         raise CheckpointFormatError(f"position embedding has {prefix} prefix slots, the model {new_prefix}")
-    sd["pos_embed"] = resize_pos_embed_2d(pe, (old, old), model.grid_size, prefix, cfg.pos_interp)
+    sd["pos_embed"] = resize_pos_embed_2d(pe, old, model.grid_size, prefix, cfg.pos_interp)
 
 
 def load_state_strict(model: nn.Module, sd: dict, name: str, allow_missing: tuple[str, ...] = ()) -> None:
@@ -168,8 +175,8 @@ def load_pretrained(src, **overrides) -> nn.Module:
     if unknown:
         raise CheckpointFormatError(f"{name}: keys not understood for {fmt}: {unknown}")
     overrides = {k: v for k, v in overrides.items() if k != "model"}
-    reset_head = "num_classes" in overrides and overrides["num_classes"] != cfg.get("num_classes", overrides[
-        "num_classes"])
+    head_key, head_prefix = ("out_channels", "out.") if arch == "unetr" else ("num_classes", "head.")
+    reset_head = head_key in overrides and overrides[head_key] != cfg.get(head_key, overrides[head_key])
     model = build_model(arch, {**cfg, **overrides})
     if fmt == "monai-unetr":
         sd, unknown, dropped = convert_unetr_state(sd, set(model.state_dict()), model.cfg.patch_size)
@@ -179,10 +186,10 @@ def load_pretrained(src, **overrides) -> nn.Module:
         log.info("%s: dropped %d dead keys of %s: %s", name, len(dropped), fmt, dropped)
     allow = ()
     if reset_head:
-        sd = {k: v for k, v in sd.items() if not k.startswith(("head.", "out."))}
-        allow = ("head.", "out.")
-        log.info("%s: head replaced (%s -> %s classes)", name, cfg.get("num_classes"), overrides["num_classes"])
-    _resize_embeddings(model, sd)
+        sd = {k: v for k, v in sd.items() if not k.startswith(head_prefix)}
+        allow = (head_prefix,)
+        log.info("%s: head replaced (%s -> %s classes)", name, cfg.get(head_key), overrides[head_key])
+    _resize_embeddings(model, sd, cfg)
     load_state_strict(model, sd, name, allow)
     model.source_format = fmt
     return model.eval()

@@ -115,3 +115,15 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save({"model": {"x": torch.zeros(1)}, "obj": _Evil()}, path, pickle_protocol=pickle.HIGHEST_PROTOCOL)
     with pytest.raises(CheckpointFormatError, match="weights-only"):
         load_pretrained(path)
+
+
+def test_finetune_load_resizes_embeddings_and_replaces_heads(tmp_path):
+    ts = create_model("timesformer_tiny", num_classes=4)
+    p = save_pretrained(ts, tmp_path / "ts.safetensors")
+    ft = load_pretrained(p, num_frames=16, img_size=48, num_classes=7)
+    assert ft.time_embed.shape[1] == 16 and ft.pos_embed.shape[1] == 1 + 36 and ft.head.out_features == 7
+    un = create_model("unetr_tiny", img_size=(32, 48, 16), out_channels=3)
+    p = save_pretrained(un, tmp_path / "un.safetensors")
+    ft = load_pretrained(p, img_size=(64, 48, 32), out_channels=5)
+    assert ft.pos_embed.shape[1] == 8 * 6 * 4 and ft.out.conv.conv.out_channels == 5
+    torch.testing.assert_close(ft.encoder.blocks[0].mixer.attn.qkv.weight, un.encoder.blocks[0].mixer.attn.qkv.weight)
