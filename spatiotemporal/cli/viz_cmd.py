@@ -33,7 +33,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=None, help="dataset folder (builtin: cache folder)")
     p.add_argument("--split", default="val", help="dataset split (default val)")
     p.add_argument("--img-size", type=int, default=None,
-                   help="input size (default: the built-in set's own size, else the first model's)")
+                   help="input size (default: the built-in set's own size, else the first model's img_size)")
     p.add_argument("--num-frames", type=int, default=None, help="frames per clip for videos (same defaults)")
     p.add_argument("--out", required=True, help="output .png; .npz and .json are written next to it")
     p.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda[:i]")
@@ -60,6 +60,9 @@ def add_parser(sub) -> None:
     t.add_argument("--pca-dims", type=int, default=50, help="PCA dimensions before t-SNE (default 50)")
     t.add_argument("--knn-k", type=int, default=5, help="k of the leave-one-out kNN score (default 5)")
     t.add_argument("--batch-size", type=int, default=8)
+    t.add_argument("--jobs", type=int, default=1,
+                   help="t-SNE threads (default 1: more threads beside torch's OpenMP pool were much slower on a "
+                        "busy 2-core machine; raise it on a free many-core machine)")
     t.set_defaults(func=run_tsne)
 
     e = vsub.add_parser(
@@ -70,6 +73,9 @@ def add_parser(sub) -> None:
     _common(e)
     e.add_argument("--num-inputs", type=int, default=50, help="inputs averaged (default 50, as RepLKNet)")
     e.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS), help="area-ratio thresholds")
+    e.add_argument("--display-decades", type=float, default=None, metavar="D",
+                   help="show the maps on a log scale over D orders of magnitude below the peak, so weak tails are "
+                        "visible (default: RepLKNet's log10(x + 1) / max; the numbers always use RepLKNet's)")
     e.set_defaults(func=run_erf)
 
 
@@ -94,9 +100,12 @@ def _samples(args, models, purpose: str, limit: int | None):
     from ..viz.report import check_same_kind
 
     kind = check_same_kind(models)
-    img_size, num_frames = vdata.model_input_sizes(models[0].model, args.data)
-    return vdata.load_viz_samples(kind, args.data, args.data_root, args.split, limit, args.img_size or img_size,
-                                  args.num_frames or num_frames, purpose)
+    kw = vdata.model_data_overrides(models[0].model, args.data)
+    if args.img_size:
+        kw["img_size"] = args.img_size
+    if args.num_frames:
+        kw["num_frames"] = args.num_frames
+    return vdata.load_viz_samples(kind, args.data, args.data_root, args.split, limit, purpose=purpose, **kw)
 
 
 def _f(v) -> str:
@@ -110,7 +119,7 @@ def run_tsne(args) -> int:
     samples = _samples(args, models, "tsne", args.max_samples)
     print(f"t-SNE of {len(models)} model(s) on {samples.description}")
     rep = tsne_report(models, samples, args.out, args.backend, args.perplexity, args.pca_dims, args.knn_k,
-                      args.seed, args.batch_size, device, not args.no_progress)
+                      args.seed, args.batch_size, device, not args.no_progress, args.jobs)
     print(f"{rep['num_samples']} samples, classes {rep['class_counts']}")
     for p in rep["panels"]:
         print(f"  {p['label']} [{p['mixer']}]: kNN-{args.knn_k} acc 2D {_f(p['knn_acc_2d'])}, silhouette 2D "
@@ -126,7 +135,7 @@ def run_erf(args) -> int:
     models, device = _load_models(args)
     samples = _samples(args, models, "erf", args.num_inputs)
     print(f"ERF of {len(models)} model(s) on {samples.description}")
-    rep = erf_report(models, samples, args.out, args.thresholds, device, not args.no_progress)
+    rep = erf_report(models, samples, args.out, args.thresholds, device, not args.no_progress, args.display_decades)
     for m in rep["models"]:
         print(f"  {m['label']} [{m['mixer']}]: {m['num_inputs']} inputs, map {m['shape']}, support {m['support']}")
         for r in m["area_ratios"]:

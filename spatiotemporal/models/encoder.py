@@ -47,12 +47,12 @@ class BlockStack(nn.Module):
         self.grad_checkpointing = False
 
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0, collect=()) -> tuple[torch.Tensor, list]:
-        outs = []
+        outs: dict[int, torch.Tensor] = {}
         for i, blk in enumerate(self.blocks):
             if self.grad_checkpointing and self.training and torch.is_grad_enabled():
                 x = torch.utils.checkpoint.checkpoint(blk, x, grid, num_prefix, use_reentrant=False)
             else:
                 x = blk(x, grid, num_prefix)
             if i in collect:
-                outs.append(x)
-        return x, outs
+                outs[i] = x
+        return x, [outs[i] for i in collect]

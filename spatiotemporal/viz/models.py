@@ -1,0 +1,102 @@
+"""Models to visualise: trained checkpoints or registered names with config overrides, and their labels.
+
+A model spec is ``NAME`` or ``NAME:key=value,key=value`` with YAML values and dotted keys into dict fields,
+e.g. ``timesformer_tiny:attention=xca,mixer_kwargs.ndim=2`` or ``unetr_tiny:img_size=[32,32,32]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+MIXER_KEYS = ("attention", "mixer", "mixer_kwargs")
+GENERIC_STEMS = {"model", "last", "best", "checkpoint", "final", "latest", "ema"}
+
+
+def _split_top(s: str) -> list[str]:
+    """Split on commas that are not inside brackets or braces."""
+    parts, depth, cur = [], 0, ""
+    for ch in s:
+        depth += ch in "[({"
+        depth -= ch in "])}"
+        if ch == "," and depth == 0:
+            parts.append(cur)
+            cur = ""
+        else:
+            cur += ch
+    parts.append(cur)
+    return [p.strip() for p in parts if p.strip()]
+
+
+def parse_model_spec(spec: str) -> tuple[str, dict]:
+    """``"NAME:a=1,b.c=x"`` -> ``("NAME", {"a": 1, "b": {"c": "x"}})``."""
+    name, _, rest = spec.partition(":")
+    overrides: dict = {}
+    for part in _split_top(rest):
+        key, eq, value = part.partition("=")
+        if not eq or not key.strip():
+            raise ValueError(f"model spec {spec!r}: expected key=value after ':', got {part!r}")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as e:
+            raise ValueError(f"model spec {spec!r}: cannot parse the value of {key!r}: {e}") from e
+        target = overrides
+        *path, last = key.strip().split(".")
+        for p in path:
+            target = target.setdefault(p, {})
+        target[last] = parsed
+    return name.strip(), overrides
+
+
+def mixer_label(model: nn.Module) -> str:
+    """The token mixer of a model, e.g. ``"divided"``, ``"xca (ndim=2)"``."""
+    cfg = model.cfg
+    mixer = getattr(cfg, "attention", None) or getattr(cfg, "mixer", "?")
+    kw = getattr(cfg, "mixer_kwargs", None) or {}
+    return mixer + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kw.items()))})" if kw else "")
+
+
+def checkpoint_label(path: str | Path) -> str:
+    p = Path(path)
+    if p.is_dir():
+        return p.name
+    if p.stem not in GENERIC_STEMS:
+        return p.stem
+    run = p.parent.parent if p.parent.name in ("checkpoints", "ckpt", "weights") else p.parent
+    return f"{run.name}/{p.stem}" if run.name else p.stem
+
+
+@dataclass
+class VizModel:
+    """A model in eval mode on its device, with a short ``label`` for titles and a ``source`` for JSON."""
+
+    model: nn.Module
+    label: str
+    source: str
+    mixer: str
+
+
+def load_viz_model(checkpoint: str | Path | None = None, spec: str | None = None, device: str = "cpu",
+                   seed: int = 0) -> VizModel:
+    """A trained checkpoint (``load_pretrained``) or a random-weight registered model (``create_model`` with
+    ``torch.manual_seed(seed)``, so the same spec gives the same weights)."""
+    from ..models import create_model, load_pretrained
+
+    if (checkpoint is None) == (spec is None):
+        raise ValueError("give exactly one of a checkpoint or a model spec")
+    if checkpoint is not None:
+        model = load_pretrained(checkpoint)
+        label, source = checkpoint_label(checkpoint), str(checkpoint)
+    else:
+        name, overrides = parse_model_spec(spec)
+        torch.manual_seed(seed)
+        model = create_model(name, **overrides)
+        shown = {k: v for k, v in overrides.items() if k not in MIXER_KEYS}  # the mixer is shown separately
+        extra = ",".join(f"{k}={v}" for k, v in shown.items())
+        label, source = f"{name}{':' + extra if extra else ''} (random init)", spec
+    model = model.to(device).eval()
+    return VizModel(model, label, source, mixer_label(model))
