@@ -1,0 +1,63 @@
+"""Video data pipeline: Kinetics-layout CSVs, decord/PyAV clip decoding, TimeSformer sampling and
+transforms, a skip-tolerant dataset + loader, and a built-in temporal-order dataset."""
+
+from .config import SPLITS, VideoDataConfig
+from .csv_index import VideoCSVError, infer_class_names, read_class_file, read_video_csv
+from .dataset import VideoClipDataset, resolve_class_names
+from .decode import (
+    BACKENDS,
+    DecodedClip,
+    DecordVideo,
+    PyAVVideo,
+    VideoDecodeError,
+    VideoSource,
+    decord_available,
+    open_video,
+    read_clip,
+)
+from .loader import build_video_loader, collate_videos, video_worker_init
+from .sampling import clip_indices, clip_span, spatial_crop_offsets, train_clip_indices, uniform_clip_indices
+from .synthetic import (
+    builtin_video_config,
+    ensure_builtin_video_dataset,
+    generate_builtin_video_dataset,
+    write_mp4,
+)
+from .transforms import multi_crop_transform, resize_short_side, train_clip_transform
+from .views import load_test_views
+
+__all__ = [
+    "BACKENDS",
+    "SPLITS",
+    "DecodedClip",
+    "DecordVideo",
+    "PyAVVideo",
+    "VideoCSVError",
+    "VideoClipDataset",
+    "VideoDataConfig",
+    "VideoDecodeError",
+    "VideoSource",
+    "build_video_loader",
+    "builtin_video_config",
+    "clip_indices",
+    "clip_span",
+    "collate_videos",
+    "decord_available",
+    "ensure_builtin_video_dataset",
+    "generate_builtin_video_dataset",
+    "infer_class_names",
+    "load_test_views",
+    "multi_crop_transform",
+    "open_video",
+    "read_class_file",
+    "read_clip",
+    "read_video_csv",
+    "resize_short_side",
+    "resolve_class_names",
+    "spatial_crop_offsets",
+    "train_clip_indices",
+    "train_clip_transform",
+    "uniform_clip_indices",
+    "video_worker_init",
+    "write_mp4",
+]

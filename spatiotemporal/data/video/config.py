@@ -1,0 +1,94 @@
+"""``VideoDataConfig``: clip sampling, augmentation and decoding settings of a video dataset.
+
+Defaults are the official TimeSformer 8x32 Kinetics recipe (``configs/Kinetics/TimeSformer_divST_8x32_224.yaml``
++ ``config/defaults.py``): 8 frames, sampling rate 32, train short side U[256, 320] -> random 224 crop +
+flip, test 1 clip x 3 crops at 224, mean 0.45 / std 0.225.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from .decode import BACKENDS
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class VideoDataConfig:
+    """Settings of :class:`~spatiotemporal.data.video.dataset.VideoClipDataset`.
+
+    ``sampling_rate`` is the frame stride at ``target_fps`` (native fps when None); ``test_crop_size``
+    defaults to ``crop_size``; ``decode_short_side`` resizes at decode time (None keeps the file's size);
+    ``decode_threads`` is decord's thread count per reader (1 suits DataLoader workers);
+    ``path_prefix`` is joined to ``root`` for relative CSV paths (TimeSformer ``DATA.PATH_PREFIX``).
+    """
+
+    num_frames: int = 8
+    sampling_rate: int = 32
+    target_fps: float | None = None
+    train_jitter_scales: tuple[int, int] = (256, 320)
+    crop_size: int = 224
+    test_crop_size: int | None = None
+    test_num_clips: int = 1
+    test_num_crops: int = 3
+    mean: tuple[float, float, float] = (0.45, 0.45, 0.45)
+    std: tuple[float, float, float] = (0.225, 0.225, 0.225)
+    random_flip: bool = True
+    backend: str = "auto"
+    decode_short_side: int | None = None
+    decode_threads: int = 1
+    train_csv: str = "train.csv"
+    val_csv: str = "val.csv"
+    test_csv: str = "test.csv"
+    class_file: str = "classes.txt"
+    path_prefix: str | None = None
+
+    def __post_init__(self) -> None:
+        self.train_jitter_scales = tuple(int(s) for s in self.train_jitter_scales)  # type: ignore[assignment]
+        self.mean = tuple(float(m) for m in self.mean)  # type: ignore[assignment]
+        self.std = tuple(float(s) for s in self.std)  # type: ignore[assignment]
+        problems = []
+        if self.num_frames < 1 or self.sampling_rate < 1:
+            problems.append("num_frames and sampling_rate must be >= 1")
+        if len(self.train_jitter_scales) != 2 or self.train_jitter_scales[0] > self.train_jitter_scales[1]:
+            problems.append(f"train_jitter_scales must be (min, max), got {self.train_jitter_scales}")
+        elif self.train_jitter_scales[0] < self.crop_size:
+            problems.append(f"train_jitter_scales min {self.train_jitter_scales[0]} < crop_size {self.crop_size}")
+        if len(self.mean) != 3 or len(self.std) != 3 or min(self.std) <= 0:
+            problems.append("mean and std need 3 values, std > 0")
+        if self.test_num_clips < 1 or self.test_num_crops < 1:
+            problems.append("test_num_clips and test_num_crops must be >= 1")
+        if self.backend not in BACKENDS:
+            problems.append(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.target_fps is not None and self.target_fps <= 0:
+            problems.append("target_fps must be > 0")
+        if problems:
+            raise ValueError("invalid VideoDataConfig: " + "; ".join(problems))
+
+    @property
+    def eval_crop_size(self) -> int:
+        return self.test_crop_size or self.crop_size
+
+    @property
+    def num_views(self) -> int:
+        """Views per test video: ``test_num_clips * test_num_crops``."""
+        return self.test_num_clips * self.test_num_crops
+
+    def csv_name(self, split: str) -> str:
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+        return {"train": self.train_csv, "val": self.val_csv, "test": self.test_csv}[split]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> VideoDataConfig:
+        """Build from a (YAML) mapping; unknown keys are an error that lists the valid ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown VideoDataConfig keys {unknown}; valid keys: {sorted(known)}")
+        return cls(**d)

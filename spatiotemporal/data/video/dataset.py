@@ -1,0 +1,123 @@
+"""``VideoClipDataset``: Kinetics-layout video classification (``{train,val,test}.csv`` + ``classes.txt``).
+
+Items:
+
+- train / val (TimeSformer validates with the training augmentation): ``{"video": (C, T, S, S) float32,
+  "label": int, "index": int}`` with one random clip, scale, crop and flip.
+- test, or ``multi_view=True``: ``{"video": (V, C, T, S, S), ...}`` with ``V = test_num_clips *
+  test_num_crops`` views ordered clip-major (view ``v = clip * num_crops + crop``); no randomness.
+- an unreadable video (missing, truncated, corrupt): ``{"skipped": path, "index": int}``; the path is logged
+  on the ``spatiotemporal.data.video`` logger and :func:`~.loader.collate_videos` drops the item.
+
+Every random draw is a function of ``(seed, epoch, index)`` through ``seed_item``. The epoch lives in
+shared memory, so ``set_epoch`` reaches persistent DataLoader workers too.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from ..seeding import seed_item
+from .config import SPLITS, VideoDataConfig
+from .csv_index import infer_class_names, read_class_file, read_video_csv
+from .decode import VideoDecodeError, read_clip
+from .sampling import train_clip_indices
+from .transforms import train_clip_transform
+from .views import load_test_views
+
+logger = logging.getLogger("spatiotemporal.data.video")
+
+
+def resolve_class_names(root: str | Path, cfg: VideoDataConfig) -> list[str]:
+    """``root/classes.txt`` when present, else names inferred from all split CSVs found under ``root``."""
+    root = Path(root)
+    class_file = root / cfg.class_file
+    if class_file.is_file():
+        return read_class_file(class_file)
+    csvs = [root / cfg.csv_name(s) for s in SPLITS if (root / cfg.csv_name(s)).is_file()]
+    return infer_class_names(csvs)
+
+
+class VideoClipDataset(Dataset):
+    """Map-style video clip dataset over ``root/{split}.csv``.
+
+    Args:
+        root: dataset directory holding the split CSVs (and ``classes.txt``); relative video paths are
+            resolved against ``root / cfg.path_prefix``.
+        split: ``"train" | "val" | "test"``.
+        cfg: sampling / augmentation / decoding settings (default: TimeSformer 8x32 at 224).
+        seed: base seed of the per-item random draws.
+        multi_view: return all test views ``(V, C, T, S, S)``; default True for ``split="test"`` only.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        cfg: VideoDataConfig | None = None,
+        seed: int = 0,
+        multi_view: bool | None = None,
+    ):
+        self.cfg = cfg if cfg is not None else VideoDataConfig()
+        self.root = Path(root)
+        self.split = split
+        self.seed = int(seed)
+        self.multi_view = (split == "test") if multi_view is None else bool(multi_view)
+        csv_path = self.root / self.cfg.csv_name(split)
+        self.class_names = resolve_class_names(self.root, self.cfg)
+        base = self.root / self.cfg.path_prefix if self.cfg.path_prefix else self.root
+        self.samples, _ = read_video_csv(csv_path, root=base, class_names=self.class_names)
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self.num_skipped = 0  # per process; use the collated "skipped" lists to count across workers
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def labels(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch.item())
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation of ``epoch`` (shared with already started worker processes)."""
+        self._epoch.fill_(int(epoch))
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        rng = seed_item(self.seed, self.epoch, index)
+        path, label = self.samples[index]
+        try:
+            video = self._load_multi_view(path) if self.multi_view else self._load_train(path, rng)
+        except VideoDecodeError as e:
+            self.num_skipped += 1
+            logger.warning("skipping unreadable video %s (%s)", e.path, e.reason)
+            return {"skipped": str(path), "index": index}
+        return {"video": video, "label": label, "index": index}
+
+    def _load_train(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
+        c = self.cfg
+        clip = read_clip(
+            path,
+            lambda n, fps: train_clip_indices(n, fps, c.num_frames, c.sampling_rate, rng, c.target_fps),
+            backend=c.backend,
+            short_side=c.decode_short_side,
+            num_threads=c.decode_threads,
+        )
+        return train_clip_transform(
+            clip.frames, rng, c.train_jitter_scales, c.crop_size, c.mean, c.std, c.random_flip
+        )
+
+    def _load_multi_view(self, path: Path) -> torch.Tensor:
+        return load_test_views(path, self.cfg)

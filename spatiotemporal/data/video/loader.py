@@ -1,0 +1,78 @@
+"""Batching for :class:`~.dataset.VideoClipDataset`: a collate that drops skipped videos, and a DataLoader."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+
+def collate_videos(batch: list[dict[str, Any]]) -> dict[str, Any]:
+    """Stack the readable items of a batch; report the skipped ones.
+
+    Returns ``{"video": (B, C, T, H, W) or (B, V, C, T, H, W) float32, "label": (B,) int64,
+    "index": (B,) int64, "skipped": [paths], "skipped_index": (S,) int64}`` where B counts the kept
+    items. When every item was skipped, ``video`` is an empty float tensor of shape ``(0,)`` and
+    ``label`` / ``index`` have shape ``(0,)``: test ``batch["label"].numel() == 0``.
+    """
+    kept = [b for b in batch if "skipped" not in b]
+    skipped = [b for b in batch if "skipped" in b]
+    out: dict[str, Any] = {
+        "skipped": [b["skipped"] for b in skipped],
+        "skipped_index": torch.tensor([int(b["index"]) for b in skipped], dtype=torch.int64),
+    }
+    if kept:
+        out["video"] = torch.stack([b["video"] for b in kept])
+        out["label"] = torch.tensor([int(b["label"]) for b in kept], dtype=torch.int64)
+        out["index"] = torch.tensor([int(b["index"]) for b in kept], dtype=torch.int64)
+    else:
+        out["video"] = torch.empty(0, dtype=torch.float32)
+        out["label"] = torch.empty(0, dtype=torch.int64)
+        out["index"] = torch.empty(0, dtype=torch.int64)
+    return out
+
+
+def video_worker_init(worker_id: int) -> None:
+    """One intra-op thread per worker: decoding and transforms are parallelised across workers."""
+    torch.set_num_threads(1)
+
+
+def build_video_loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool = False,
+    num_workers: int = 0,
+    sampler: Sampler | None = None,
+    drop_last: bool = False,
+    generator: torch.Generator | None = None,
+    prefetch_factor: int | None = None,
+    pin_memory: bool | None = None,
+    worker_init_fn: Callable[[int], None] | None = video_worker_init,
+) -> DataLoader:
+    """A DataLoader with :func:`collate_videos`, ``pin_memory`` when CUDA is available (unless given),
+    ``persistent_workers`` when ``num_workers > 0`` and one torch thread per worker.
+
+    ``sampler`` excludes ``shuffle``; pass a seeded ``generator`` (or a sampler) for a reproducible order.
+    """
+    if sampler is not None and shuffle:
+        raise ValueError("build_video_loader: give either shuffle=True or a sampler, not both")
+    kwargs: dict[str, Any] = {}
+    if num_workers > 0:
+        kwargs["persistent_workers"] = True
+        kwargs["worker_init_fn"] = worker_init_fn
+        if prefetch_factor is not None:
+            kwargs["prefetch_factor"] = prefetch_factor
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle if sampler is None else False,
+        sampler=sampler,
+        num_workers=num_workers,
+        collate_fn=collate_videos,
+        pin_memory=torch.cuda.is_available() if pin_memory is None else pin_memory,
+        drop_last=drop_last,
+        generator=generator,
+        **kwargs,
+    )
