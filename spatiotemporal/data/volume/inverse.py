@@ -1,0 +1,95 @@
+"""Prediction in the patient's space: preprocess one volume, then map a label map back to its voxel grid.
+
+``preprocess_volume`` runs the invertible image-only chain (orient, resample, window, foreground crop) and
+keeps its MONAI trace; ``restore_label_map`` replays that trace backwards with nearest interpolation
+(``Compose.inverse`` on a MetaTensor), so orientation, spacing and crop are undone exactly as MONAI
+recorded them; ``save_label_map`` writes the result with the input's shape and affine.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.data import MetaTensor
+from monai.transforms import allow_missing_keys_mode, convert_applied_interp_mode
+from monai.transforms.utils import reset_ops_id
+
+from .checks import spatial_shape
+from .datalist import VolumeDataError
+from .transforms import VolumeDataConfig, inference_transforms
+
+
+def preprocess_volume(path: str | Path, cfg: VolumeDataConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+    """Load and preprocess ``path`` for the model: ``(image (1, C, H, W, D) float32, meta)``.
+
+    ``meta`` holds the MONAI trace (``applied_operations``), the MetaTensor metadata, ``cfg``, the source path
+    and the original shape / affine; pass it to ``restore_label_map``.
+    """
+    path = Path(path)
+    ref = nib.load(str(path))
+    orig_shape = spatial_shape(ref, str(path), "image")
+    out = inference_transforms(cfg)({"image": str(path)})["image"]
+    meta = {
+        "source": str(path),
+        "cfg": cfg,
+        "applied_operations": reset_ops_id(copy.deepcopy(out.applied_operations)),
+        "meta": copy.deepcopy(dict(out.meta)),
+        "model_shape": tuple(int(s) for s in out.shape[1:]),
+        "original_shape": orig_shape,
+        "original_affine": np.asarray(ref.affine, float),
+    }
+    return out.as_tensor().float()[None], meta
+
+
+def restore_label_map(pred_label: torch.Tensor | np.ndarray, meta: dict[str, Any]) -> np.ndarray:
+    """Integer label map ``(H, W, D)`` or ``(1, H, W, D)`` in model space -> ``(X, Y, Z)`` in the original grid.
+
+    Inverts foreground crop, spacing (nearest) and orientation from the trace in ``meta``.
+    """
+    pred = torch.as_tensor(np.asarray(pred_label) if isinstance(pred_label, np.ndarray) else pred_label)
+    if pred.ndim == 3:
+        pred = pred[None]
+    if pred.ndim != 4 or pred.shape[0] != 1 or tuple(pred.shape[1:]) != meta["model_shape"]:
+        raise VolumeDataError(f"{meta['source']}: prediction has shape {tuple(pred.shape)}; expected "
+                              f"{meta['model_shape']} or (1, *{meta['model_shape']}) (the preprocessed grid)")
+    ops = convert_applied_interp_mode(copy.deepcopy(meta["applied_operations"]), mode="nearest",
+                                      align_corners=None)
+    mt = MetaTensor(pred.detach().cpu().float(), meta=copy.deepcopy(meta["meta"]), applied_operations=ops)
+    chain = inference_transforms(meta["cfg"])
+    with allow_missing_keys_mode(chain):
+        out = chain.inverse({"image": mt})["image"]
+    arr = np.rint(np.asarray(out.detach().cpu().numpy())[0]).astype(np.int16)
+    if tuple(arr.shape) != tuple(meta["original_shape"]):
+        raise VolumeDataError(f"{meta['source']}: restored label map has shape {arr.shape}, expected "
+                              f"{meta['original_shape']} (inverse transform mismatch)")
+    return arr
+
+
+def save_label_map(pred: np.ndarray | torch.Tensor, reference_path: str | Path, out_path: str | Path) -> Path:
+    """Write ``pred (X, Y, Z)`` as NIfTI with the reference image's shape and affine (uint8 or int16)."""
+    ref = nib.load(str(reference_path))
+    shape = spatial_shape(ref, str(reference_path), "reference image")
+    arr = np.asarray(pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else pred)
+    if arr.ndim == 4 and arr.shape[0] == 1:
+        arr = arr[0]
+    if tuple(arr.shape) != shape:
+        raise VolumeDataError(f"{out_path}: label map has shape {arr.shape}; expected the shape {shape} of the "
+                              f"reference image '{reference_path}'")
+    dtype = np.uint8 if arr.min() >= 0 and arr.max() <= 255 else np.int16
+    img = nib.Nifti1Image(np.rint(arr).astype(dtype), ref.affine)
+    img.header.set_xyzt_units("mm")
+    if isinstance(ref, (nib.Nifti1Image, nib.Nifti2Image)):
+        img.set_qform(ref.get_qform(), code=int(ref.header["qform_code"]) or 1)
+        img.set_sform(ref.affine, code=int(ref.header["sform_code"]) or 1)
+    else:
+        img.set_qform(ref.affine, code=1)
+        img.set_sform(ref.affine, code=1)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(out_path))
+    return out_path
