@@ -40,6 +40,7 @@ class TimeSformerConfig:
     init_values: float | None = None
     drop_path_rate: float = 0.1
     drop_path_mode: str = "linear"
+    time_embed_std: float = 0.0  # official: zeros (an inflated model then equals its ViT); >0: trunc-normal init
     pos_interp: str = "bicubic"  # official: nearest
     time_interp: str = "linear"  # official: nearest
     mean: tuple = (0.45, 0.45, 0.45)
@@ -77,6 +78,8 @@ class TimeSformer(nn.Module):
     def _init_weights(self) -> None:
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
+        if self.time_embed is not None and self.cfg.time_embed_std > 0:
+            trunc_normal_(self.time_embed, std=self.cfg.time_embed_std)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 trunc_normal_(m.weight, std=0.02)

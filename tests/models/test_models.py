@@ -127,3 +127,9 @@ def test_finetune_load_resizes_embeddings_and_replaces_heads(tmp_path):
     ft = load_pretrained(p, img_size=(64, 48, 32), out_channels=5)
     assert ft.pos_embed.shape[1] == 8 * 6 * 4 and ft.out.conv.conv.out_channels == 5
     torch.testing.assert_close(ft.encoder.blocks[0].mixer.attn.qkv.weight, un.encoder.blocks[0].mixer.attn.qkv.weight)
+
+
+def test_time_embedding_starts_at_zero_like_the_official_code_unless_asked():
+    assert create_model("timesformer_tiny").time_embed.abs().max() == 0
+    m = create_model("timesformer_tiny", time_embed_std=0.02)
+    assert 0.005 < m.time_embed.std() < 0.04
