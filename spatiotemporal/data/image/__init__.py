@@ -1,0 +1,40 @@
+"""2D image data pipeline: ImageNet-layout / CSV datasets, DeiT III transforms, Mixup + loss, RA sampler,
+and the built-in shapes set."""
+
+from .build import build_image_datasets
+from .builtin import (
+    BUILTIN_CLASSES,
+    builtin_image_config,
+    default_cache_root,
+    ensure_builtin_image_dataset,
+)
+from .collate import collate_images
+from .config import ImageDataConfig
+from .csv_list import CsvImageDataset, read_image_csv
+from .folder import ImageFolderDataset
+from .image_list import ImageListDataset, load_rgb
+from .mixup import OddBatchMixup, build_mixup_and_loss
+from .ra_sampler import RASampler
+from .transforms import SimpleRandomCrop, eval_transform, three_augment, train_transform
+
+__all__ = [
+    "BUILTIN_CLASSES",
+    "CsvImageDataset",
+    "ImageDataConfig",
+    "ImageFolderDataset",
+    "ImageListDataset",
+    "OddBatchMixup",
+    "RASampler",
+    "SimpleRandomCrop",
+    "build_image_datasets",
+    "build_mixup_and_loss",
+    "builtin_image_config",
+    "collate_images",
+    "default_cache_root",
+    "ensure_builtin_image_dataset",
+    "eval_transform",
+    "load_rgb",
+    "read_image_csv",
+    "three_augment",
+    "train_transform",
+]

@@ -1,0 +1,47 @@
+"""ImageNet-layout folder dataset: ``<root>/<class>/<image>``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from PIL import Image
+from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
+
+from .image_list import ImageListDataset
+
+
+class ImageFolderDataset(ImageListDataset):
+    """Images in class folders, e.g. ``train/n01440764/*.JPEG``; classes are the sorted folder names.
+
+    Pass the training set's ``class_to_idx`` to a validation folder so that labels agree; a validation class
+    folder unknown to it is an error. Items as ``ImageListDataset``.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        seed: int = 0,
+        class_to_idx: dict[str, int] | None = None,
+        skip_unreadable: bool = True,
+    ) -> None:
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(
+                f"image folder {root} does not exist (expected {root}/<class>/<image files>)"
+            )
+        found, found_c2i = find_classes(root)
+        if class_to_idx is None:
+            class_to_idx = found_c2i
+        else:
+            unknown = sorted(set(found) - set(class_to_idx))
+            if unknown:
+                raise ValueError(f"{root}: class folders {unknown[:5]} are not among the training classes")
+        samples = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
+        if not samples:
+            raise FileNotFoundError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {root}/<class>/")
+        classes = sorted(class_to_idx, key=class_to_idx.__getitem__)
+        super().__init__(samples, classes, transform, seed, skip_unreadable)
+        self.root = root

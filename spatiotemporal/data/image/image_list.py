@@ -1,0 +1,77 @@
+"""Base dataset over a list of ``(path, label)`` image files, with per-sample seeding and skip-and-count."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+
+import torch
+import torchvision.transforms as T
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ..seeding import seed_item
+
+log = logging.getLogger(__name__)
+
+# Errors meaning "not a readable image" (UnidentifiedImageError and truncated files are OSError).
+UNREADABLE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+def load_rgb(path: str) -> Image.Image:
+    """Open an image file fully and convert it to RGB (raises one of ``UNREADABLE_ERRORS`` if it cannot)."""
+    with Image.open(path) as img:
+        img.load()
+        return img.convert("RGB")
+
+
+class ImageListDataset(Dataset):
+    """Labelled image files.
+
+    ``__getitem__(i)`` returns ``{"image": (3, H, W) float32 tensor, "label": int, "index": i}``. The sample's
+    random augmentation is a function of ``(seed, epoch, i)``: ``seed_item`` seeds python, NumPy and torch's
+    global RNGs first. An unreadable file gives ``{"skipped": path, "index": i}`` (drop it with
+    ``collate_images``) when ``skip_unreadable``, else a ``RuntimeError`` naming the file.
+    """
+
+    def __init__(
+        self,
+        samples: Sequence[tuple[str, int]],
+        classes: Sequence[str],
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        seed: int = 0,
+        skip_unreadable: bool = True,
+    ) -> None:
+        self.samples = list(samples)
+        self.classes = list(classes)
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        self.transform = transform if transform is not None else T.ToTensor()
+        self.seed = int(seed)
+        self.epoch = 0
+        self.skip_unreadable = skip_unreadable
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    @property
+    def targets(self) -> list[int]:
+        return [label for _, label in self.samples]
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict:
+        seed_item(self.seed, self.epoch, index)
+        path, label = self.samples[index]
+        try:
+            img = load_rgb(path)
+        except UNREADABLE_ERRORS as e:
+            if not self.skip_unreadable:
+                raise RuntimeError(f"cannot read image file {path}: {type(e).__name__}: {e}") from e
+            log.warning("skipping unreadable image %s (%s: %s)", path, type(e).__name__, e)
+            return {"skipped": str(path), "index": index}
+        return {"image": self.transform(img), "label": int(label), "index": index}
