@@ -15,9 +15,9 @@ from spatiotemporal.data.image import (
     BUILTIN_CLASSES,
     build_image_datasets,
     builtin_image_config,
-    default_cache_root,
     ensure_builtin_image_dataset,
 )
+from spatiotemporal.data.paths import cache_root
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +85,7 @@ def test_generation_is_deterministic(tmp_path):
 def test_stale_version_is_replaced_atomically_and_env_cache_is_used(tmp_path, monkeypatch):
     monkeypatch.setattr(builtin, "BUILTIN_PER_CLASS", {"train": 2, "val": 1})
     monkeypatch.setenv("SPATIO_CACHE", str(tmp_path))
-    assert default_cache_root() == tmp_path
+    assert cache_root() == tmp_path
     root = tmp_path / "builtin_image"
     (root / "train").mkdir(parents=True)
     (root / "train" / "stale.txt").write_text("old generator output")

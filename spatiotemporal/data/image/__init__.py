@@ -5,7 +5,6 @@ from .build import build_image_datasets
 from .builtin import (
     BUILTIN_CLASSES,
     builtin_image_config,
-    default_cache_root,
     ensure_builtin_image_dataset,
 )
 from .collate import collate_images
@@ -30,7 +29,6 @@ __all__ = [
     "build_mixup_and_loss",
     "builtin_image_config",
     "collate_images",
-    "default_cache_root",
     "ensure_builtin_image_dataset",
     "eval_transform",
     "load_rgb",

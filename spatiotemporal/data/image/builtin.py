@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import cache_root
 from .config import ImageDataConfig
 from .shapes import SHAPE_CLASSES, render_shape
 
@@ -28,12 +29,6 @@ BUILTIN_MEAN = (0.4939, 0.4987, 0.5038)
 BUILTIN_STD = (0.2861, 0.2973, 0.2844)
 _MARKER = ".complete"
 _SEED = 20240611
-
-
-def default_cache_root() -> Path:
-    """``$SPATIO_CACHE`` if set, else ``~/.cache/spatiotemporal``."""
-    env = os.environ.get("SPATIO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "spatiotemporal"
 
 
 def builtin_image_config(**overrides) -> ImageDataConfig:
@@ -76,13 +71,13 @@ def ensure_builtin_image_dataset(cache_dir: str | Path | None = None) -> Path:
     folder that is renamed into place once complete, with a version marker, so concurrent or interrupted
     runs never see a partial set; a set with another version is replaced.
     """
-    cache_root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
-    root = cache_root / "builtin_image"
+    parent = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
+    root = parent / "builtin_image"
     if _is_complete(root):
         return root
-    cache_root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".builtin_image.tmp-", dir=cache_root))
-    old = cache_root / f".builtin_image.old-{uuid.uuid4().hex}"
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".builtin_image.tmp-", dir=parent))
+    old = parent / f".builtin_image.old-{uuid.uuid4().hex}"
     try:
         generate_builtin_images(tmp)
         (tmp / _MARKER).write_text(BUILTIN_VERSION + "\n")

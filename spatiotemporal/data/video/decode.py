@@ -12,6 +12,7 @@ from __future__ import annotations
 import bisect
 import logging
 import math
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,20 +98,20 @@ def _check_indices(path: Path, indices: Sequence[int], num_frames: int) -> np.nd
     return idx
 
 
-class VideoSource:
-    """An opened video. Use as a context manager or call :meth:`close`."""
+class VideoSource(ABC):
+    """An opened video (decord or PyAV). Use as a context manager or call :meth:`close`."""
 
     path: Path
     num_frames: int
     fps: float
     backend: str
 
+    @abstractmethod
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
         """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, 3)``."""
-        raise NotImplementedError
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook: sources without resources need no close
+        """Release the decoder (subclasses that hold one override this)."""
 
     def __enter__(self) -> VideoSource:
         return self

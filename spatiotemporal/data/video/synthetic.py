@@ -47,6 +47,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..paths import cache_root
 from .config import VideoDataConfig
 
 GENERATOR_VERSION = 3
@@ -209,12 +210,6 @@ def _is_current(path: Path) -> bool:
         return False
 
 
-def default_cache_root() -> Path:
-    """``$SPATIO_CACHE`` or ``~/.cache/spatiotemporal``."""
-    env = os.environ.get("SPATIO_CACHE")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "spatiotemporal"
-
-
 def ensure_builtin_video_dataset(cache_dir: str | Path | None = None) -> Path:
     """Path of the built-in dataset (``<cache>/builtin_video``), generating it (a few seconds) if needed.
 
@@ -222,7 +217,7 @@ def ensure_builtin_video_dataset(cache_dir: str | Path | None = None) -> Path:
     ``VERSION.json`` marker: an interrupted run leaves nothing half-written, a changed generator
     regenerates, and concurrent callers end up sharing one copy.
     """
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_root()
+    root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     final = root / "builtin_video"
     if _is_current(final):
         return final

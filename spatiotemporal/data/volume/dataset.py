@@ -23,10 +23,10 @@ import torch
 from monai.data import CacheDataset, Dataset, PersistentDataset, list_data_collate
 from monai.data.utils import pickle_hashing
 
+from ..paths import cache_root
 from ..seeding import item_seed, seed_item
 from .checks import validate_datalist
 from .datalist import DEFAULT_JSON_NAME, load_volume_datalist
-from .paths import spatio_cache_root
 from .transforms import VolumeDataConfig, train_transforms, val_transforms
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,7 @@ def _stamped_hash(item: Mapping[str, Any]) -> bytes:
 
 def disk_cache_dir(cfg: VolumeDataConfig, split: str) -> Path:
     """``cfg.cache_dir`` (or ``<cache root>/volume_cache``) / a key of the deterministic config + split."""
-    root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else spatio_cache_root() / "volume_cache"
+    root = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else cache_root() / "volume_cache"
     key = json.dumps({"cfg": cfg.deterministic_key(), "split": split, "monai": monai.__version__}, sort_keys=True)
     return root / f"{split}-{hashlib.sha1(key.encode()).hexdigest()[:16]}"
 

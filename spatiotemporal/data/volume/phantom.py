@@ -21,8 +21,8 @@ import nibabel as nib
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ..paths import cache_root
 from .datalist import write_datalist
-from .paths import spatio_cache_root
 from .transforms import VolumeDataConfig
 
 PHANTOM_VERSION = 3
@@ -229,7 +229,7 @@ def ensure_builtin_volume_dataset(cache_dir: str | Path | None = None, spec: Pha
     Generation goes to a temporary sibling directory that is renamed into place only when complete (with a
     ``VERSION`` marker), so an interrupted run never leaves a half-written dataset; a stale version is replaced.
     """
-    parent = Path(cache_dir).expanduser() if cache_dir is not None else spatio_cache_root()
+    parent = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
     final = parent / "builtin_volume"
     marker = _marker(spec)
     if (final / "VERSION").is_file():
