@@ -59,8 +59,11 @@ def inflate_vit_to_timesformer(vit: VisionTransformer, **cfg) -> TimeSformer:
     fresh = ("head.",) if "head.weight" not in sd else ()
     fresh += tuple(k for k in own if k not in sd and (k == "time_embed" or ".temporal_fc." in k))
     load_state_strict(model, sd, "inflated ViT", allow_missing=fresh)
-    if model.time_embed is not None:
-        nn.init.zeros_(model.time_embed)
+    if model.time_embed is not None:  # zero (official): a static clip then gives the ViT's logits
+        if model.cfg.time_embed_std > 0:
+            nn.init.trunc_normal_(model.time_embed, std=model.cfg.time_embed_std)
+        else:
+            nn.init.zeros_(model.time_embed)
     for blk in model.encoder.blocks:
         fc = getattr(blk.mixer, "temporal_fc", None)
         if fc is not None:

@@ -56,7 +56,7 @@ def init_model(target: nn.Module, init: str) -> nn.Module:
     src = load_pretrained(init)
     if isinstance(src, VisionTransformer) and target.arch == "timesformer":
         keep = ("img_size", "num_frames", "num_classes", "attention", "pos_interp", "time_interp", "mean", "std",
-                "drop_path_rate", "mixer_kwargs")
+                "drop_path_rate", "mixer_kwargs", "time_embed_std")
         return inflate_vit_to_timesformer(src, **{k: cfg[k] for k in keep}).train()
     if isinstance(src, VisionTransformer) and target.arch == "unetr":
         keep = ("img_size", "in_channels", "out_channels", "feature_size", "norm_name", "conv_block", "res_block",
