@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 
 from spatiotemporal.cli.main import main
 from spatiotemporal.cli.recipes.common import CONFIG_DIR, load_recipe
@@ -92,3 +93,16 @@ def test_inflate_command_then_init(tmp_path):
     assert main(["train", "timesformer", "--out", str(run), "--max-steps", "1", "--epochs", "1", "--workers", "0",
                  "--batch-size", "4", "--init", str(vit_run / "checkpoints" / "last.pt"),
                  "model.overrides.depth=1"]) == 0
+
+
+def test_same_seed_same_run(tmp_path):
+    """Initial weights and data order are functions of --seed (torch's own default seed is random per process)."""
+    def weights(seed: int, name: str) -> dict:
+        out = tmp_path / name
+        assert main(["train", "vit", "--out", str(out), "--max-steps", "1", "--epochs", "1", "--workers", "0",
+                     "--batch-size", "8", "--seed", str(seed), "model.overrides.depth=1"]) == 0
+        return torch.load(out / "checkpoints" / "last.pt", weights_only=True)["model"]
+
+    a, b, c = weights(5, "a"), weights(5, "b"), weights(6, "c")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from ...engine import load_config
+from ...engine.rng import seed_everything
 from ...models import build_model, load_pretrained, model_entry
 from ...models.checkpoint_io import model_spec
 from ...models.inflate import inflate_vit_to_timesformer, inflate_vit_to_unetr
@@ -38,9 +39,15 @@ def load_recipe(schema, config: str | None, overrides: list[str]):
     return load_config(schema, find_config(config) if config else None, overrides)
 
 
-def build_target_model(section: ModelSection, **forced) -> nn.Module:
-    """The model a recipe asks for: its registered defaults, the recipe's overrides, then ``forced`` values."""
+def build_target_model(section: ModelSection, seed: int | None = None, **forced) -> nn.Module:
+    """The model a recipe asks for: its registered defaults, the recipe's overrides, then ``forced`` values.
+
+    With ``seed`` every RNG is seeded first, so the initial weights (and any ``--init`` drawn after) are a
+    function of the seed: torch's own default seed differs from process to process.
+    """
     entry = model_entry(section.name)
+    if seed is not None:
+        seed_everything(seed)
     model = build_model(entry.arch, {**entry.defaults, **section.overrides, **forced})
     model.model_name = section.name
     return model

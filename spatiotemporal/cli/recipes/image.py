@@ -53,7 +53,7 @@ def train_image(recipe: ImageRecipe) -> dict:
     d, seed = recipe.data, recipe.train.seed
     train_ds, val_ds = build_image_datasets(_data_path(d), d.image, seed=seed)
     names = list(train_ds.class_to_idx)
-    model = build_target_model(recipe.model, num_classes=len(names), img_size=d.image.img_size)
+    model = build_target_model(recipe.model, seed=seed, num_classes=len(names), img_size=d.image.img_size)
     if recipe.train.init:
         model = init_model(model, recipe.train.init)
     mixup_fn, loss_fn = build_mixup_and_loss(len(names), d.loss, d.mixup_alpha, d.cutmix_alpha, d.smoothing)

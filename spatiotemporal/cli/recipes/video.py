@@ -44,7 +44,8 @@ def dataset_root(data: VideoDataSection) -> Path:
 
 def build_video_model(recipe: VideoRecipe, num_classes: int) -> torch.nn.Module:
     v = recipe.data.video
-    model = build_target_model(recipe.model, num_classes=num_classes, num_frames=v.num_frames, img_size=v.crop_size)
+    model = build_target_model(recipe.model, seed=recipe.train.seed, num_classes=num_classes,
+                               num_frames=v.num_frames, img_size=v.crop_size)
     if recipe.train.init:
         model = init_model(model, recipe.train.init)
     v.mean, v.std = tuple(model.cfg.mean), tuple(model.cfg.std)  # normalise with the model's statistics

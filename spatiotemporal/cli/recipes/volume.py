@@ -59,7 +59,8 @@ def _task(recipe: VolumeRecipe, class_names, model=None) -> SegmentationTask:
 def train_volume(recipe: VolumeRecipe) -> dict:
     d = recipe.data
     train_ds, val_ds, names = build_volume_datasets(dataset_root(d), d.volume, d.json_name, recipe.train.seed)
-    model = build_target_model(recipe.model, img_size=tuple(d.volume.roi), out_channels=len(names))
+    model = build_target_model(recipe.model, seed=recipe.train.seed, img_size=tuple(d.volume.roi),
+                               out_channels=len(names))
     if recipe.train.init:
         model = init_model(model, recipe.train.init)
     log.info("%d train / %d val cases, classes %s; model %s (%.2fM params)", len(train_ds), len(val_ds), names,
