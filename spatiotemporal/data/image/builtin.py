@@ -1,7 +1,8 @@
 """The built-in image set: 10 classes of procedurally drawn textured shapes, ImageNet folder layout.
 
 Used when no ``--data`` is given. It is the 2D pretraining set whose ViT weights are later inflated into a
-TimeSformer trained on the built-in video set of moving / rotating textured shapes. Generated once,
+TimeSformer trained on the built-in temporal-order video set (a textured sprite over clutter), the
+ImageNet-initialisation claim in miniature (``benchmarks/inflation_helps.py``). Generated once,
 deterministically, into ``$SPATIO_CACHE/builtin_image`` (default ``~/.cache/spatiotemporal/builtin_image``):
 ``train/<class>/*.JPEG`` (300 per class) and ``val/<class>/*.JPEG`` (50 per class), 64x64 RGB.
 """
