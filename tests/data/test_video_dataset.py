@@ -3,7 +3,6 @@
 import logging
 from pathlib import Path
 
-import av
 import numpy as np
 import pytest
 import torch
@@ -17,6 +16,7 @@ from spatiotemporal.data.video import (
     read_clip,
     uniform_clip_indices,
 )
+from spatiotemporal.data.video.synthetic import write_mp4
 
 CFG = VideoDataConfig(
     num_frames=4,
@@ -29,14 +29,7 @@ CFG = VideoDataConfig(
 
 
 def write_video(path: Path, frames: np.ndarray, fps: int = 25) -> Path:
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=fps)
-        s.height, s.width, s.pix_fmt = frames.shape[1], frames.shape[2], "yuv420p"
-        for f in frames:
-            for p in s.encode(av.VideoFrame.from_ndarray(f, format="rgb24")):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
+    write_mp4(path, frames, fps=fps, intra_only=False)  # PyAV, libx264 with its default GOP
     return path
 
 

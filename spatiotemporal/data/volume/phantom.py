@@ -1,6 +1,6 @@
 """Built-in CT-like abdominal phantom set in the decathlon layout, generated once on first use.
 
-Each case is a NIfTI pair (``imagesTr/phantom_XXX.nii.gz`` int16 HU, ``labelsTr/phantom_XXX.nii.gz`` uint8)
+Each case is a NIfTI pair (``imagesTr/phantom_000.nii.gz`` int16 HU, ``labelsTr/phantom_000.nii.gz`` uint8)
 on an anisotropic, rotated, LPS-like voxel grid with a non-zero origin, holding an elliptic body (fat rim,
 soft tissue, spine, bowel with gas) and five labelled organs with random size, position and a smooth
 deformation: 1 liver, 2 spleen, 3 kidney_l, 4 kidney_r, 5 aorta. The image gets partial-volume blur,
