@@ -1,20 +1,26 @@
-"""Layer 1: token mixers and blocks that work on any token grid (images, videos, volumes)."""
+"""Layer 1: token mixers and blocks that work on any token grid (images, videos, volumes).
+
+Importing this package registers every mixer and FFN (each registers itself in its own file).
+"""
 
 from .attention import JointAttention, MultiHeadAttention, SpaceOnlyAttention
 from .block import Block
 from .divided import DividedAttention
 from .ffn import MixFFN, Mlp
-from .grid import Grid
+from .grid import Grid, GridLayout, image_layout, video_layout, volume_layout
+from .init import init_weights_, no_weight_decay_names
+from .mixer import TokenMixer
 from .patch_embed import PatchEmbed2d, PatchEmbed3d
 from .pos_embed import resize_pos_embed_2d, resize_pos_embed_3d, resize_time_embed
-from .registry import FFNS, MIXERS, build_ffn, build_mixer, list_mixers
+from .registry import FFNS, MIXERS, build_ffn, build_mixer, list_mixers, register_ffn, register_mixer
 from .sdpa import attend
 from .sra import SRAttention
 from .xca import LPI, XCA, XCAttention
 
 __all__ = [
-    "Block", "DividedAttention", "FFNS", "Grid", "JointAttention", "LPI", "MIXERS", "MixFFN", "Mlp",
-    "MultiHeadAttention", "PatchEmbed2d", "PatchEmbed3d", "SRAttention", "SpaceOnlyAttention", "XCA",
-    "XCAttention", "attend", "build_ffn", "build_mixer", "list_mixers", "resize_pos_embed_2d",
-    "resize_pos_embed_3d", "resize_time_embed",
+    "Block", "DividedAttention", "FFNS", "Grid", "GridLayout", "JointAttention", "LPI", "MIXERS", "MixFFN", "Mlp",
+    "MultiHeadAttention", "PatchEmbed2d", "PatchEmbed3d", "SRAttention", "SpaceOnlyAttention", "TokenMixer", "XCA",
+    "XCAttention", "attend", "build_ffn", "build_mixer", "image_layout", "init_weights_", "list_mixers",
+    "no_weight_decay_names", "register_ffn", "register_mixer", "resize_pos_embed_2d", "resize_pos_embed_3d",
+    "resize_time_embed", "video_layout", "volume_layout",
 ]

@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .grid import Grid, check_grid, group_across, split_prefix, ungroup_across
+from .grid import Grid, GridLayout, check_grid, group_across, split_prefix, ungroup_across
+from .mixer import TokenMixer
+from .registry import register_mixer
 from .sdpa import attend
 
 
@@ -33,13 +35,15 @@ class MultiHeadAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
-class JointAttention(nn.Module):
+@register_mixer("joint")
+class JointAttention(TokenMixer):
     """Joint space-time attention: one softmax over all tokens (prefix included).
 
     ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``; pre-norm included.
     """
 
-    def __init__(self, dim: int, num_heads: int, qkv_bias: bool = True, norm_layer=nn.LayerNorm, **_unused):
+    def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
+                 norm_layer=nn.LayerNorm):
         super().__init__()
         self.norm = norm_layer(dim)
         self.attn = MultiHeadAttention(dim, num_heads, qkv_bias)
@@ -52,7 +56,7 @@ class JointAttention(nn.Module):
 def slice_attention(
     attn: MultiHeadAttention, x: torch.Tensor, grid: Grid, num_prefix: int, axis: int
 ) -> torch.Tensor:
-    """Attention within each slice orthogonal to ``axis`` (per frame for ``axis=0``).
+    """Attention within each slice orthogonal to ``axis`` (per frame for a time axis).
 
     Prefix tokens are copied into every slice, attend with it, and their outputs are averaged
     over the slices, as TimeSformer does for its class token. ``x (B, P+N, C) -> (B, P+N, C)``.
@@ -71,17 +75,20 @@ def slice_attention(
     return torch.cat([out_prefix, out_tokens], dim=1)
 
 
-class SpaceOnlyAttention(nn.Module):
-    """Space-only attention: each slice along ``axis`` (a frame, or a volume slice) attends within itself.
+@register_mixer("space_only")
+class SpaceOnlyAttention(TokenMixer):
+    """Space-only attention: each slice orthogonal to ``axis`` (a frame, or a volume slice) attends within itself.
 
-    ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
+    ``axis`` defaults to the layout's time or depth axis (images: the whole grid is one slice). The class token
+    takes part in every slice and its outputs are averaged (one sequence per clip, shared class token); the
+    official TimeSformer's *framewise* space-only model is the ``framewise=True`` option of
+    :class:`~spatiotemporal.models.TimeSformer` instead. ``forward(x (B, P+N, C), grid, num_prefix) -> (B, P+N, C)``.
     """
 
-    def __init__(
-        self, dim: int, num_heads: int, qkv_bias: bool = True, norm_layer=nn.LayerNorm, axis: int = 0, **_unused
-    ):
+    def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
+                 norm_layer=nn.LayerNorm, axis: int | None = None):
         super().__init__()
-        self.axis = axis
+        self.axis = (layout.slice_axis or 0) if axis is None else layout.resolve_axis(axis, "space_only")
         self.norm = norm_layer(dim)
         self.attn = MultiHeadAttention(dim, num_heads, qkv_bias)
 

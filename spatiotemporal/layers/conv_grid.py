@@ -1,37 +1,46 @@
-"""Depthwise convolutions applied on the token grid, in 2D (per slice along axis 0) or 3D."""
+"""Convolutions applied on the token grid: 2D per slice (along the time or depth axis) or 3D on the whole grid."""
 
 from __future__ import annotations
 
 import torch
+from monai.networks.layers import Conv, Norm
 from torch import nn
 
-from .grid import Grid, map_to_tokens, slices_to_tokens, tokens_to_map, tokens_to_slices
+from .grid import Grid, GridLayout, map_to_tokens, slices_to_tokens, tokens_to_map, tokens_to_slices
 
 
-def conv_nd(ndim: int):
-    """``nn.Conv2d`` or ``nn.Conv3d``."""
+def conv_nd(ndim: int) -> type[nn.Module]:
+    """``nn.Conv2d`` or ``nn.Conv3d`` (MONAI's ``Conv`` factory)."""
     if ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3, got {ndim}")
-    return nn.Conv2d if ndim == 2 else nn.Conv3d
+    return Conv[Conv.CONV, ndim]
 
 
-def batchnorm_nd(ndim: int):
-    return nn.BatchNorm2d if ndim == 2 else nn.BatchNorm3d
+def batchnorm_nd(ndim: int) -> type[nn.Module]:
+    """``nn.BatchNorm2d`` or ``nn.BatchNorm3d`` (MONAI's ``Norm`` factory)."""
+    return Norm[Norm.BATCH, ndim]
 
 
-def apply_on_grid(fn: nn.Module, x: torch.Tensor, grid: Grid, ndim: int) -> torch.Tensor:
-    """Run a spatial module on grid tokens ``(B, N, C)``; 2D runs per slice along axis 0.
+def default_ndim(layout: GridLayout, ndim: int | None) -> int:
+    """The conv dimensionality a grid mixer uses: 3 on volumes, 2 (per frame) on images and videos."""
+    if ndim is None:
+        return 3 if layout.is_volume else 2
+    if ndim not in (2, 3):
+        raise ValueError(f"ndim must be 2 or 3, got {ndim!r}")
+    return ndim
+
+
+def slice_axis(layout: GridLayout) -> int:
+    """The axis 2D convolutions slice along: time or depth, else the padding axis of images (0)."""
+    axis = layout.slice_axis
+    return 0 if axis is None else axis
+
+
+def apply_on_grid(fn: nn.Module, x: torch.Tensor, grid: Grid, ndim: int, axis: int = 0) -> torch.Tensor:
+    """Run a spatial module on grid tokens ``(B, N, C)``; 2D runs per slice along ``axis``.
 
     ``fn`` maps ``(B', C, *spatial) -> (B', C', *spatial')``; returns tokens ``(B, N', C')``.
     """
     if ndim == 2:
-        return slices_to_tokens(fn(tokens_to_slices(x, grid)), grid[0])
+        return slices_to_tokens(fn(tokens_to_slices(x, grid, axis)), grid, axis)
     return map_to_tokens(fn(tokens_to_map(x, grid)))
-
-
-def reduced_grid(grid: Grid, ratio: int, ndim: int) -> Grid:
-    """Grid after a convolution with kernel = stride = ``ratio`` (2D: axes 1, 2 only)."""
-    g0, g1, g2 = grid
-    if ndim == 2:
-        return (g0, g1 // ratio, g2 // ratio)
-    return (g0 // ratio, g1 // ratio, g2 // ratio)

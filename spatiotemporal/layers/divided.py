@@ -6,33 +6,45 @@ import torch
 from torch import nn
 
 from .attention import MultiHeadAttention, slice_attention
-from .grid import Grid, check_grid, group_along, split_prefix, ungroup_along
+from .grid import Grid, GridLayout, check_grid, group_along, split_prefix, ungroup_along
+from .mixer import TokenMixer
+from .registry import register_mixer
 
 
-class DividedAttention(nn.Module):
+@register_mixer("divided")
+class DividedAttention(TokenMixer):
     """Temporal attention then spatial attention, in TimeSformer's exact order.
 
-    1. Temporal: grid tokens (prefix excluded) attend along ``axis`` (time for videos; depth for
-       volumes) through ``temporal_norm`` / ``temporal_attn``, then ``temporal_fc``.
+    1. Temporal: grid tokens (prefix excluded) attend along ``axis`` (default: the layout's time axis for
+       videos, depth axis for volumes) through ``temporal_norm`` / ``temporal_attn``, then ``temporal_fc``.
     2. Spatial: the prefix tokens are copied into every slice and attend with the temporally
        updated tokens of that slice (``norm`` / ``attn``); prefix outputs are averaged over slices.
 
-    Returns the update ``(B, P+N, C)`` to add to ``x (B, P+N, C)``. ``temporal_fc`` starts at zero,
-    so a freshly built (or inflated) block equals its spatial attention.
+    Returns the update ``(B, P+N, C)`` to add to ``x (B, P+N, C)``. ``temporal_fc`` starts at zero
+    (``init_weights``), so a freshly built or inflated block equals its spatial attention.
     """
 
-    def __init__(
-        self, dim: int, num_heads: int, qkv_bias: bool = True, norm_layer=nn.LayerNorm, axis: int = 0, **_unused
-    ):
+    def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
+                 norm_layer=nn.LayerNorm, axis: int | None = None):
         super().__init__()
-        self.axis = axis
+        self.axis = layout.resolve_axis(axis, "divided")
         self.temporal_norm = norm_layer(dim)
         self.temporal_attn = MultiHeadAttention(dim, num_heads, qkv_bias)
         self.temporal_fc = nn.Linear(dim, dim)
         self.norm = norm_layer(dim)
         self.attn = MultiHeadAttention(dim, num_heads, qkv_bias)
+        self.init_weights()
+
+    def init_weights(self) -> None:
+        """The official rule (TimeSformer #29): every block's ``temporal_fc`` starts at zero."""
         nn.init.zeros_(self.temporal_fc.weight)
         nn.init.zeros_(self.temporal_fc.bias)
+
+    def inflate_state_dict(self, sd: dict[str, torch.Tensor], prefix: str) -> None:
+        """Temporal attention starts as a copy of the 2D spatial attention (``temporal_fc`` keeps its zeros)."""
+        for src, dst in (("norm.", "temporal_norm."), ("attn.", "temporal_attn.")):
+            for k in [k for k in sd if k.startswith(prefix + src)]:
+                sd.setdefault(prefix + dst + k[len(prefix + src):], sd[k].clone())
 
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> torch.Tensor:
         check_grid(x, grid, num_prefix)

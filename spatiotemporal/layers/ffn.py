@@ -1,18 +1,22 @@
-"""Feed-forward token mixers: the plain MLP and SegFormer's Mix-FFN (2D or 3D)."""
+"""Feed-forward layers: the plain MLP and SegFormer's Mix-FFN (2D per slice or 3D)."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from .conv_grid import apply_on_grid, conv_nd
-from .grid import Grid, split_prefix
+from .conv_grid import apply_on_grid, conv_nd, default_ndim, slice_axis
+from .grid import Grid, GridLayout, split_prefix
+from .mixer import TokenMixer
+from .registry import register_ffn
 
 
-class Mlp(nn.Module):
+@register_ffn("mlp")
+class Mlp(TokenMixer):
     """Pre-norm MLP ``fc1 -> GELU -> fc2``; ``forward(x (B, L, C), grid, num_prefix) -> (B, L, C)``."""
 
-    def __init__(self, dim: int, hidden_dim: int, norm_layer=nn.LayerNorm, drop: float = 0.0, **_unused):
+    def __init__(self, dim: int, *, hidden_dim: int, layout: GridLayout | None = None, norm_layer=nn.LayerNorm,
+                 drop: float = 0.0):
         super().__init__()
         self.norm = norm_layer(dim)
         self.fc1 = nn.Linear(dim, hidden_dim)
@@ -24,34 +28,30 @@ class Mlp(nn.Module):
         return self.drop(self.fc2(self.drop(self.act(self.fc1(self.norm(x))))))
 
 
-class MixFFN(nn.Module):
+@register_ffn("mixffn")
+class MixFFN(TokenMixer):
     """Mix-FFN: ``fc1 -> depthwise conv on the expanded hidden grid -> GELU -> fc2``.
 
-    ``ndim=2`` uses 3x3 convolutions per slice along axis 0, ``ndim=3`` 3x3x3 on the grid. Prefix
-    tokens skip the convolution. ``forward(x (B, P+N, C), grid, num_prefix) -> (B, P+N, C)``.
+    ``ndim=2`` uses k x k convolutions per slice along the time/depth axis, ``ndim=3`` k x k x k on the grid;
+    default: 3 on volumes, 2 otherwise. Prefix tokens skip the convolution.
+    ``forward(x (B, P+N, C), grid, num_prefix) -> (B, P+N, C)``.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        hidden_dim: int,
-        norm_layer=nn.LayerNorm,
-        ndim: int = 2,
-        kernel_size: int = 3,
-        drop: float = 0.0,
-        **_unused,
-    ):
+    def __init__(self, dim: int, *, hidden_dim: int, layout: GridLayout, norm_layer=nn.LayerNorm,
+                 ndim: int | None = None, kernel_size: int = 3, drop: float = 0.0):
         super().__init__()
-        self.ndim = ndim
+        self.ndim = default_ndim(layout, ndim)
+        self.axis = slice_axis(layout)
         self.norm = norm_layer(dim)
         self.fc1 = nn.Linear(dim, hidden_dim)
-        self.dwconv = conv_nd(ndim)(hidden_dim, hidden_dim, kernel_size, padding=kernel_size // 2, groups=hidden_dim)
+        self.dwconv = conv_nd(self.ndim)(hidden_dim, hidden_dim, kernel_size, padding=kernel_size // 2,
+                                         groups=hidden_dim)
         self.act = nn.GELU()
         self.drop = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden_dim, dim)
 
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> torch.Tensor:
         prefix, tokens = split_prefix(self.fc1(self.norm(x)), num_prefix)
-        tokens = apply_on_grid(self.dwconv, tokens, grid, self.ndim)
+        tokens = apply_on_grid(self.dwconv, tokens, grid, self.ndim, self.axis)
         h = torch.cat([prefix, tokens], dim=1)
         return self.drop(self.fc2(self.drop(self.act(h))))

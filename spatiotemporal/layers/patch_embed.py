@@ -3,17 +3,10 @@
 from __future__ import annotations
 
 import torch
+from timm.layers import to_2tuple, to_3tuple
 from torch import nn
 
 from .grid import Grid
-
-
-def _pair(x) -> tuple[int, int]:
-    return (x, x) if isinstance(x, int) else tuple(x)
-
-
-def _triple(x) -> tuple[int, int, int]:
-    return (x, x, x) if isinstance(x, int) else tuple(x)
 
 
 class PatchEmbed2d(nn.Module):
@@ -25,7 +18,7 @@ class PatchEmbed2d(nn.Module):
 
     def __init__(self, patch_size=16, in_chans: int = 3, embed_dim: int = 768, bias: bool = True):
         super().__init__()
-        self.patch_size = _pair(patch_size)
+        self.patch_size = tuple(to_2tuple(patch_size))
         self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
@@ -51,7 +44,7 @@ class PatchEmbed3d(nn.Module):
 
     def __init__(self, patch_size=16, in_chans: int = 1, embed_dim: int = 768, bias: bool = True):
         super().__init__()
-        self.patch_size = _triple(patch_size)
+        self.patch_size = tuple(to_3tuple(patch_size))
         self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:

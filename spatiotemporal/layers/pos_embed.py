@@ -1,9 +1,13 @@
-"""Resizing of learned position and time embeddings to a new grid."""
+"""Resizing of learned position and time embeddings to a new grid.
+
+2D uses timm's ``resample_abs_pos_embed``; timm has no 3D or 1D (time) version, so those two are ours.
+"""
 
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from timm.layers import resample_abs_pos_embed
 
 _MODES_2D = {"nearest", "bilinear", "bicubic"}
 _MODES_3D = {"nearest", "trilinear"}
@@ -12,19 +16,15 @@ _MODES_3D = {"nearest", "trilinear"}
 def resize_pos_embed_2d(
     pe: torch.Tensor, old: tuple[int, int], new: tuple[int, int], num_prefix: int = 0, mode: str = "bicubic"
 ) -> torch.Tensor:
-    """``(1, P + h*w, D) -> (1, P + h'*w', D)``; prefix slots are kept, the grid part is interpolated."""
+    """``(1, P + h*w, D) -> (1, P + h'*w', D)``; prefix slots are kept, the grid part is interpolated
+    (bicubic with antialiasing, as timm; ``nearest`` reproduces the official TimeSformer)."""
     if tuple(old) == tuple(new):
         return pe
     if mode not in _MODES_2D:
         raise ValueError(f"2D position-embedding interpolation must be one of {sorted(_MODES_2D)}, got {mode!r}")
-    prefix, grid = pe[:, :num_prefix], pe[:, num_prefix:]
-    d = grid.shape[-1]
-    g = grid.reshape(1, old[0], old[1], d).permute(0, 3, 1, 2).float()
-    kw = {} if mode == "nearest" else {"align_corners": False}
-    if mode == "bicubic":
-        kw["antialias"] = True
-    g = F.interpolate(g, size=tuple(new), mode=mode, **kw).to(pe.dtype)
-    return torch.cat([prefix, g.permute(0, 2, 3, 1).reshape(1, new[0] * new[1], d)], dim=1)
+    align = None if mode == "nearest" else False
+    return resample_abs_pos_embed(pe, list(new), list(old), num_prefix, interpolation=mode,
+                                  antialias=mode == "bicubic", align_corners=align)
 
 
 def resize_pos_embed_3d(
@@ -52,13 +52,3 @@ def resize_time_embed(te: torch.Tensor, new_t: int, mode: str = "linear") -> tor
         raise ValueError(f"time-embedding interpolation must be 'nearest' or 'linear', got {mode!r}")
     kw = {} if mode == "nearest" else {"align_corners": False}
     return F.interpolate(te.transpose(1, 2).float(), size=new_t, mode=mode, **kw).transpose(1, 2).to(te.dtype)
-
-
-def resize_pos_embed_1d_flat(pe: torch.Tensor, new_n: int, num_prefix: int = 1) -> torch.Tensor:
-    """The official TimeSformer *load-time* resize: 1-D nearest over the flattened grid sequence.
-
-    It scrambles the 2D layout (see ``timesformer.md`` §2); offered only to reproduce that code.
-    """
-    prefix, grid = pe[:, :num_prefix], pe[:, num_prefix:]
-    g = F.interpolate(grid.transpose(1, 2), size=new_n, mode="nearest").transpose(1, 2)
-    return torch.cat([prefix, g], dim=1)

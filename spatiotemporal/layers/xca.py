@@ -6,8 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv_grid import apply_on_grid, batchnorm_nd, conv_nd
-from .grid import Grid, check_grid, split_prefix
+from .conv_grid import apply_on_grid, batchnorm_nd, conv_nd, default_ndim, slice_axis
+from .grid import Grid, GridLayout, check_grid, split_prefix
+from .mixer import TokenMixer
+from .registry import register_mixer
 from .sdpa import attend
 
 
@@ -40,14 +42,15 @@ class XCA(nn.Module):
 class LPI(nn.Module):
     """Local patch interaction: depthwise conv -> GELU -> BatchNorm -> depthwise conv on the grid.
 
-    ``ndim=2`` uses k x k convolutions per slice along axis 0 (XCiT on images / per frame);
+    ``ndim=2`` uses k x k convolutions per slice along ``axis`` (XCiT on images / per frame);
     ``ndim=3`` uses k x k x k convolutions on the whole grid. ``(B, N, C) -> (B, N, C)``.
     """
 
-    def __init__(self, dim: int, kernel_size: int = 3, ndim: int = 2):
+    def __init__(self, dim: int, kernel_size: int = 3, ndim: int = 2, axis: int = 0):
         super().__init__()
         conv = conv_nd(ndim)
         self.ndim = ndim
+        self.axis = axis
         self.conv1 = conv(dim, dim, kernel_size, padding=kernel_size // 2, groups=dim)
         self.act = nn.GELU()
         self.bn = batchnorm_nd(ndim)(dim)
@@ -57,30 +60,28 @@ class LPI(nn.Module):
         return self.conv2(self.bn(self.act(self.conv1(x))))
 
     def forward(self, x: torch.Tensor, grid: Grid) -> torch.Tensor:
-        return apply_on_grid(self._spatial, x, grid, self.ndim)
+        return apply_on_grid(self._spatial, x, grid, self.ndim, self.axis)
 
 
-class XCAttention(nn.Module):
+@register_mixer("xca")
+class XCAttention(TokenMixer):
     """The XCiT mixer: ``XCA`` over all tokens, then ``LPI`` on the grid tokens (prefix untouched).
 
-    ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
+    LPI is 2D per slice along the time/depth axis (``ndim=2``) or 3D (``ndim=3``); default: 3 on volumes,
+    2 otherwise. ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
     """
 
-    def __init__(
-        self,
-        dim: int,
-        num_heads: int,
-        qkv_bias: bool = True,
-        norm_layer=nn.LayerNorm,
-        ndim: int = 2,
-        lpi_kernel: int = 3,
-        **_unused,
-    ):
+    def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
+                 norm_layer=nn.LayerNorm, ndim: int | None = None, lpi_kernel: int = 3):
         super().__init__()
         self.norm = norm_layer(dim)
         self.attn = XCA(dim, num_heads, qkv_bias)
         self.lpi_norm = norm_layer(dim)
-        self.lpi = LPI(dim, lpi_kernel, ndim)
+        self.lpi = LPI(dim, lpi_kernel, default_ndim(layout, ndim), slice_axis(layout))
+
+    def no_weight_decay(self) -> set[str]:
+        """XCiT excludes the per-head temperature from weight decay."""
+        return {"attn.temperature"}
 
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> torch.Tensor:
         check_grid(x, grid, num_prefix)

@@ -1,4 +1,10 @@
-"""Our own weight files: safetensors weights plus a JSON config (in the file's metadata and beside it)."""
+"""Our own weight files and the self-describing spec every checkpoint carries.
+
+The spec (``format_version`` 2) holds what rebuilds the model (``arch``, ``config``) and what its users need:
+``modality``, ``model_name``, ``data`` (the data / preprocessing section of the recipe it was trained with) and
+``class_names`` -- like timm's ``pretrained_cfg`` or the inference section of a MONAI bundle. It sits in the
+safetensors metadata (and a JSON file beside it) and in every training checkpoint.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +14,47 @@ import tempfile
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 from torch import nn
 
-from .registry import model_arch
+from ._registry import model_arch
+from .convert import CheckpointFormatError
 
 META_KEY = "spatiotemporal"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
-def model_spec(model: nn.Module) -> dict:
-    """``{"arch", "config", "format_version"}``: everything needed to rebuild ``model``."""
-    return {"arch": model_arch(model), "config": model.config_dict(), "format_version": FORMAT_VERSION}
+def model_spec(model: nn.Module, data: dict | None = None, class_names: list[str] | None = None) -> dict:
+    """Everything needed to rebuild and use ``model``; ``data`` / ``class_names`` default to what the model
+    was loaded with (``model.pretrained_cfg``)."""
+    pre = getattr(model, "pretrained_cfg", None) or {}
+    return {
+        "format_version": FORMAT_VERSION,
+        "arch": model_arch(model),
+        "modality": type(model).modality,
+        "model_name": getattr(model, "model_name", None) or pre.get("model_name"),
+        "config": model.config_dict(),
+        "data": dict(data if data is not None else pre.get("data") or {}),
+        "class_names": list(class_names if class_names is not None else pre.get("class_names") or []),
+    }
+
+
+def upgrade_spec(spec: dict) -> dict:
+    """A spec of any format version -> version 2. Version 1 had no ``data``/``modality``, and its TimeSformer
+    configs named the mixer ``attention``, with ``space_only`` meaning the official framewise model."""
+    spec = dict(spec)
+    version = int(spec.get("format_version", 1))
+    if version >= FORMAT_VERSION:
+        return spec
+    cfg = dict(spec.get("config") or {})
+    if spec.get("arch") == "timesformer" and "attention" in cfg:
+        attention = cfg.pop("attention")
+        cfg["mixer"], cfg["framewise"] = ("joint", True) if attention == "space_only" else (attention, False)
+    spec.update(config=cfg, format_version=FORMAT_VERSION, legacy_version=version)
+    spec.setdefault("data", {})
+    spec.setdefault("class_names", [])
+    return spec
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -37,12 +71,13 @@ def _atomic_write(path: Path, write) -> None:
             os.unlink(tmp)
 
 
-def save_pretrained(model: nn.Module, path: str | os.PathLike) -> Path:
-    """Write ``path`` (``.safetensors``) and ``path.json``, each atomically. Returns the weights path."""
+def save_pretrained(model: nn.Module, path: str | os.PathLike, data: dict | None = None,
+                    class_names: list[str] | None = None) -> Path:
+    """Write ``path`` (``.safetensors``) and ``path.json`` (the spec), each atomically. Returns the weights path."""
     path = Path(path)
     if path.suffix != ".safetensors":
         path = path.with_suffix(".safetensors") if path.suffix else path / "model.safetensors"
-    spec = model_spec(model)
+    spec = model_spec(model, data, class_names)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={META_KEY: json.dumps(spec)}))
     _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=2)))
@@ -51,9 +86,13 @@ def save_pretrained(model: nn.Module, path: str | os.PathLike) -> Path:
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
     """Weights and our spec (from the metadata, else from the JSON beside the file, else None)."""
-    with safe_open(str(path), framework="pt") as f:
-        meta = f.metadata() or {}
-        state = {k: f.get_tensor(k) for k in f.keys()}
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            state = {k: f.get_tensor(k) for k in f.keys()}
+    except (SafetensorError, OSError, ValueError) as e:
+        raise CheckpointFormatError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); "
+                                    "is it truncated or another format?") from e
     if META_KEY in meta:
         return state, json.loads(meta[META_KEY])
     side = path.with_suffix(".json")

@@ -1,48 +1,59 @@
-"""A stack of blocks over a token grid: the shared trunk of every model."""
+"""The encoder every model shares: one :class:`EncoderConfig`, a stack of blocks over a token grid."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
+from timm.layers import calculate_drop_path_rates
 from torch import nn
 
-from ..layers import Block, Grid
+from ..layers import Block, Grid, GridLayout
+
+
+@dataclass
+class EncoderConfig:
+    """The transformer trunk of a model; each model config maps its own field names onto it (``encoder()``)."""
+
+    dim: int
+    depth: int
+    num_heads: int
+    mixer: str = "joint"
+    mixer_kwargs: dict = field(default_factory=dict)
+    ffn: str = "mlp"
+    ffn_kwargs: dict = field(default_factory=dict)
+    mlp_ratio: float = 4.0
+    qkv_bias: bool = True
+    norm_eps: float = 1e-6
+    init_values: float | None = None  # LayerScale
+    drop_path_rate: float = 0.0
+    drop_path_mode: str = "linear"  # linear (0 -> rate over the blocks) | uniform
 
 
 def drop_path_rates(rate: float, depth: int, mode: str = "linear") -> list[float]:
-    """Per-block stochastic-depth rates: ``linear`` (0 -> rate) or ``uniform``."""
+    """Per-block stochastic-depth rates: ``linear`` (timm's ``calculate_drop_path_rates``) or ``uniform``."""
     if mode == "uniform":
         return [rate] * depth
     if mode != "linear":
         raise ValueError(f"drop_path_mode must be 'linear' or 'uniform', got {mode!r}")
-    return [x.item() for x in torch.linspace(0, rate, depth)]
+    return calculate_drop_path_rates(rate, depth)
 
 
 class BlockStack(nn.Module):
-    """``depth`` blocks; ``forward(x (B, L, C), grid, num_prefix, collect=()) -> x, [outputs of blocks in collect]``."""
+    """``depth`` blocks on the grid ``layout``.
 
-    def __init__(
-        self,
-        dim: int,
-        depth: int,
-        num_heads: int,
-        mixer: str = "joint",
-        ffn: str = "mlp",
-        mlp_ratio: float = 4.0,
-        qkv_bias: bool = True,
-        norm_eps: float = 1e-6,
-        init_values: float | None = None,
-        drop_path_rate: float = 0.0,
-        drop_path_mode: str = "linear",
-        mixer_kwargs: dict | None = None,
-        ffn_kwargs: dict | None = None,
-    ):
+    ``forward(x (B, L, C), grid, num_prefix, collect=()) -> x, [outputs of the blocks in collect]``.
+    """
+
+    def __init__(self, cfg: EncoderConfig, layout: GridLayout):
         super().__init__()
-        dpr = drop_path_rates(drop_path_rate, depth, drop_path_mode)
+        self.layout = layout
+        dpr = drop_path_rates(cfg.drop_path_rate, cfg.depth, cfg.drop_path_mode)
         self.blocks = nn.ModuleList(
-            Block(
-                dim, num_heads, mixer, ffn, mlp_ratio, qkv_bias, norm_eps, init_values, dpr[i], mixer_kwargs, ffn_kwargs
-            )
-            for i in range(depth)
+            Block(cfg.dim, num_heads=cfg.num_heads, layout=layout, mixer=cfg.mixer, mixer_kwargs=cfg.mixer_kwargs,
+                  ffn=cfg.ffn, ffn_kwargs=cfg.ffn_kwargs, mlp_ratio=cfg.mlp_ratio, qkv_bias=cfg.qkv_bias,
+                  norm_eps=cfg.norm_eps, init_values=cfg.init_values, drop_path=dpr[i])
+            for i in range(cfg.depth)
         )
         self.grad_checkpointing = False
 

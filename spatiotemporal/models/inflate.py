@@ -1,22 +1,57 @@
-"""Inflation: 2D ViT weights initialise video (TimeSformer) and volumetric (UNETR) models.
+"""Inflation: 2D weights initialise video and volume models, and ``init_from_checkpoint`` for any pair.
 
-The rules are the official TimeSformer's for video (spatial attention copied into temporal
-attention, ``temporal_fc`` and ``time_embed`` at zero, position embeddings resized in 2D) and, for
-volumes, RGB filters summed to one channel (or repeated for C), the 2D patch kernel spread over
-depth (averaged, or on the centre slice), and position embeddings resized to the 3D grid.
+Rules, registered per (source arch, target arch) with ``@register_inflation``:
+
+- ViT -> TimeSformer (the official rules): blocks copied; each mixer's ``inflate_state_dict`` hook adds its own
+  keys (divided attention: temporal attention = a copy of the spatial one, ``temporal_fc`` keeps its zero init);
+  ``time_embed`` zero (or trunc-normal with ``time_embed_std``); position embeddings resized in 2D.
+- ViT -> UNETR: RGB filters summed to one channel (or repeated for C), the 2D patch kernel spread over depth
+  (averaged, or on the centre slice), position embeddings resized and repeated over depth; the decoder is fresh.
 """
 
 from __future__ import annotations
+
+import logging
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
 from ..layers import resize_pos_embed_2d
-from .pretrained import load_state_strict
-from .registry import build_model
+from ._registry import build_model
+from .pretrained import inspect_checkpoint, load_pretrained, load_state_strict
 from .timesformer import TimeSformer
 from .unetr import UNETR
 from .vit import VisionTransformer
+
+log = logging.getLogger("spatiotemporal.models")
+
+Inflation = Callable[..., nn.Module]
+INFLATIONS: dict[tuple[str, str], Inflation] = {}
+
+
+def register_inflation(src_arch: str, dst_arch: str):
+    """Decorator for ``fn(src_model, **target_config) -> target model`` initialising ``dst_arch`` from ``src_arch``."""
+
+    def deco(fn: Inflation) -> Inflation:
+        INFLATIONS[(src_arch, dst_arch)] = fn
+        return fn
+
+    return deco
+
+
+def inflate_mixers(model: nn.Module, sd: dict[str, torch.Tensor]) -> None:
+    """Let every mixer of ``model.encoder`` add its own keys to ``sd`` (its ``inflate_state_dict`` hook)."""
+    for i, blk in enumerate(model.encoder.blocks):
+        blk.mixer.inflate_state_dict(sd, f"encoder.blocks.{i}.mixer.")
+
+
+def _fresh_mixer_keys(model: nn.Module, sd: dict) -> tuple[str, ...]:
+    """Mixer keys of ``model`` that neither the 2D model nor a hook provided: they keep the model's own init."""
+    keys = tuple(k for k in model.state_dict() if ".mixer." in k and k not in sd)
+    if keys:
+        log.info("inflation: %d mixer tensors start from their own init (e.g. %s)", len(keys), keys[0])
+    return keys
 
 
 def _encoder_shape(vit: VisionTransformer) -> dict:
@@ -33,42 +68,40 @@ def _vit_pos_grid(vit: VisionTransformer, new_grid: tuple[int, int], mode: str) 
     return cls_slot, grid
 
 
-def inflate_vit_to_timesformer(vit: VisionTransformer, **cfg) -> TimeSformer:
-    """A TimeSformer whose spatial weights are the ViT's; ``cfg`` sets frames, size, attention, classes.
+def _log_replaced(target: dict, forced: dict, what: str) -> None:
+    changed = {k: (target[k], v) for k, v in forced.items() if k in target and target[k] != v}
+    if changed:
+        log.info("%s: the 2D encoder sets %s", what, ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
 
-    On a clip of identical frames the result (divided or space-only) gives the ViT's logits.
+
+@register_inflation("vit", "timesformer")
+def inflate_vit_to_timesformer(vit: VisionTransformer, **cfg) -> TimeSformer:
+    """A TimeSformer whose spatial weights are the ViT's; ``cfg`` sets frames, size, mixer, classes, ...
+    (the encoder's width, depth, heads, patch and norms follow the ViT).
+
+    On a clip of identical frames the result (divided, space-only or framewise) gives the ViT's logits.
     The head is copied when the class counts agree, otherwise freshly initialised.
     """
     if vit.cls_token is None:
         raise ValueError("TimeSformer pools with a class token; this ViT has none (global_pool="
                          f"{vit.cfg.global_pool!r}). Inflate a class-token ViT, or into UNETR.")
-    base = dict(img_size=vit.cfg.img_size, patch_size=vit.cfg.patch_size, in_chans=vit.cfg.in_chans,
-                num_classes=vit.cfg.num_classes, embed_dim=vit.cfg.embed_dim, depth=vit.cfg.depth,
-                mlp_ratio=vit.cfg.mlp_ratio, **_encoder_shape(vit))
-    model = build_model("timesformer", {**base, **cfg})
+    c = vit.cfg
+    forced = dict(patch_size=c.patch_size, in_chans=c.in_chans, embed_dim=c.embed_dim, depth=c.depth,
+                  mlp_ratio=c.mlp_ratio, **_encoder_shape(vit))
+    _log_replaced(cfg, forced, "inflation into TimeSformer")
+    base = dict(img_size=c.img_size, num_classes=c.num_classes)
+    model = build_model("timesformer", {**base, **cfg, **forced})
     sd = {k: v for k, v in vit.state_dict().items() if not k.startswith(("pos_embed", "pool.", "fc_norm."))}
-    if model.cfg.num_classes != vit.cfg.num_classes:
+    if model.cfg.num_classes != c.num_classes:
         sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
     cls_slot, grid = _vit_pos_grid(vit, model.grid_size, model.cfg.pos_interp)
     sd["pos_embed"] = torch.cat([cls_slot, grid], dim=1)
-    for k in list(sd):
-        for src, dst in ((".mixer.norm.", ".mixer.temporal_norm."), (".mixer.attn.", ".mixer.temporal_attn.")):
-            if src in k and model.cfg.attention == "divided":
-                sd[k.replace(src, dst)] = sd[k].clone()
-    own = model.state_dict()
+    inflate_mixers(model, sd)
     fresh = ("head.",) if "head.weight" not in sd else ()
-    fresh += tuple(k for k in own if k not in sd and (k == "time_embed" or ".temporal_fc." in k))
+    fresh += _fresh_mixer_keys(model, sd) + ("time_embed",)
     load_state_strict(model, sd, "inflated ViT", allow_missing=fresh)
-    if model.time_embed is not None:  # zero (official): a static clip then gives the ViT's logits
-        if model.cfg.time_embed_std > 0:
-            nn.init.trunc_normal_(model.time_embed, std=model.cfg.time_embed_std)
-        else:
-            nn.init.zeros_(model.time_embed)
-    for blk in model.encoder.blocks:
-        fc = getattr(blk.mixer, "temporal_fc", None)
-        if fc is not None:
-            nn.init.zeros_(fc.weight)
-            nn.init.zeros_(fc.bias)
+    if model.time_embed is not None and model.cfg.time_embed_std == 0:
+        nn.init.zeros_(model.time_embed)  # official: a static clip then gives the ViT's logits
     return model
 
 
@@ -92,6 +125,7 @@ def inflate_patch_kernel(w2d: torch.Tensor, in_channels: int, depth: int, mode: 
     return out
 
 
+@register_inflation("vit", "unetr")
 def inflate_vit_to_unetr(vit: VisionTransformer, depth_mode: str = "average", **cfg) -> UNETR:
     """A UNETR whose encoder is the ViT (blocks copied, patch kernel and position embedding made 3D).
 
@@ -99,9 +133,10 @@ def inflate_vit_to_unetr(vit: VisionTransformer, depth_mode: str = "average", **
     the encoder's width, depth, heads and norms follow the ViT. The decoder starts fresh.
     """
     c = vit.cfg
-    base = dict(hidden_size=c.embed_dim, mlp_dim=int(c.embed_dim * c.mlp_ratio), num_layers=c.depth,
-                patch_size=c.patch_size, **_encoder_shape(vit))
-    model = build_model("unetr", {**cfg, **base})
+    forced = dict(hidden_size=c.embed_dim, mlp_dim=int(c.embed_dim * c.mlp_ratio), num_layers=c.depth,
+                  patch_size=c.patch_size, **_encoder_shape(vit))
+    _log_replaced(cfg, forced, "inflation into UNETR")
+    model = build_model("unetr", {**cfg, **forced})
     gh, gw, gd = model.grid_size
     sd = {k: v for k, v in vit.state_dict().items() if k.startswith(("encoder.", "norm."))}
     sd["patch_embed.proj.weight"] = inflate_patch_kernel(
@@ -110,6 +145,30 @@ def inflate_vit_to_unetr(vit: VisionTransformer, depth_mode: str = "average", **
     _, grid = _vit_pos_grid(vit, (gh, gw), "bicubic")
     d = grid.shape[-1]
     sd["pos_embed"] = grid.reshape(1, gh, gw, 1, d).expand(1, gh, gw, gd, d).reshape(1, -1, d)
+    inflate_mixers(model, sd)
     decoder = tuple(k for k in model.state_dict() if not k.startswith(("encoder.", "norm.", "patch_embed.", "pos_")))
-    load_state_strict(model, sd, "inflated ViT", allow_missing=decoder)
+    fresh = decoder + _fresh_mixer_keys(model, sd)
+    load_state_strict(model, sd, "inflated ViT", allow_missing=fresh)
     return model
+
+
+def init_from_checkpoint(target: nn.Module, checkpoint, **inflate_kw) -> nn.Module:
+    """A model shaped like ``target`` (its config) initialised from any checkpoint ``load_pretrained`` reads.
+
+    Same family: the target's config is kept; embeddings are resized to its grid and the head replaced when
+    the output size differs. Another family: the registered inflation rule, e.g. a 2D ViT into TimeSformer or
+    UNETR. Returns the new model in train mode.
+    """
+    cfg = target.config_dict()
+    info = inspect_checkpoint(checkpoint)
+    src_arch, dst_arch = info.detected.arch, target.arch
+    if src_arch == dst_arch:
+        model = load_pretrained(info, **cfg)
+    elif (src_arch, dst_arch) in INFLATIONS:
+        model = INFLATIONS[(src_arch, dst_arch)](load_pretrained(info), **inflate_kw, **cfg)
+    else:
+        pairs = ", ".join(f"{a} -> {b}" for a, b in sorted(INFLATIONS))
+        raise ValueError(f"{info.name}: a {src_arch} checkpoint cannot initialise a {dst_arch} model "
+                         f"(same family, or one of: {pairs})")
+    model.model_name = getattr(target, "model_name", None)
+    return model.train()

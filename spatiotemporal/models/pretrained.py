@@ -1,35 +1,41 @@
 """``load_pretrained``: detect a checkpoint's format and return a ready model in eval mode.
 
-Reads official TimeSformer ``.pyth`` files, MONAI UNETR state dicts (0.7 to 1.6), timm and
-facebookresearch/deit ViT / DeiT III weights, and our own safetensors + JSON files and training
-checkpoints. Files are read with ``weights_only=True``. Known dead keys are dropped; any other
-missing or unused key is an error that names it.
+Reads our own safetensors + JSON files and training checkpoints (their spec rebuilds the model and says how
+it was trained), and every layout a converter in ``models/convert/`` recognises: official TimeSformer ``.pyth``,
+MONAI UNETR (0.7 to 1.6), timm / facebookresearch/deit ViT and DeiT III. Files are read with
+``weights_only=True``. Known dead keys are dropped; any other missing or unused key is an error that names it.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import pickle
+import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
+from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
-from ..layers import resize_pos_embed_2d, resize_pos_embed_3d, resize_time_embed
-from .checkpoint_io import read_safetensors
-from .convert.monai_unetr import convert_unetr_state, infer_unetr_config, is_monai_unetr_state
-from .convert.official_timesformer import convert_timesformer_state, infer_timesformer_config
-from .convert.timm_vit import convert_vit_state, infer_vit_config, is_vit_state
-from .convert.vit_keys import strip_prefix
-from .registry import build_model, model_entry
+from ._registry import arch_class, build_model, model_entry, resolve_aliases
+from .checkpoint_io import read_safetensors, upgrade_spec
+from .convert import CheckpointFormatError, Detected, detect_format
+from .convert import monai_unetr as _monai  # noqa: F401  (each converter module registers itself)
+from .convert import official_timesformer as _official  # noqa: F401
+from .convert import timm_vit as _timm  # noqa: F401
 
 log = logging.getLogger("spatiotemporal.models")
 
 
-class CheckpointFormatError(ValueError):
-    """The file is not a checkpoint layout we know, or does not fit the model it describes."""
+@dataclass
+class CheckpointInfo:
+    """A checkpoint read and recognised, before any model is built."""
+
+    name: str
+    detected: Detected
+    spec: dict | None  # our spec (upgraded to the current version), None for foreign formats
 
 
 def read_checkpoint(src) -> tuple[dict, dict | None, str]:
@@ -46,7 +52,7 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
         return state, spec, str(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError) as e:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
         raise CheckpointFormatError(
             f"{path}: cannot be read as a weights-only checkpoint ({type(e).__name__}: {str(e).splitlines()[0]}). "
             "spatiotemporal never unpickles arbitrary objects; re-save the file's state_dict with torch.save."
@@ -57,12 +63,15 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
 
 
 def _spec_of(obj: dict) -> dict | None:
-    """Our model spec: in a ``spatiotemporal`` entry, or in a training checkpoint's task state."""
+    """Our spec: a ``spatiotemporal`` entry, or a training checkpoint's task state (``spec``; the older
+    ``model_spec`` + ``class_names``)."""
     if isinstance(obj.get("spatiotemporal"), dict):
         return obj["spatiotemporal"]
     task = obj.get("task")
+    if isinstance(task, dict) and isinstance(task.get("spec"), dict):
+        return task["spec"]
     if isinstance(task, dict) and isinstance(task.get("model_spec"), dict):
-        return task["model_spec"]
+        return {**task["model_spec"], "class_names": list(task.get("class_names") or [])}
     return None
 
 
@@ -70,77 +79,34 @@ def _tensors(d: dict) -> dict[str, torch.Tensor]:
     return {k: v for k, v in d.items() if isinstance(v, torch.Tensor)}
 
 
-def detect(obj: dict, spec: dict | None, name: str, overrides: dict):
-    """Return ``(format, arch, config dict, converted state, dropped dead keys, unknown keys)``."""
-    if spec is not None:  # our own: safetensors + JSON, or a training checkpoint
-        state = obj.get("model", obj) if "model" in obj and isinstance(obj["model"], dict) else obj
-        return "spatiotemporal", spec["arch"], dict(spec["config"]), _tensors(strip_prefix(state, "module.")), [], []
-    if "model_state" in obj:  # PySlowFast / official TimeSformer .pyth
-        sd = strip_prefix(strip_prefix(_tensors(obj["model_state"]), "module."), "model.")
-        cfg = infer_timesformer_config(sd, obj.get("cfg"))
-        conv, unknown = convert_timesformer_state(sd)
-        return "official-timesformer", "timesformer", cfg, conv, [], unknown
-    for key in ("model", "state_dict", "model_ema"):
-        if key in obj and isinstance(obj[key], dict):
+def _state_of(obj: dict) -> dict[str, torch.Tensor]:
+    """The tensors of a container (``model_state``, ``model``, ``state_dict``, ``model_ema`` or the dict itself),
+    with DDP's ``module.`` removed."""
+    for key in ("model_state", "model", "state_dict", "model_ema"):
+        if isinstance(obj.get(key), dict):
             obj = obj[key]
             break
-    sd = strip_prefix(_tensors(obj), "module.")
+    sd = _tensors(obj)
+    consume_prefix_in_state_dict_if_present(sd, "module.")
+    return sd
+
+
+def inspect_checkpoint(src, overrides: dict | None = None) -> CheckpointInfo:
+    """Read ``src`` (path or dict) and recognise it; ``overrides`` may carry what a format does not store."""
+    overrides = overrides or {}
+    obj, spec, name = read_checkpoint(src)
+    sd = _state_of(obj)
+    if spec is not None:
+        spec = upgrade_spec(spec)
+        return CheckpointInfo(name, Detected("spatiotemporal", spec["arch"], dict(spec["config"]), sd), spec)
     if any(k.startswith("encoder.blocks.") for k in sd):
         if "model" not in overrides:
             raise CheckpointFormatError(
                 f"{name}: spatiotemporal weights without a config; pass model='<registered name>' "
                 "or save with spatiotemporal.save_pretrained")
         entry = model_entry(overrides["model"])
-        return "spatiotemporal", entry.arch, dict(entry.defaults), sd, [], []
-    if is_monai_unetr_state(sd):
-        patch = int(overrides.get("patch_size", 16))
-        cfg = infer_unetr_config(sd, patch)
-        if "img_size" not in cfg and "img_size" not in overrides:
-            n = sd["vit.patch_embedding.position_embeddings"].shape[1]
-            raise CheckpointFormatError(
-                f"{name}: MONAI UNETR with {n} patch tokens is not a cube; pass img_size=(H, W, D)")
-        return "monai-unetr", "unetr", cfg, sd, [], []
-    if "blocks.0.temporal_attn.qkv.weight" in sd or "time_embed" in sd:
-        cfg = infer_timesformer_config(sd)
-        conv, unknown = convert_timesformer_state(sd)
-        return "official-timesformer", "timesformer", cfg, conv, [], unknown
-    if is_vit_state(sd):
-        conv, unknown = convert_vit_state(sd)
-        return "timm-vit", "vit", infer_vit_config(sd), conv, [], unknown
-    sample = ", ".join(list(sd)[:6])
-    raise CheckpointFormatError(
-        f"{name}: unknown checkpoint format (first keys: {sample}). Known: official TimeSformer .pyth, "
-        "MONAI UNETR, timm/DeiT ViT, spatiotemporal safetensors+JSON or training checkpoints.")
-
-
-def _grid_of(cfg: dict, arch: str) -> tuple[int, ...]:
-    """The token grid a config describes: ``(h, w)`` for ViT / TimeSformer, ``(a, b, c)`` for UNETR."""
-    size, p = cfg.get("img_size"), int(cfg.get("patch_size", 16))
-    if arch == "unetr":
-        size = tuple(size) if isinstance(size, (list, tuple)) else (size,) * 3
-        return tuple(int(s) // p for s in size)
-    return (int(size) // p,) * 2
-
-
-def _resize_embeddings(model: nn.Module, sd: dict, src_cfg: dict) -> None:
-    """Resize ``pos_embed`` / ``time_embed`` of the checkpoint (grid of ``src_cfg``) to the model's grid."""
-    own = model.state_dict()
-    cfg = model.cfg
-    if "time_embed" in sd and "time_embed" in own and sd["time_embed"].shape != own["time_embed"].shape:
-        sd["time_embed"] = resize_time_embed(sd["time_embed"], own["time_embed"].shape[1], cfg.time_interp)
-    if "pos_embed" not in sd or sd["pos_embed"].shape == own["pos_embed"].shape:
-        return
-    pe, old = sd["pos_embed"], _grid_of(src_cfg, model.arch)
-    if model.arch == "unetr":
-        if math.prod(old) != pe.shape[1]:
-            raise CheckpointFormatError(f"position embedding has {pe.shape[1]} tokens, not the grid {old}")
-        sd["pos_embed"] = resize_pos_embed_3d(pe, old, model.grid_size, 0, cfg.pos_interp)
-        return
-    prefix = pe.shape[1] - old[0] * old[1]
-    new_prefix = own["pos_embed"].shape[1] - model.grid_size[0] * model.grid_size[1]
-    if prefix != new_prefix:
-        raise CheckpointFormatError(f"position embedding has {prefix} prefix slots, the model {new_prefix}")
-    sd["pos_embed"] = resize_pos_embed_2d(pe, old, model.grid_size, prefix, cfg.pos_interp)
+        return CheckpointInfo(name, Detected("spatiotemporal", entry.arch, dict(entry.defaults), sd), None)
+    return CheckpointInfo(name, detect_format(obj, sd, overrides, name), None)
 
 
 def load_state_strict(model: nn.Module, sd: dict, name: str, allow_missing: tuple[str, ...] = ()) -> None:
@@ -163,33 +129,41 @@ def load_state_strict(model: nn.Module, sd: dict, name: str, allow_missing: tupl
 
 
 def load_pretrained(src, **overrides) -> nn.Module:
-    """Load any supported checkpoint (path or state dict) and return the model in eval mode.
+    """Load any supported checkpoint (path, state dict, or a :class:`CheckpointInfo`) in eval mode.
 
-    ``overrides`` change the architecture config (e.g. ``num_heads=16``, ``num_frames=16``,
-    ``img_size=384``; embeddings are resized) or replace the head (``num_classes=N`` different from
-    the checkpoint's: the head is re-initialised and logged). ``model=NAME`` names the config of
-    bare spatiotemporal state dicts.
+    ``overrides`` change the architecture config (e.g. ``num_heads=16``, ``num_frames=16``, ``img_size=384``:
+    embeddings are resized) or replace the head (``num_classes=N`` different from the checkpoint's: the head
+    is re-initialised and logged). ``model=NAME`` names the config of bare spatiotemporal state dicts. The
+    model's ``pretrained_cfg`` holds the checkpoint's ``data`` section and ``class_names`` (empty for foreign
+    formats); ``source_format`` names the format.
     """
-    obj, spec, name = read_checkpoint(src)
-    fmt, arch, cfg, sd, dropped, unknown = detect(obj, spec, name, overrides)
-    if unknown:
-        raise CheckpointFormatError(f"{name}: keys not understood for {fmt}: {unknown}")
+    overrides = resolve_aliases(overrides)
+    info = src if isinstance(src, CheckpointInfo) else inspect_checkpoint(src, overrides)
+    det, name = info.detected, info.name
+    if det.unknown:
+        raise CheckpointFormatError(f"{name}: keys not understood for {det.fmt}: {det.unknown}")
     overrides = {k: v for k, v in overrides.items() if k != "model"}
-    head_key, head_prefix = ("out_channels", "out.") if arch == "unetr" else ("num_classes", "head.")
-    reset_head = head_key in overrides and overrides[head_key] != cfg.get(head_key, overrides[head_key])
-    model = build_model(arch, {**cfg, **overrides})
-    if fmt == "monai-unetr":
-        sd, unknown, dropped = convert_unetr_state(sd, set(model.state_dict()), model.cfg.patch_size)
-        if unknown:
-            raise CheckpointFormatError(f"{name}: keys not understood for {fmt}: {unknown}")
+    cls = arch_class(det.arch)
+    head_key, head_prefix = cls.head_key, cls.head_prefix
+    reset_head = head_key in overrides and overrides[head_key] != det.config.get(head_key, overrides[head_key])
+    model = build_model(det.arch, {**det.config, **overrides})
+    own = model.state_dict()
+    sd = dict(det.state)
+    dropped = [k for k in sd if k not in own and any(re.search(p, k) for p in det.dead_keys)]
+    for k in dropped:
+        del sd[k]
     if dropped:
-        log.info("%s: dropped %d dead keys of %s: %s", name, len(dropped), fmt, dropped)
-    allow = ()
+        log.info("%s: dropped %d dead keys of %s: %s", name, len(dropped), det.fmt, dropped)
+    allow: tuple[str, ...] = ()
     if reset_head:
         sd = {k: v for k, v in sd.items() if not k.startswith(head_prefix)}
         allow = (head_prefix,)
-        log.info("%s: head replaced (%s -> %s classes)", name, cfg.get(head_key), overrides[head_key])
-    _resize_embeddings(model, sd, cfg)
+        log.info("%s: head replaced (%s -> %s outputs)", name, det.config.get(head_key), overrides[head_key])
+    model.resize_state_dict(sd, det.config, name)
     load_state_strict(model, sd, name, allow)
-    model.source_format = fmt
+    model.source_format = det.fmt
+    spec = info.spec or {}
+    model.model_name = spec.get("model_name") or getattr(model, "model_name", None)
+    model.pretrained_cfg = {k: spec[k] for k in ("data", "class_names", "model_name", "legacy_version")
+                            if k in spec}
     return model.eval()

@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from einops import rearrange
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed2d, resize_pos_embed_2d, resize_time_embed
-from .encoder import BlockStack
-
-ATTENTION_ALIASES = {
-    "divided_space_time": "divided",
-    "joint_space_time": "joint",
-}
+from ..layers import PatchEmbed2d, image_layout, init_weights_, resize_pos_embed_2d, resize_time_embed, video_layout
+from ._registry import register_arch, register_model
+from .base import InputSpec, SpatioModel
+from .encoder import BlockStack, EncoderConfig
+from .vit import resize_2d_pos_embed
 
 
 @dataclass
 class TimeSformerConfig:
-    """Every architectural choice of :class:`TimeSformer`; the defaults are the official base 8x224."""
+    """Every architectural choice of :class:`TimeSformer`; the defaults are the official base 8x224 (divided).
+
+    ``mixer`` is any registered mixer (``attention`` is accepted as its old name). ``framewise=True`` is the
+    official *space-only* TimeSformer: frames are folded into the batch, each with its own class token and no
+    time embedding, the mixer runs within each frame, and all tokens are averaged over time before the final norm.
+    """
 
     img_size: int = 224
     patch_size: int = 16
@@ -33,10 +36,11 @@ class TimeSformerConfig:
     mlp_ratio: float = 4.0
     qkv_bias: bool = True
     norm_eps: float = 1e-6
-    attention: str = "divided"  # divided | joint | space_only | any registered mixer (xca, sra, ...)
-    ffn: str = "mlp"
+    mixer: str = "divided"
     mixer_kwargs: dict = field(default_factory=dict)
+    ffn: str = "mlp"
     ffn_kwargs: dict = field(default_factory=dict)
+    framewise: bool = False
     init_values: float | None = None
     drop_path_rate: float = 0.1
     drop_path_mode: str = "linear"
@@ -46,53 +50,52 @@ class TimeSformerConfig:
     mean: tuple = (0.45, 0.45, 0.45)
     std: tuple = (0.225, 0.225, 0.225)
 
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
+                             self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
+                             self.drop_path_rate, self.drop_path_mode)
 
-class TimeSformer(nn.Module):
+
+@register_arch
+class TimeSformer(SpatioModel):
     """Per-frame patch embedding, a per-frame position embedding, a time embedding and a block stack.
 
-    Tokens are ``(B, 1 + T*N, D)`` in (t, h, w) order after one class token. ``space_only`` follows
-    the official code exactly: frames are folded into the batch, each with its own class token,
-    and all tokens are averaged over time before the final norm.
+    Tokens are ``(B, 1 + T*N, D)`` in (t, h, w) order after one class token (``framewise``: ``(B*T, 1 + N, D)``).
     """
+
+    arch = "timesformer"
+    modality = "video"
+    config_cls = TimeSformerConfig
+    own_no_weight_decay = ("pos_embed", "cls_token", "time_embed")
 
     def __init__(self, cfg: TimeSformerConfig):
         super().__init__()
-        cfg.attention = ATTENTION_ALIASES.get(cfg.attention, cfg.attention)
         self.cfg = cfg
         d = cfg.embed_dim
-        self.space_only = cfg.attention == "space_only"
         self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, d)
         self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1] + 1, d))
-        self.time_embed = None if self.space_only else nn.Parameter(torch.zeros(1, cfg.num_frames, d))
-        mixer = "joint" if self.space_only else cfg.attention
-        self.encoder = BlockStack(
-            d, cfg.depth, cfg.num_heads, mixer, cfg.ffn, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps,
-            cfg.init_values, cfg.drop_path_rate, cfg.drop_path_mode, cfg.mixer_kwargs, cfg.ffn_kwargs,
-        )
+        self.time_embed = None if cfg.framewise else nn.Parameter(torch.zeros(1, cfg.num_frames, d))
+        layout = image_layout(*self.grid_size) if cfg.framewise else video_layout(cfg.num_frames, *self.grid_size)
+        self.encoder = BlockStack(cfg.encoder(), layout)
         self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
         trunc_normal_(self.pos_embed, std=0.02)
         trunc_normal_(self.cls_token, std=0.02)
-        if self.time_embed is not None and self.cfg.time_embed_std > 0:
-            trunc_normal_(self.time_embed, std=self.cfg.time_embed_std)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        for blk in self.encoder.blocks:  # every block, as the official init does in effect
-            fc = getattr(blk.mixer, "temporal_fc", None)
-            if fc is not None:
-                nn.init.zeros_(fc.weight)
-                nn.init.zeros_(fc.bias)
+        if self.time_embed is not None and cfg.time_embed_std > 0:
+            trunc_normal_(self.time_embed, std=cfg.time_embed_std)
+        init_weights_(self)
 
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token", "time_embed"}
+    def input_spec(self) -> InputSpec:
+        c = self.cfg
+        return InputSpec(c.in_chans, (c.num_frames, c.img_size, c.img_size), tuple(c.mean), tuple(c.std))
+
+    def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
+        te = sd.get("time_embed")
+        if te is not None and self.time_embed is not None and te.shape[1] != self.cfg.num_frames:
+            sd["time_embed"] = resize_time_embed(te, self.cfg.num_frames, self.cfg.time_interp)
+        resize_2d_pos_embed(sd, src_cfg, self.grid_size, 1, self.cfg.pos_interp, name)
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         tokens, grid = self.patch_embed(x)
@@ -111,7 +114,7 @@ class TimeSformer(nn.Module):
             raise ValueError(f"TimeSformer expects (B, C, T, H, W), got shape {tuple(x.shape)}")
         tokens, grid = self._embed(x)
         b, (t, h, w) = x.shape[0], grid
-        if not self.space_only:
+        if not self.cfg.framewise:
             tokens, _ = self.encoder(tokens, grid, 1)
             return self.norm(tokens), grid, 1
         cls, patches = tokens[:, :1], tokens[:, 1:].reshape(b * t, h * w, -1)
@@ -133,5 +136,36 @@ class TimeSformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
 
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
+
+_B = dict(embed_dim=768, depth=12, num_heads=12, patch_size=16)
+
+
+@register_model(TimeSformer)
+def timesformer_base():
+    """official TimeSformer 8x224 (divided)"""
+    return dict(img_size=224, num_frames=8, **_B)
+
+
+@register_model(TimeSformer)
+def timesformer_hr():
+    """official TimeSformer-HR 16x448"""
+    return dict(img_size=448, num_frames=16, **_B)
+
+
+@register_model(TimeSformer)
+def timesformer_l():
+    """official TimeSformer-L 96x224"""
+    return dict(img_size=224, num_frames=96, **_B)
+
+
+@register_model(TimeSformer)
+def timesformer_small():
+    """ViT-S TimeSformer 8x112 for CPUs"""
+    return dict(img_size=112, num_frames=8, embed_dim=384, depth=12, num_heads=6, patch_size=16)
+
+
+@register_model(TimeSformer)
+def timesformer_tiny():
+    """CPU-sized TimeSformer for the built-in video set (8x32, patch 8)"""
+    return dict(img_size=32, num_frames=8, embed_dim=128, depth=4, num_heads=4, patch_size=8, num_classes=8,
+                drop_path_rate=0.0)

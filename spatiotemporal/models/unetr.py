@@ -8,15 +8,17 @@ outputs are MONAI's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed3d, resize_pos_embed_3d
-from .encoder import BlockStack
+from ..layers import PatchEmbed3d, init_weights_, resize_pos_embed_3d, volume_layout
+from ._registry import register_arch, register_model
+from .base import InputSpec, SpatioModel
+from .encoder import BlockStack, EncoderConfig
 
 MONAI_SKIPS = (3, 6, 9)  # 0-based outputs of blocks 4, 7, 10, as in MONAI's code
 PAPER_SKIPS = (2, 5, 8)  # z3, z6, z9 of the paper, 1-based
@@ -49,6 +51,11 @@ class UNETRConfig:
     drop_path_rate: float = 0.0
     pos_interp: str = "trilinear"
 
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(self.hidden_size, self.num_layers, self.num_heads, self.mixer, self.mixer_kwargs,
+                             self.ffn, self.ffn_kwargs, self.mlp_dim / self.hidden_size, self.qkv_bias, self.norm_eps,
+                             self.init_values, self.drop_path_rate, "linear")
+
 
 def resolve_skips(cfg: UNETRConfig, stages: int) -> tuple[int, ...]:
     """Block indices (0-based) whose outputs feed the ``stages - 1`` skip connections."""
@@ -64,12 +71,21 @@ def resolve_skips(cfg: UNETRConfig, stages: int) -> tuple[int, ...]:
     return skips
 
 
-class UNETR(nn.Module):
+@register_arch
+class UNETR(SpatioModel):
     """ViT encoder on ``patch_size``-cubed patches + MONAI's UNETR decoder.
 
     With ``patch_size = 2**s`` there are ``s`` upsampling stages: ``encoder2..encoder{s}`` lift the
-    skip tokens, ``decoder{s+1}..decoder2`` fuse them; ``s = 4`` gives MONAI's exact layout.
+    skip tokens, ``decoder{s+1}..decoder2`` fuse them; ``s = 4`` gives MONAI's exact layout. The token grid is
+    MONAI's ``(H, W, D)``: a mixer with a depth axis (divided, space-only) runs along D.
     """
+
+    arch = "unetr"
+    modality = "volume"
+    config_cls = UNETRConfig
+    head_key = "out_channels"
+    head_prefix = "out."
+    own_no_weight_decay = ("pos_embed",)
 
     def __init__(self, cfg: UNETRConfig):
         super().__init__()
@@ -83,10 +99,7 @@ class UNETR(nn.Module):
         h, f = cfg.hidden_size, cfg.feature_size
         self.patch_embed = PatchEmbed3d(cfg.patch_size, cfg.in_channels, h)
         self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.grid_size), h))
-        self.encoder = BlockStack(
-            h, cfg.num_layers, cfg.num_heads, cfg.mixer, cfg.ffn, cfg.mlp_dim / h, cfg.qkv_bias, cfg.norm_eps,
-            cfg.init_values, cfg.drop_path_rate, "linear", cfg.mixer_kwargs, cfg.ffn_kwargs,
-        )
+        self.encoder = BlockStack(cfg.encoder(), volume_layout(*self.grid_size))
         self.norm = nn.LayerNorm(h, eps=cfg.norm_eps)
         common = dict(spatial_dims=3, norm_name=cfg.norm_name, res_block=cfg.res_block)
         self.encoder1 = UnetrBasicBlock(in_channels=cfg.in_channels, out_channels=f, kernel_size=3, stride=1, **common)
@@ -102,14 +115,20 @@ class UNETR(nn.Module):
             ))
         self.out = UnetOutBlock(spatial_dims=3, in_channels=f, out_channels=cfg.out_channels)
         trunc_normal_(self.pos_embed, std=0.02, a=-2.0, b=2.0)
-        for m in self.encoder.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
+        init_weights_(self.encoder)  # the decoder keeps MONAI's own initialisation
 
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed"}
+    def input_spec(self) -> InputSpec:
+        return InputSpec(self.cfg.in_channels, tuple(int(s) for s in self.cfg.img_size))
+
+    def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
+        pe = sd.get("pos_embed")
+        if pe is None or pe.shape == self.pos_embed.shape:
+            return
+        size = src_cfg.get("img_size", self.cfg.img_size)
+        old = tuple(int(s) // int(src_cfg.get("patch_size", self.cfg.patch_size)) for s in size)
+        if math.prod(old) != pe.shape[1]:
+            raise ValueError(f"{name}: pos_embed has {pe.shape[1]} tokens, not the grid {old} of img_size {size}")
+        sd["pos_embed"] = resize_pos_embed_3d(pe, old, self.grid_size, 0, self.cfg.pos_interp)
 
     def _to_map(self, x: torch.Tensor, grid) -> torch.Tensor:
         return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *grid)
@@ -146,5 +165,21 @@ class UNETR(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self._decode(x))
 
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
+
+@register_model(UNETR)
+def unetr_base():
+    """MONAI UNETR defaults (96^3 ROI, 14 classes)"""
+    return {}
+
+
+@register_model(UNETR)
+def unetr_small():
+    """UNETR with a ViT-S-width encoder, 96^3"""
+    return dict(hidden_size=384, mlp_dim=1536, num_heads=6, feature_size=16)
+
+
+@register_model(UNETR)
+def unetr_tiny():
+    """CPU-sized UNETR for the built-in phantoms (patch 8, 6 layers)"""
+    return dict(img_size=(64, 64, 64), patch_size=8, hidden_size=128, mlp_dim=512, num_layers=6, num_heads=4,
+                feature_size=8, out_channels=6)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import math
+from dataclasses import dataclass, field
 
 import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed2d, resize_pos_embed_2d
-from .encoder import BlockStack
+from ..layers import PatchEmbed2d, image_layout, init_weights_, resize_pos_embed_2d
+from ._registry import register_arch, register_model
+from .base import InputSpec, SpatioModel
+from .encoder import BlockStack, EncoderConfig
 from .heads import Pool
 
 
@@ -40,9 +43,20 @@ class ViTConfig:
     ffn_kwargs: dict = field(default_factory=dict)
     pos_interp: str = "bicubic"
 
+    def encoder(self) -> EncoderConfig:
+        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
+                             self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
+                             self.drop_path_rate, self.drop_path_mode)
 
-class VisionTransformer(nn.Module):
+
+@register_arch
+class VisionTransformer(SpatioModel):
     """``(B, C, H, W) -> logits (B, num_classes)``; any patch and image size (pos-embed resized)."""
+
+    arch = "vit"
+    modality = "image"
+    config_cls = ViTConfig
+    own_no_weight_decay = ("pos_embed", "cls_token")
 
     def __init__(self, cfg: ViTConfig):
         super().__init__()
@@ -54,43 +68,32 @@ class VisionTransformer(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if cfg.class_token else None
         n_pos = self.grid_size[0] * self.grid_size[1] + (0 if cfg.no_embed_class else self.num_prefix)
         self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, d))
-        self.encoder = BlockStack(
-            d, cfg.depth, cfg.num_heads, cfg.mixer, cfg.ffn, cfg.mlp_ratio, cfg.qkv_bias, cfg.norm_eps,
-            cfg.init_values, cfg.drop_path_rate, cfg.drop_path_mode, cfg.mixer_kwargs, cfg.ffn_kwargs,
-        )
+        self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
         use_fc_norm = cfg.global_pool == "avg" and cfg.fc_norm
         self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(d, eps=cfg.norm_eps)
         self.pool = Pool(cfg.global_pool, d, cfg.num_heads, cfg.mlp_ratio, cfg.norm_eps)
         self.fc_norm = nn.LayerNorm(d, eps=cfg.norm_eps) if use_fc_norm else nn.Identity()
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
-        self._init_weights()
-
-    def _init_weights(self) -> None:
         trunc_normal_(self.pos_embed, std=0.02)
         if self.cls_token is not None:
             nn.init.normal_(self.cls_token, std=1e-6)
-        for m in self.modules():
-            if isinstance(m, nn.Linear):
-                trunc_normal_(m.weight, std=0.02)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        for blk in self.encoder.blocks:  # re-zero what the generic init overwrote
-            fc = getattr(blk.mixer, "temporal_fc", None)
-            if fc is not None:
-                nn.init.zeros_(fc.weight)
-                nn.init.zeros_(fc.bias)
+        init_weights_(self)
 
-    def no_weight_decay(self) -> set[str]:
-        return {"pos_embed", "cls_token"}
+    def input_spec(self) -> InputSpec:
+        return InputSpec(self.cfg.in_chans, (self.cfg.img_size, self.cfg.img_size))
 
-    def _pos_embed(self, grid: tuple[int, int]) -> torch.Tensor:
-        prefix = 0 if self.cfg.no_embed_class else self.num_prefix
-        return resize_pos_embed_2d(self.pos_embed, self.grid_size, grid, prefix, self.cfg.pos_interp)
+    @property
+    def pos_prefix(self) -> int:
+        """Position slots of the prefix tokens (0 when the class token has none, DeiT III)."""
+        return 0 if self.cfg.no_embed_class else self.num_prefix
+
+    def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
+        resize_2d_pos_embed(sd, src_cfg, self.grid_size, self.pos_prefix, self.cfg.pos_interp, name)
 
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], int]:
         """``(B, C, H, W) -> normed tokens (B, P+N, D), grid (1, H', W'), P``."""
         x, grid = self.patch_embed(x)
-        pos = self._pos_embed(grid[1:])
+        pos = resize_pos_embed_2d(self.pos_embed, self.grid_size, grid[1:], self.pos_prefix, self.cfg.pos_interp)
         if self.cls_token is not None:
             cls = self.cls_token.expand(x.shape[0], -1, -1)
             if self.cfg.no_embed_class:
@@ -115,5 +118,114 @@ class VisionTransformer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))
 
-    def config_dict(self) -> dict:
-        return asdict(self.cfg)
+
+def resize_2d_pos_embed(sd: dict, src_cfg: dict, new_grid: tuple[int, int], prefix: int, mode: str,
+                        name: str) -> None:
+    """Resize ``sd["pos_embed"]`` (a square ``img_size / patch_size`` grid after ``prefix`` slots) in place."""
+    if "pos_embed" not in sd:
+        return
+    pe = sd["pos_embed"]
+    side = int(src_cfg.get("img_size", 224)) // int(src_cfg.get("patch_size", 16))
+    if pe.shape[1] != prefix + side * side:
+        grid = pe.shape[1] - prefix
+        raise ValueError(
+            f"{name}: pos_embed has {pe.shape[1]} slots; expected {prefix} prefix slot(s) + a {side}x{side} grid "
+            f"= {prefix + side * side} (img_size {src_cfg.get('img_size')} / patch {src_cfg.get('patch_size')})"
+            + (f"; it would fit a {math.isqrt(grid)}x{math.isqrt(grid)} grid" if grid > 0 and
+               math.isqrt(grid) ** 2 == grid else ""))
+    sd["pos_embed"] = resize_pos_embed_2d(pe, (side, side), new_grid, prefix, mode)
+
+
+VIT_SIZES: dict[str, dict] = {
+    "tiny": dict(embed_dim=192, depth=12, num_heads=3),
+    "small": dict(embed_dim=384, depth=12, num_heads=6),
+    "base": dict(embed_dim=768, depth=12, num_heads=12),
+    "large": dict(embed_dim=1024, depth=24, num_heads=16),
+    "huge": dict(embed_dim=1280, depth=32, num_heads=16, patch_size=14),
+}
+
+
+def _sized(size: str, **kw) -> dict:
+    return {**VIT_SIZES[size], **kw}
+
+
+@register_model(VisionTransformer)
+def vit_tiny_patch16_224():
+    """ViT-T/16 at 224"""
+    return _sized("tiny")
+
+
+@register_model(VisionTransformer)
+def vit_small_patch16_224():
+    """ViT-S/16 at 224"""
+    return _sized("small")
+
+
+@register_model(VisionTransformer)
+def vit_base_patch16_224():
+    """ViT-B/16 at 224"""
+    return _sized("base")
+
+
+@register_model(VisionTransformer)
+def vit_large_patch16_224():
+    """ViT-L/16 at 224"""
+    return _sized("large")
+
+
+@register_model(VisionTransformer)
+def vit_huge_patch14_224():
+    """ViT-H/14 at 224"""
+    return _sized("huge")
+
+
+_DEIT3 = dict(no_embed_class=True, init_values=1e-4)
+
+
+@register_model(VisionTransformer)
+def deit3_tiny_patch16_224():
+    """DeiT III ViT-T/16: LayerScale 1e-4, no class position slot"""
+    return _sized("tiny", **_DEIT3)
+
+
+@register_model(VisionTransformer)
+def deit3_small_patch16_224():
+    """DeiT III ViT-S/16: LayerScale 1e-4, no class position slot"""
+    return _sized("small", **_DEIT3)
+
+
+@register_model(VisionTransformer)
+def deit3_base_patch16_224():
+    """DeiT III ViT-B/16: LayerScale 1e-4, no class position slot"""
+    return _sized("base", **_DEIT3)
+
+
+@register_model(VisionTransformer)
+def deit3_large_patch16_224():
+    """DeiT III ViT-L/16: LayerScale 1e-4, no class position slot"""
+    return _sized("large", **_DEIT3)
+
+
+@register_model(VisionTransformer)
+def deit3_huge_patch14_224():
+    """DeiT III ViT-H/14: LayerScale 1e-4, no class position slot"""
+    return _sized("huge", **_DEIT3)
+
+
+@register_model(VisionTransformer)
+def vit_small_patch16_gap_224():
+    """ViT-S/16, global average pooling, no class token"""
+    return _sized("small", class_token=False, global_pool="avg", fc_norm=True)
+
+
+@register_model(VisionTransformer)
+def vit_small_patch16_map_224():
+    """ViT-S/16, MAP head, no class token"""
+    return _sized("small", class_token=False, global_pool="map")
+
+
+@register_model(VisionTransformer)
+def vit_tiny_builtin():
+    """CPU-sized ViT for the built-in image set (32 px, patch 8)"""
+    return dict(img_size=32, patch_size=8, embed_dim=128, depth=4, num_heads=4, num_classes=10, init_values=1e-4,
+                no_embed_class=True, drop_path_rate=0.05)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from spatiotemporal.layers import DividedAttention, JointAttention, SRAttention
+from spatiotemporal.layers import DividedAttention, GridLayout, JointAttention, SRAttention, video_layout
 from spatiotemporal.layers.flops import count_flops
 from spatiotemporal.layers.xca import XCA
 
@@ -18,8 +18,9 @@ def test_paper_sizes_t8_224():
     t, n, d, h = 8, 196, 768, 12
     L = t * n
     x = torch.randn(1, L, d)
-    joint = _flops(JointAttention(d, h), x, (t, 14, 14), 0)
-    divided = _flops(DividedAttention(d, h), x, (t, 14, 14), 0)
+    lay = video_layout(t, 14, 14)
+    joint = _flops(JointAttention(d, num_heads=h, layout=lay), x, (t, 14, 14), 0)
+    divided = _flops(DividedAttention(d, num_heads=h, layout=lay), x, (t, 14, 14), 0)
     xca = _flops(XCA(d, h), x)
     assert joint == 8 * L * d**2 + 4 * L**2 * d
     assert divided == 18 * L * d**2 + 4 * L * d * (t + n)
@@ -33,8 +34,9 @@ def test_joint_and_divided_formulas_on_other_grids(grid):
     t, n = grid[0], grid[1] * grid[2]
     L = t * n
     x = torch.randn(1, L, d)
-    assert _flops(JointAttention(d, h), x, grid, 0) == 8 * L * d**2 + 4 * L**2 * d
-    assert _flops(DividedAttention(d, h), x, grid, 0) == 18 * L * d**2 + 4 * L * d * (t + n)
+    lay = video_layout(*grid)
+    assert _flops(JointAttention(d, num_heads=h, layout=lay), x, grid, 0) == 8 * L * d**2 + 4 * L**2 * d
+    assert _flops(DividedAttention(d, num_heads=h, layout=lay), x, grid, 0) == 18 * L * d**2 + 4 * L * d * (t + n)
 
 
 @pytest.mark.parametrize("ratio", [2, 4])
@@ -43,8 +45,9 @@ def test_sra_2d_and_3d_formulas(ratio):
     grid = (8, 8, 8)
     L = 512
     x = torch.randn(1, L, d)
-    f2 = _flops(SRAttention(d, h, sr_ratio=ratio, ndim=2), x, grid, 0)
-    f3 = _flops(SRAttention(d, h, sr_ratio=ratio, ndim=3), x, grid, 0)
+    lay = GridLayout(("d", "h", "w"), grid)
+    f2 = _flops(SRAttention(d, num_heads=h, layout=lay, sr_ratio=ratio, ndim=2), x, grid, 0)
+    f3 = _flops(SRAttention(d, num_heads=h, layout=lay, sr_ratio=ratio, ndim=3), x, grid, 0)
     r2, r3 = ratio**2, ratio**3
     assert f2 == 4 * L * d**2 + 2 * L * d**2 + 4 * (L // r2) * d**2 + 4 * L * L * d // r2
     assert f3 == 4 * L * d**2 + 2 * L * d**2 + 4 * (L // r3) * d**2 + 4 * L * L * d // r3
@@ -54,5 +57,5 @@ def test_sdpa_kernel_is_counted_with_gradients():
     """With gradients enabled attention goes through SDPA's CPU kernel, which must still be counted."""
     d, h, L = 64, 4, 128
     x = torch.randn(1, L, d)
-    m = JointAttention(d, h)
+    m = JointAttention(d, num_heads=h, layout=video_layout(1, 8, 16))
     assert count_flops(lambda: m(x, (1, 8, 16), 0)) == 8 * L * d**2 + 4 * L**2 * d

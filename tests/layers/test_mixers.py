@@ -8,28 +8,36 @@ from spatiotemporal.layers import (
     MIXERS,
     Block,
     DividedAttention,
+    GridLayout,
     JointAttention,
     SpaceOnlyAttention,
     SRAttention,
     XCAttention,
+    build_mixer,
+    image_layout,
+    video_layout,
+    volume_layout,
 )
 from spatiotemporal.layers.xca import XCA
 
-GRIDS = {"image": ((1, 4, 4), 2), "video": ((3, 4, 4), 2), "volume": ((2, 4, 6), 3)}
+LAYOUTS = {"image": image_layout(4, 4), "video": video_layout(3, 4, 4), "volume": volume_layout(4, 6, 2)}
+VIDEO = video_layout(3, 4, 4)
 
 
-def _mixer_kwargs(name, ndim):
-    return {"ndim": ndim} if name in ("xca", "sra") else {}
+def _needs_slice_axis(name, kind):
+    return name == "divided" and kind == "image"
 
 
 @pytest.mark.parametrize("name", sorted(MIXERS))
-@pytest.mark.parametrize("kind", sorted(GRIDS))
+@pytest.mark.parametrize("kind", sorted(LAYOUTS))
 @pytest.mark.parametrize("num_prefix", [0, 1])
 def test_every_mixer_forward_backward(name, kind, num_prefix):
-    grid, ndim = GRIDS[kind]
-    ffn = "mixffn" if ndim == 3 else "mlp"
-    blk = Block(32, 4, mixer=name, ffn=ffn, mixer_kwargs=_mixer_kwargs(name, ndim),
-                ffn_kwargs={"ndim": ndim} if ffn == "mixffn" else {}, init_values=1e-1, drop_path=0.1)
+    layout = LAYOUTS[kind]
+    grid = layout.size
+    ffn = "mixffn" if kind == "volume" else "mlp"
+    kw = {"axis": 0} if _needs_slice_axis(name, kind) else {}
+    blk = Block(32, num_heads=4, layout=layout, mixer=name, ffn=ffn, mixer_kwargs=kw, init_values=1e-1,
+                drop_path=0.1)
     x = torch.randn(2, num_prefix + grid[0] * grid[1] * grid[2], 32, requires_grad=True)
     y = blk(x, grid, num_prefix)
     y.square().mean().backward()
@@ -41,7 +49,34 @@ def test_every_mixer_forward_backward(name, kind, num_prefix):
 
 def test_wrong_token_count_is_a_clear_error():
     with pytest.raises(ValueError, match="token count"):
-        JointAttention(16, 2)(torch.randn(1, 10, 16), (1, 3, 3), 0)
+        JointAttention(16, num_heads=2, layout=image_layout(3, 3))(torch.randn(1, 10, 16), (1, 3, 3), 0)
+
+
+def test_misspelt_mixer_argument_is_an_error_that_lists_the_valid_ones():
+    msg = r"unknown argument\(s\) \['sr_ration'\].*sr_ratio.*Valid: \['sr_ratio', 'ndim'\]"
+    with pytest.raises(TypeError, match=msg):
+        build_mixer("sra", 16, num_heads=2, layout=VIDEO, kwargs={"sr_ration": 4})
+    with pytest.raises(TypeError, match="set by the model"):
+        build_mixer("joint", 16, num_heads=2, layout=VIDEO, kwargs={"num_heads": 4})
+    with pytest.raises(KeyError, match="Did you mean 'divided'"):
+        build_mixer("divdied", 16, num_heads=2, layout=VIDEO)
+
+
+def test_mixer_asked_for_an_axis_it_lacks_is_a_clear_error():
+    with pytest.raises(ValueError, match="needs a time or depth axis.*\\('1', 'h', 'w'\\)"):
+        build_mixer("divided", 16, num_heads=2, layout=image_layout(4, 4))
+    with pytest.raises(ValueError, match="axis must be 0, 1 or 2"):
+        build_mixer("divided", 16, num_heads=2, layout=VIDEO, kwargs={"axis": 3})
+    with pytest.raises(ValueError, match="axis must be 0, 1 or 2"):
+        build_mixer("space_only", 16, num_heads=2, layout=VIDEO, kwargs={"axis": -1})
+
+
+def test_layout_gives_the_slice_axis():
+    assert DividedAttention(8, num_heads=2, layout=VIDEO).axis == 0
+    assert DividedAttention(8, num_heads=2, layout=volume_layout(2, 3, 4)).axis == 2  # MONAI (H, W, D): depth last
+    assert SpaceOnlyAttention(8, num_heads=2, layout=GridLayout(("d", "h", "w"), (2, 3, 4))).axis == 0
+    assert XCAttention(8, num_heads=2, layout=volume_layout(2, 3, 4)).lpi.ndim == 3
+    assert XCAttention(8, num_heads=2, layout=VIDEO).lpi.ndim == 2
 
 
 def _copy_attention(dst, src):
@@ -51,8 +86,9 @@ def _copy_attention(dst, src):
 
 def test_divided_with_one_frame_equals_spatial_attention():
     torch.manual_seed(0)
-    spatial = SpaceOnlyAttention(32, 4)
-    divided = DividedAttention(32, 4)  # temporal_fc starts at zero, as in TimeSformer
+    layout = video_layout(1, 4, 4)
+    spatial = SpaceOnlyAttention(32, num_heads=4, layout=layout)
+    divided = DividedAttention(32, num_heads=4, layout=layout)  # temporal_fc starts at zero, as in TimeSformer
     _copy_attention(divided, spatial)
     x = torch.randn(2, 1 + 16, 32)
     torch.testing.assert_close(divided(x, (1, 4, 4), 1), spatial(x, (1, 4, 4), 1), rtol=0, atol=1e-6)
@@ -60,7 +96,8 @@ def test_divided_with_one_frame_equals_spatial_attention():
 
 def test_space_only_on_one_slice_equals_joint_attention():
     torch.manual_seed(0)
-    joint, space = JointAttention(32, 4), SpaceOnlyAttention(32, 4)
+    layout = image_layout(3, 4)
+    joint, space = JointAttention(32, num_heads=4, layout=layout), SpaceOnlyAttention(32, num_heads=4, layout=layout)
     _copy_attention(space, joint)
     x = torch.randn(2, 1 + 12, 32)
     torch.testing.assert_close(space(x, (1, 3, 4), 1), joint(x, (1, 3, 4), 1), rtol=0, atol=1e-6)
@@ -70,25 +107,40 @@ def test_divided_temporal_stage_mixes_only_along_its_axis():
     """With the spatial projection at zero, token (t, h, w) depends only on tokens (., h, w)."""
     torch.manual_seed(0)
     for axis, grid in ((0, (3, 2, 2)), (2, (2, 2, 3))):
-        m = DividedAttention(8, 2, axis=axis)
+        m = DividedAttention(8, num_heads=2, layout=video_layout(*grid), axis=axis)
+        _check_divided_temporal_locality(m, grid, axis)
+
+
+def test_unetr_divided_attends_along_depth_by_default():
+    """MONAI's (H, W, D) grid: the model tells the mixer that depth is the last axis."""
+    from spatiotemporal import create_model
+
+    torch.manual_seed(0)
+    m = create_model("unetr_tiny", mixer="divided", img_size=(16, 16, 24)).encoder.blocks[0].mixer
+    _check_divided_temporal_locality(m, (2, 2, 3), 2)
+
+
+def _check_divided_temporal_locality(m, grid, axis):
+    with torch.no_grad():
         torch.nn.init.normal_(m.temporal_fc.weight)
         torch.nn.init.zeros_(m.attn.proj.weight)
         torch.nn.init.zeros_(m.attn.proj.bias)
-        x = torch.randn(1, 12, 8)
-        jac = torch.autograd.functional.jacobian(lambda t, m=m, g=grid: m(t, g, 0), x)[0, :, :, 0, :, :]
-        dep = jac.abs().sum((1, 3)) > 0
-        idx = torch.arange(12).reshape(grid)
-        for i in range(12):
-            pos = [int(v) for v in (idx == i).nonzero()[0]]
-            expected = torch.zeros(12, dtype=torch.bool)
-            sl = [slice(None) if a == axis else pos[a] for a in range(3)]
-            expected[idx[tuple(sl)].flatten()] = True
-            assert torch.equal(dep[i], expected), (axis, i)
+    dim = m.temporal_fc.weight.shape[0]
+    x = torch.randn(1, 12, dim)
+    jac = torch.autograd.functional.jacobian(lambda t: m(t, grid, 0), x)[0, :, :, 0, :, :]
+    dep = jac.abs().sum((1, 3)) > 0
+    idx = torch.arange(12).reshape(grid)
+    for i in range(12):
+        pos = [int(v) for v in (idx == i).nonzero()[0]]
+        expected = torch.zeros(12, dtype=torch.bool)
+        sl = [slice(None) if a == axis else pos[a] for a in range(3)]
+        expected[idx[tuple(sl)].flatten()] = True
+        assert torch.equal(dep[i], expected), (axis, i)
 
 
 def test_divided_class_token_is_excluded_from_temporal_attention_and_averaged():
     torch.manual_seed(0)
-    m = DividedAttention(8, 2)
+    m = DividedAttention(8, num_heads=2, layout=video_layout(3, 2, 2))
     torch.nn.init.normal_(m.temporal_fc.weight)
     x = torch.randn(1, 1 + 3 * 4, 8)
     y = m(x, (3, 2, 2), 1)
@@ -106,8 +158,8 @@ def test_divided_class_token_is_excluded_from_temporal_attention_and_averaged():
 @pytest.mark.parametrize("ndim", [2, 3])
 def test_sra_ratio_one_equals_plain_attention(ndim):
     torch.manual_seed(0)
-    plain = JointAttention(32, 4)
-    sra = SRAttention(32, 4, sr_ratio=1, ndim=ndim)
+    plain = JointAttention(32, num_heads=4, layout=VIDEO)
+    sra = SRAttention(32, num_heads=4, layout=VIDEO, sr_ratio=1, ndim=ndim)
     sra.norm.load_state_dict(plain.norm.state_dict())
     w, b = plain.attn.qkv.weight.detach(), plain.attn.qkv.bias.detach()
     sra.q.load_state_dict({"weight": w[:32], "bias": b[:32]})
@@ -118,12 +170,12 @@ def test_sra_ratio_one_equals_plain_attention(ndim):
 
 
 def test_sra_reduces_keys_by_the_ratio():
-    m = SRAttention(16, 2, sr_ratio=2, ndim=3)
+    m = SRAttention(16, num_heads=2, layout=GridLayout(("d", "h", "w"), (4, 4, 6)), sr_ratio=2, ndim=3)
     seen = {}
     m.kv.register_forward_hook(lambda mod, inp, out: seen.update(n=inp[0].shape[1]))
     m(torch.randn(1, 1 + 4 * 4 * 6, 16), (4, 4, 6), 1)
     assert seen["n"] == 1 + 2 * 2 * 3
-    m2 = SRAttention(16, 2, sr_ratio=2, ndim=2)
+    m2 = SRAttention(16, num_heads=2, layout=GridLayout(("t", "h", "w"), (4, 4, 6)), sr_ratio=2, ndim=2)
     m2.kv.register_forward_hook(lambda mod, inp, out: seen.update(n2=inp[0].shape[1]))
     m2(torch.randn(1, 4 * 4 * 6, 16), (4, 4, 6), 0)
     assert seen["n2"] == 4 * 2 * 3
@@ -160,7 +212,7 @@ def test_xca_zero_channel_half_precision_stays_finite():
 def test_lpi_is_local(ndim, grid):
     """LPI (two 3-wide depthwise convs) reaches at most 2 grid steps away; 2D stays within its slice."""
     torch.manual_seed(0)
-    m = XCAttention(8, 2, ndim=ndim).eval()
+    m = XCAttention(8, num_heads=2, layout=video_layout(*grid), ndim=ndim).eval()
     torch.nn.init.zeros_(m.attn.proj.weight)
     torch.nn.init.zeros_(m.attn.proj.bias)
     n = grid[0] * grid[1] * grid[2]

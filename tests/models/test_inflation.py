@@ -19,15 +19,15 @@ def _timm_vit():
 
 
 @pytest.mark.parametrize("source", ["ours", "timm"])
-@pytest.mark.parametrize("attention", ["divided", "space_only"])
-def test_static_clip_gives_the_vit_logits(source, attention):
+@pytest.mark.parametrize("kw", [{"mixer": "divided"}, {"mixer": "space_only"}, {"mixer": "joint", "framewise": True}])
+def test_static_clip_gives_the_vit_logits(source, kw):
     vit = _our_vit() if source == "ours" else _timm_vit()
-    ts = inflate_vit_to_timesformer(vit, num_frames=4, attention=attention).eval()
+    ts = inflate_vit_to_timesformer(vit, num_frames=4, **kw).eval()
     img = torch.randn(2, 3, 64, 64)
     clip = img.unsqueeze(2).expand(-1, -1, 4, -1, -1)
     with torch.no_grad():
         assert (ts(clip) - vit(img)).abs().max() <= 1e-5
-    if attention == "divided":
+    if kw["mixer"] == "divided":
         blk = ts.encoder.blocks[0].mixer
         assert torch.equal(blk.temporal_attn.qkv.weight, blk.attn.qkv.weight)
         assert blk.temporal_fc.weight.abs().max() == 0 and ts.time_embed.abs().max() == 0
@@ -74,3 +74,20 @@ def test_unetr_from_vit_trains_end_to_end():
     y = un(torch.randn(1, 1, 32, 32, 16))
     y.mean().backward()
     assert y.shape == (1, 3, 32, 32, 16)
+
+
+def test_init_from_checkpoint_inflates_or_finetunes(tmp_path):
+    from spatiotemporal import save_pretrained
+    from spatiotemporal.models import init_from_checkpoint
+
+    vit = _our_vit()
+    path = save_pretrained(vit, tmp_path / "vit.safetensors")
+    target = create_model("timesformer_tiny", num_frames=4, num_classes=3, mixer="divided", embed_dim=64)
+    ts = init_from_checkpoint(target, path)  # the ViT's encoder shape wins over the target's
+    assert ts.training and ts.cfg.embed_dim == 128 and ts.cfg.num_classes == 3 and ts.cfg.num_frames == 4
+    torch.testing.assert_close(ts.encoder.blocks[0].mixer.temporal_attn.qkv.weight,
+                               vit.encoder.blocks[0].mixer.attn.qkv.weight)
+    same = init_from_checkpoint(create_model("vit_tiny_builtin", num_classes=4, img_size=48), path)
+    assert same.head.out_features == 4 and same.pos_embed.shape[1] == 36  # head replaced, grid resized
+    with pytest.raises(ValueError, match="cannot initialise a vit model"):
+        init_from_checkpoint(create_model("vit_tiny_builtin"), save_pretrained(ts, tmp_path / "ts.safetensors"))

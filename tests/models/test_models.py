@@ -6,18 +6,25 @@ import pytest
 import torch
 
 from spatiotemporal import create_model, list_models, load_pretrained, save_pretrained
-from spatiotemporal.models import CheckpointFormatError
+from spatiotemporal.models import CheckpointFormatError, model_spec
 
 
 def _n(model):
     return sum(p.numel() for p in model.parameters())
 
 
-@pytest.mark.parametrize("attention,expected", [
-    ("divided", 121_566_352), ("joint", 86_112_400), ("space_only", 86_106_256),
+@pytest.mark.parametrize("kw,expected", [
+    ({"mixer": "divided"}, 121_566_352), ({"mixer": "joint"}, 86_112_400),
+    ({"mixer": "joint", "framewise": True}, 86_106_256),  # the official space-only model
 ])
-def test_timesformer_base_parameter_counts_equal_the_official(attention, expected):
-    assert _n(create_model("timesformer_base", attention=attention)) == expected
+def test_timesformer_base_parameter_counts_equal_the_official(kw, expected):
+    assert _n(create_model("timesformer_base", **kw)) == expected
+
+
+def test_attention_is_an_alias_of_mixer():
+    assert create_model("timesformer_tiny", attention="joint").cfg.mixer == "joint"
+    with pytest.raises(TypeError, match="name the same slot"):
+        create_model("timesformer_tiny", attention="joint", mixer="divided")
 
 
 def test_timesformer_hr_and_l_parameter_counts():
@@ -40,24 +47,23 @@ def test_registry_lists_and_rejects():
         assert n in names
     with pytest.raises(KeyError, match="timesformer_base"):
         create_model("timesformer_bsae")
-    with pytest.raises(TypeError, match="valid keys"):
+    with pytest.raises(TypeError, match="Did you mean .*num_frames.* Valid keys"):
         create_model("timesformer_tiny", num_frame=4)
 
 
-@pytest.mark.parametrize("attention", ["divided", "joint", "space_only", "xca", "sra"])
-def test_timesformer_any_mixer_and_resized_inputs(attention):
-    kw = {"mixer_kwargs": {"ndim": 2}} if attention in ("xca", "sra") else {}
-    m = create_model("timesformer_tiny", attention=attention, img_size=32, num_frames=4, **kw).eval()
+@pytest.mark.parametrize("mixer", ["divided", "joint", "space_only", "xca", "sra", "framewise"])
+def test_timesformer_any_mixer_and_resized_inputs(mixer):
+    kw = {"mixer": "joint", "framewise": True} if mixer == "framewise" else {"mixer": mixer}
+    m = create_model("timesformer_tiny", img_size=32, num_frames=4, **kw).eval()
     with torch.no_grad():
         assert m(torch.randn(2, 3, 4, 32, 32)).shape == (2, 8)
         assert m(torch.randn(1, 3, 6, 48, 40)).shape == (1, 8)  # more frames, other size: embeddings resized
         assert m.feature_map(torch.randn(1, 3, 4, 32, 32)).shape == (1, 128, 4, 4, 4)
 
 
-@pytest.mark.parametrize("mixer", ["joint", "divided", "xca", "sra"])
+@pytest.mark.parametrize("mixer", ["joint", "divided", "space_only", "xca", "sra"])
 def test_unetr_any_mixer_non_cubic(mixer):
-    kw = {"mixer_kwargs": {"ndim": 3, "axis": 2}} if mixer in ("xca", "sra", "divided") else {}
-    m = create_model("unetr_tiny", mixer=mixer, img_size=(32, 48, 16), **kw).eval()
+    m = create_model("unetr_tiny", mixer=mixer, img_size=(32, 48, 16)).eval()
     with torch.no_grad():
         y = m(torch.randn(1, 1, 32, 48, 16))
     assert y.shape == (1, 6, 32, 48, 16)
@@ -79,16 +85,62 @@ def test_unetr_skip_indices():
 
 def test_save_and_load_our_format(tmp_path):
     torch.manual_seed(0)
-    m = create_model("timesformer_tiny", attention="divided", num_classes=5).eval()
+    m = create_model("timesformer_tiny", mixer="divided", num_classes=5).eval()
     for p in m.parameters():
         torch.nn.init.normal_(p, std=0.05)
-    path = save_pretrained(m, tmp_path / "w.safetensors")
+    data = {"dataset": "builtin", "video": {"num_frames": 8, "sampling_rate": 1}}
+    path = save_pretrained(m, tmp_path / "w.safetensors", data=data, class_names=list("abcde"))
     assert path.with_suffix(".json").exists()
     loaded = load_pretrained(path)
     x = torch.randn(1, 3, 8, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), m(x))
     assert not loaded.training
+    assert loaded.pretrained_cfg["data"] == data and loaded.pretrained_cfg["class_names"] == list("abcde")
+    assert loaded.model_name == "timesformer_tiny"
+    spec = model_spec(loaded)  # re-saving keeps what the model was trained with
+    assert spec["data"] == data and spec["modality"] == "video" and spec["format_version"] == 2
+
+
+def test_version_1_specs_still_load_and_keep_their_meaning(tmp_path):
+    """Before format 2, TimeSformer configs said ``attention`` and ``space_only`` meant the framewise model."""
+    m = create_model("timesformer_tiny", mixer="joint", framewise=True).eval()
+    cfg = m.config_dict()
+    cfg.pop("mixer"), cfg.pop("framewise")
+    old = {"arch": "timesformer", "format_version": 1, "config": {**cfg, "attention": "space_only"}}
+    path = tmp_path / "old.pt"
+    torch.save({"model": m.state_dict(), "task": {"model_spec": old, "class_names": ["x"] * 8}}, path)
+    loaded = load_pretrained(path)
+    assert loaded.cfg.framewise and loaded.cfg.mixer == "joint"
+    assert loaded.pretrained_cfg["legacy_version"] == 1 and loaded.pretrained_cfg["class_names"] == ["x"] * 8
+    x = torch.randn(1, 3, 8, 32, 32)
+    with torch.no_grad():
+        assert torch.equal(loaded(x), m(x))
+
+
+def test_every_model_declares_its_modality_and_input_spec():
+    from spatiotemporal.models import ARCHS, model_entry
+
+    assert {model_entry(n).arch for n in list_models()} == set(ARCHS)
+    for name in ("vit_tiny_builtin", "timesformer_tiny", "unetr_tiny"):
+        m = create_model(name)
+        spec = m.input_spec()
+        assert type(m).modality in ("image", "video", "volume")
+        assert len(spec.size) == {"image": 2, "video": 3, "volume": 3}[type(m).modality]
+
+
+def test_temporal_fc_zero_rule_lives_in_the_mixer_and_survives_any_init():
+    from spatiotemporal.layers import init_weights_
+
+    m = create_model("timesformer_tiny", mixer="divided")
+    torch.nn.init.normal_(m.encoder.blocks[1].mixer.temporal_fc.weight)
+    init_weights_(m)  # the generic pass, then each mixer's own hook
+    assert all(b.mixer.temporal_fc.weight.abs().max() == 0 for b in m.encoder.blocks)
+
+
+def test_mixers_add_their_no_weight_decay_names():
+    m = create_model("timesformer_tiny", mixer="xca")
+    assert {"pos_embed", "time_embed", "encoder.blocks.3.mixer.attn.temperature"} <= m.no_weight_decay()
 
 
 def test_unknown_format_and_bad_keys_are_named(tmp_path):

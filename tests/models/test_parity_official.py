@@ -14,7 +14,8 @@ def test_official_checkpoint_reproduces_features_and_logits(shared_fixtures, att
     manifest = json.loads((root / "manifest.json").read_text())
     cfg = manifest["config"]
     model = load_pretrained(root / f"{attention}.pyth", num_heads=cfg["num_heads"])
-    assert model.cfg.attention == attention  # inferred from the keys
+    expected = {"divided": ("divided", False), "joint": ("joint", False), "space_only": ("joint", True)}[attention]
+    assert (model.cfg.mixer, model.cfg.framewise) == expected  # inferred from the keys
     assert sum(p.numel() for p in model.parameters()) == manifest["models"][attention]["params"]
     io = torch.load(root / f"{attention}_io.pt", weights_only=True)
     with torch.no_grad():

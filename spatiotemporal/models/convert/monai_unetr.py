@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 
-import torch
-
-from .timm_vit import heads_for_width
-from .vit_keys import block_depth
+from . import Detected, register_converter
+from .vit_keys import block_depth, heads_for_width
 
 #: Keys MONAI itself never uses, by version: the <=0.8 class token, the <=0.8 always-built
 #: ``conv3`` of residual blocks, the 1.4-1.5 cross-attention and the >=1.4 ``norm_cross_attn``.
@@ -59,14 +57,14 @@ def infer_unetr_config(sd: dict, patch_size: int = 16) -> dict:
     return cfg
 
 
-def convert_unetr_state(sd: dict, model_keys: set[str], patch_size: int = 16):
-    """MONAI keys -> ours. Dead keys are dropped only when our model has no such key.
+def convert_unetr_state(sd: dict, patch_size: int = 16) -> tuple[dict, list[str]]:
+    """MONAI keys -> ours; returns (converted, keys no rule knew). Dead keys are kept (the loader drops those
+    our model lacks).
 
     The perceptron patch embedding ``Linear(p^3 C, hidden)`` becomes the equivalent conv kernel:
     ``w.view(hidden, p, p, p, C).permute(0, 4, 1, 2, 3)`` (same token order).
-    Returns (converted, keys no rule knew, dead keys dropped).
     """
-    out, unknown, dropped = {}, [], []
+    out, unknown = {}, []
     for k, v in sd.items():
         if k == _PERCEPTRON_W:
             hidden, fan_in = v.shape
@@ -80,14 +78,25 @@ def convert_unetr_state(sd: dict, model_keys: set[str], patch_size: int = 16):
                     out[re.sub(pat, rep, k)] = v
                     break
             else:
-                (dropped if is_dead_key(k) else unknown).append(k)
-            continue
-        if is_dead_key(k) and k not in model_keys:
-            dropped.append(k)
+                if is_dead_key(k):
+                    out[k] = v  # kept under its own name: the loader drops it
+                else:
+                    unknown.append(k)
             continue
         out[k] = v
-    return out, unknown, dropped
+    return out, unknown
 
 
-def to_tensor_dict(sd: dict) -> dict[str, torch.Tensor]:
-    return {k: v for k, v in sd.items() if isinstance(v, torch.Tensor)}
+@register_converter("MONAI UNETR (0.7 to 1.6)", priority=20)
+def monai_unetr(container: dict, sd: dict, overrides: dict) -> Detected | None:
+    """The patch size is not stored: 16 (MONAI's default) unless ``patch_size=`` is given; a non-cubic token
+    grid needs ``img_size=(H, W, D)``."""
+    if not is_monai_unetr_state(sd):
+        return None
+    patch = int(overrides.get("patch_size", 16))
+    cfg = infer_unetr_config(sd, patch)
+    if "img_size" not in cfg and "img_size" not in overrides:
+        n = sd["vit.patch_embedding.position_embeddings"].shape[1]
+        raise ValueError(f"MONAI UNETR with {n} patch tokens is not a cube; pass img_size=(H, W, D)")
+    conv, unknown = convert_unetr_state(sd, patch)
+    return Detected("monai-unetr", "unetr", cfg, conv, tuple(DEAD_KEY_PATTERNS), unknown)

@@ -1,21 +1,27 @@
-"""Official TimeSformer ``.pyth`` checkpoints (PySlowFast layout) -> :class:`TimeSformer`."""
+"""Official TimeSformer ``.pyth`` checkpoints (PySlowFast layout) -> :class:`~spatiotemporal.models.TimeSformer`.
+
+The official ``space_only`` model is our ``framewise=True`` with joint attention inside each frame.
+"""
 
 from __future__ import annotations
 
 import json
 import math
 
-from .timm_vit import heads_for_width
-from .vit_keys import block_depth, convert_vit_keys
+from . import Detected, register_converter
+from .vit_keys import block_depth, convert_vit_keys, heads_for_width
 
-OFFICIAL_ATTENTION = {"divided_space_time": "divided", "joint_space_time": "joint", "space_only": "space_only"}
+#: Official attention type -> our (mixer, framewise).
+OFFICIAL_ATTENTION = {"divided_space_time": ("divided", False), "joint_space_time": ("joint", False),
+                      "space_only": ("joint", True)}
 
 
 def attention_from_keys(sd: dict) -> str:
-    """``divided`` if temporal attention is present, ``joint`` if only a time embedding, else ``space_only``."""
+    """``divided_space_time`` if temporal attention is present, ``joint_space_time`` if only a time embedding,
+    else ``space_only``."""
     if "blocks.0.temporal_attn.qkv.weight" in sd:
-        return "divided"
-    return "joint" if "time_embed" in sd else "space_only"
+        return "divided_space_time"
+    return "joint_space_time" if "time_embed" in sd else "space_only"
 
 
 def attention_from_cfg(cfg) -> str | None:
@@ -32,7 +38,7 @@ def attention_from_cfg(cfg) -> str | None:
                 return None
     if isinstance(cfg, dict):
         t = (cfg.get("TIMESFORMER") or {}).get("ATTENTION_TYPE")
-        return OFFICIAL_ATTENTION.get(t)
+        return t if t in OFFICIAL_ATTENTION else None
     return None
 
 
@@ -42,13 +48,14 @@ def infer_timesformer_config(sd: dict, file_cfg=None) -> dict:
     declared = attention_from_cfg(file_cfg)
     if declared is not None and declared != attention:
         raise ValueError(f"checkpoint cfg declares attention {declared!r} but its keys are those of {attention!r}")
+    mixer, framewise = OFFICIAL_ATTENTION[attention]
     w = sd["patch_embed.proj.weight"]
     dim, p = w.shape[0], w.shape[-1]
     side = math.isqrt(sd["pos_embed"].shape[1] - 1)
     cfg = dict(
         img_size=side * p, patch_size=p, in_chans=w.shape[1], embed_dim=dim, depth=block_depth(sd),
         num_heads=heads_for_width(dim), mlp_ratio=sd["blocks.0.mlp.fc1.weight"].shape[0] / dim,
-        qkv_bias="blocks.0.attn.qkv.bias" in sd, attention=attention,
+        qkv_bias="blocks.0.attn.qkv.bias" in sd, mixer=mixer, framewise=framewise,
         num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0,
         pos_interp="nearest", time_interp="nearest",
     )
@@ -57,5 +64,19 @@ def infer_timesformer_config(sd: dict, file_cfg=None) -> dict:
     return cfg
 
 
-def convert_timesformer_state(sd: dict):
-    return convert_vit_keys(sd)
+def _strip_model_prefix(sd: dict) -> dict:
+    return {k[len("model."):] if k.startswith("model.") else k: v for k, v in sd.items()}
+
+
+@register_converter("official TimeSformer (.pyth)", priority=10)
+def official_timesformer(container: dict, sd: dict, overrides: dict) -> Detected | None:
+    """PySlowFast files (``model_state`` + ``cfg``), or bare state dicts with TimeSformer's keys."""
+    if "model_state" in container:
+        sd = _strip_model_prefix(sd)
+    elif not ("blocks.0.temporal_attn.qkv.weight" in sd or "time_embed" in sd):
+        return None
+    if "patch_embed.proj.weight" not in sd:
+        return None
+    conv, unknown = convert_vit_keys(sd)
+    cfg = infer_timesformer_config(sd, container.get("cfg"))
+    return Detected("official-timesformer", "timesformer", cfg, conv, unknown=unknown)

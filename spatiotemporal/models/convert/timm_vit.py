@@ -1,24 +1,17 @@
-"""timm and facebookresearch/deit ViT / DeiT III checkpoints -> :class:`VisionTransformer`."""
+"""timm and facebookresearch/deit ViT / DeiT III checkpoints -> :class:`~spatiotemporal.models.VisionTransformer`."""
 
 from __future__ import annotations
 
 import math
 
-import torch
-
-from .vit_keys import block_depth, convert_vit_keys
+from . import Detected, register_converter
+from .vit_keys import block_depth, convert_vit_keys, heads_for_width
 
 
 def is_vit_state(sd: dict) -> bool:
     w = sd.get("patch_embed.proj.weight")
     return w is not None and w.ndim == 4 and "blocks.0.attn.qkv.weight" in sd and "time_embed" not in sd \
         and "blocks.0.temporal_attn.qkv.weight" not in sd
-
-
-def heads_for_width(dim: int) -> int:
-    from ..registry import HEADS_FOR_WIDTH
-
-    return HEADS_FOR_WIDTH.get(dim, max(1, dim // 64))
 
 
 def infer_vit_config(sd: dict) -> dict:
@@ -48,6 +41,10 @@ def infer_vit_config(sd: dict) -> dict:
     return cfg
 
 
-def convert_vit_state(sd: dict) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Rename to our keys; ``gamma_1`` (deit) and ``ls1.gamma`` (timm) both map to ``ls1.gamma``."""
-    return convert_vit_keys(sd)
+@register_converter("timm/DeiT ViT", priority=90)
+def timm_vit(container: dict, sd: dict, overrides: dict) -> Detected | None:
+    """``gamma_1`` (deit) and ``ls1.gamma`` (timm) both map to ``ls1.gamma``."""
+    if not is_vit_state(sd):
+        return None
+    conv, unknown = convert_vit_keys(sd)
+    return Detected("timm-vit", "vit", infer_vit_config(sd), conv, unknown=unknown)

@@ -49,7 +49,9 @@ def block_depth(sd: dict, prefix: str = "blocks.") -> int:
     return max(idx) + 1 if idx else 0
 
 
-def strip_prefix(sd: dict, prefix: str) -> dict:
-    if sd and all(k.startswith(prefix) for k in sd):
-        return {k[len(prefix):]: v for k, v in sd.items()}
-    return sd
+#: Heads of the standard config for a given width (checkpoints do not store it).
+HEADS_FOR_WIDTH = {192: 3, 384: 6, 512: 8, 768: 12, 1024: 16, 1280: 16}
+
+
+def heads_for_width(dim: int) -> int:
+    return HEADS_FOR_WIDTH.get(dim, max(1, dim // 64))

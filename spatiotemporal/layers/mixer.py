@@ -1,0 +1,43 @@
+"""The token-mixer contract (v2) that every mixer and feed-forward layer follows.
+
+Construction is keyword-only and validated (no catch-all ``**kwargs``)::
+
+    Mixer(dim, *, num_heads, layout, qkv_bias, norm_layer, <its own options>)
+    FFN(dim, *, hidden_dim, layout, norm_layer, <its own options>)
+
+``layout`` (:class:`~.grid.GridLayout`) is the model's grid: which axis is time or depth and the static grid
+size. ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``: the mixer owns its pre-norm and
+returns the update the block adds (through LayerScale and DropPath).
+
+Hooks, with no-op defaults, so that a rule about one mixer lives in that mixer only:
+
+- ``init_weights()``: runs after the model's generic initialisation (:func:`~.init.init_weights_`).
+- ``inflate_state_dict(sd, prefix)``: fills this mixer's own keys in ``sd`` from the keys of a 2D joint-attention
+  block (``prefix + "norm.*"``, ``prefix + "attn.*"``) when a 2D model initialises a video or volume model.
+- ``no_weight_decay()``: parameter names (relative to the mixer) that take no weight decay.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+#: Arguments the model passes to every mixer; a mixer's own options must not reuse these names.
+MIXER_CONTRACT = ("num_heads", "layout", "qkv_bias", "norm_layer")
+FFN_CONTRACT = ("hidden_dim", "layout", "norm_layer")
+
+
+class TokenMixer(nn.Module):
+    """Base class of mixers and feed-forward layers; see the module docstring for the contract.
+
+    Subclasses implement ``forward(x (B, P+N, C), grid, num_prefix) -> (B, P+N, C)``.
+    """
+
+    def init_weights(self) -> None:
+        """Called after the generic initialisation of the model's linear layers."""
+
+    def inflate_state_dict(self, sd: dict[str, torch.Tensor], prefix: str) -> None:
+        """Add this mixer's own keys to ``sd`` (a 2D joint-attention block's weights under ``prefix``)."""
+
+    def no_weight_decay(self) -> set[str]:
+        return set()

@@ -1,0 +1,63 @@
+"""What every model declares: its modality, its input spec, its config, and its checkpoint hooks."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import ClassVar
+
+import torch
+from torch import nn
+
+from ..layers import no_weight_decay_names
+
+MODALITIES = ("image", "video", "volume")
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The input a model takes: ``channels`` and ``size`` = ``(H, W)`` for images, ``(T, H, W)`` for videos,
+    ``(H, W, D)`` for volumes (MONAI order); ``mean`` / ``std`` when the weights expect a normalisation."""
+
+    channels: int
+    size: tuple[int, ...]
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+
+
+class SpatioModel(nn.Module):
+    """Base of every model. Class-level facts:
+
+    - ``arch``: the family name (``create_model`` names map to one arch; checkpoints store it);
+    - ``modality``: ``"image" | "video" | "volume"``: which pipeline trains, evaluates and predicts it;
+    - ``config_cls``: the dataclass of its architecture;
+    - ``head_key`` / ``head_prefix``: the config key of its output size and the state-dict prefix of the layer
+      that a different output size replaces.
+
+    Instances have ``cfg``, ``input_spec()`` and ``config_dict()``; ``pretrained_cfg`` (the data / preprocessing
+    and class names a checkpoint was trained with, or ``{}``) is set by ``load_pretrained``.
+    """
+
+    arch: ClassVar[str]
+    modality: ClassVar[str]
+    config_cls: ClassVar[type]
+    head_key: ClassVar[str] = "num_classes"
+    head_prefix: ClassVar[str] = "head."
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pretrained_cfg: dict = {}
+
+    def input_spec(self) -> InputSpec:  # pragma: no cover - every model overrides it
+        raise TypeError(f"{type(self).__name__} does not declare its input spec")
+
+    def config_dict(self) -> dict:
+        return asdict(self.cfg)
+
+    def no_weight_decay(self) -> set[str]:
+        """Embeddings of the model (``own_no_weight_decay``) plus what its mixers ask for (XCA temperature)."""
+        return set(self.own_no_weight_decay) | no_weight_decay_names(self)
+
+    own_no_weight_decay: ClassVar[tuple[str, ...]] = ()
+
+    def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
+        """Resize the checkpoint's embeddings (grid of ``src_cfg``) to this model's grid, in place."""
