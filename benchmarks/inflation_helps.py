@@ -78,9 +78,9 @@ def val_curve(run_dir: Path) -> list[float]:
 def untrained_vit(path: Path, seed: int) -> Path:
     """Save the built-in ViT recipe's model at initialisation (``torch.manual_seed(seed)``) to ``path``."""
     import torch
-
     from spatiotemporal.cli.recipes.common import build_target_model, load_recipe
     from spatiotemporal.cli.recipes.image import ImageRecipe
+
     from spatiotemporal.models import save_pretrained
 
     torch.manual_seed(seed)

@@ -1,4 +1,7 @@
-"""``spatio eval timesformer --checkpoint C [--data ...]``: metrics on a split, printed and written to JSON."""
+"""``spatio eval [NAME] --checkpoint C``: metrics on a split, printed and written to JSON.
+
+The checkpoint says what it is and how it was trained; NAME (optional) is only checked against it.
+"""
 
 from __future__ import annotations
 
@@ -7,61 +10,37 @@ from pathlib import Path
 
 from ..engine import resolve_device
 from ..models import load_pretrained
-from .recipes.common import find_config
-from .recipes.run_dir import recipe_for_checkpoint
-from .train_cmd import DEFAULT_RECIPES
+from ..pipelines import pipeline_for
+from .common import check_family, data_flags, split_words
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("eval", help="evaluate a checkpoint (top-1/top-5 or Dice), write JSON")
-    esub = p.add_subparsers(dest="model_kind", required=True, metavar="MODEL")
-    for kind in ("timesformer", "unetr", "vit"):
-        q = esub.add_parser(kind, help=f"evaluate a {kind} checkpoint")
-        q.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides (data.*)")
-        q.add_argument("--checkpoint", required=True)
-        q.add_argument("--data", help="dataset (default: the run's, else built-in)")
-        q.add_argument("--data-root")
-        q.add_argument("--split", default=None, help="split to evaluate (default: test for video, val otherwise)")
-        q.add_argument("--batch-size", type=int, default=4)
-        q.add_argument("--device", default="auto")
-        q.add_argument("--workers", type=int, default=2)
-        q.add_argument("--json", dest="json_out", help="output JSON (default: beside the checkpoint)")
-        q.set_defaults(func=run)
-
-
-def _recipe(args, schema):
-    data = args.data or "builtin"
-    over = list(args.overrides)
-    if args.data:
-        over.append(f"data.dataset={args.data}")
-    if args.data_root:
-        over.append(f"data.root={args.data_root}")
-    default = find_config(DEFAULT_RECIPES[(args.model_kind, data)])
-    return recipe_for_checkpoint(schema, args.checkpoint, default, over)
+    p = sub.add_parser("eval", help="evaluate a checkpoint (top-1/top-5, or Dice per class), write JSON")
+    p.add_argument("words", nargs="*", metavar="[NAME] KEY=VALUE",
+                   help="optional model family to check, then data overrides (e.g. data.video.sampling_rate=4)")
+    p.add_argument("--checkpoint", required=True)
+    p.add_argument("--data", help="dataset (default: the one the checkpoint was trained on)")
+    p.add_argument("--data-root")
+    p.add_argument("--split", default=None,
+                   help="split to evaluate (default: test for videos, val for images and volumes)")
+    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--workers", type=int, default=2)
+    p.add_argument("--json", dest="json_out", help="output JSON (default: beside the checkpoint)")
+    p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    name, overrides = split_words(args.words)
     device = resolve_device(args.device)
     model = load_pretrained(args.checkpoint).to(device)
-    if args.model_kind == "timesformer":
-        from .recipes.video import VideoRecipe, evaluate_video
-
-        metrics = evaluate_video(_recipe(args, VideoRecipe), model, args.split or "test", args.batch_size,
-                                 args.workers, device)
-    elif args.model_kind == "unetr":
-        from .recipes.volume import VolumeRecipe, evaluate_volume
-
-        metrics = evaluate_volume(_recipe(args, VolumeRecipe), model, args.split or "validation", device)
-    else:
-        from .recipes.image import ImageRecipe, evaluate_image
-
-        metrics = evaluate_image(_recipe(args, ImageRecipe), model, args.split or "val", args.batch_size,
-                                 args.workers, device)
+    check_family(name, model)
+    pipeline = pipeline_for(model)
+    recipe = pipeline.recipe_from_checkpoint(model, overrides + data_flags(args), args.checkpoint)
+    metrics = pipeline.evaluate(model, recipe, args.split, args.batch_size, args.workers, device)
     out = Path(args.json_out) if args.json_out else Path(args.checkpoint).with_name(
         f"eval_{Path(args.checkpoint).stem}_{metrics['split']}.json")
     out.write_text(json.dumps(metrics, indent=2))
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out}")
     return 0
-
-

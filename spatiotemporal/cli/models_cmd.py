@@ -1,8 +1,8 @@
-"""``spatio models``: list the registered model names."""
+"""``spatio models``: list the registered model names with their family and modality."""
 
 from __future__ import annotations
 
-from ..models import list_models, model_entry
+from ..models import arch_class, list_models, model_entry
 
 
 def add_parser(sub) -> None:
@@ -16,5 +16,5 @@ def run(args) -> int:
     width = max((len(n) for n in names), default=0)
     for n in names:
         e = model_entry(n)
-        print(f"{n:<{width}}  {e.arch:<11}  {e.description}")
+        print(f"{n:<{width}}  {e.arch:<11}  {arch_class(e.arch).modality:<6}  {e.description}")
     return 0

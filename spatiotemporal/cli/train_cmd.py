@@ -1,24 +1,19 @@
-"""``spatio train {timesformer,unetr,vit}``: train on the built-in data or a real dataset."""
+"""``spatio train NAME``: train a model family or a registered model, on the built-in data or a real dataset."""
 
 from __future__ import annotations
 
 import json
 
-from .recipes.common import load_recipe
-
-DEFAULT_RECIPES = {
-    ("timesformer", "builtin"): "timesformer_tiny_builtin",
-    ("timesformer", "kinetics"): "timesformer_base_k400",
-    ("unetr", "builtin"): "unetr_tiny_builtin",
-    ("unetr", "btcv"): "unetr_btcv",
-    ("vit", "builtin"): "vit_tiny_builtin",
-    ("vit", "imagenet"): "deit3_vit_s_in1k",
-}
+from ..pipelines import default_recipe, family_of, pipeline_for, pipeline_for_recipe
+from .common import data_flags
 
 
 def _common_flags(p) -> None:
+    p.add_argument("name", metavar="NAME", help="a model family (timesformer, unetr, vit, ...) or a registered "
+                   "model (see `spatio models`)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="recipe overrides, e.g. train.optim.lr=0.01")
-    p.add_argument("--config", help="recipe YAML (path or name in configs/); default depends on --data")
+    p.add_argument("--config", help="recipe YAML (a path, or a recipe name of the package); default: the family's "
+                   "recipe for --data")
     p.add_argument("--data", help="dataset (default: the built-in one)")
     p.add_argument("--data-root", help="dataset directory")
     p.add_argument("--out", help="run directory")
@@ -34,19 +29,12 @@ def _common_flags(p) -> None:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (built-in data by default)")
-    tsub = p.add_subparsers(dest="model_kind", required=True, metavar="MODEL")
-    for kind in ("timesformer", "unetr", "vit"):
-        q = tsub.add_parser(kind, help=f"train {kind}")
-        _common_flags(q)
-        q.set_defaults(func=run)
+    _common_flags(p)
+    p.set_defaults(func=run)
 
 
 def flag_overrides(args) -> list[str]:
-    out = []
-    if args.data:
-        out.append(f"data.dataset={args.data}")
-    if args.data_root:
-        out.append(f"data.root={args.data_root}")
+    out = data_flags(args)
     for flag, key in (("out", "train.out"), ("epochs", "train.epochs"), ("max_steps", "train.max_steps"),
                       ("batch_size", "train.batch_size"), ("device", "train.device"), ("seed", "train.seed"),
                       ("init", "train.init"), ("workers", "train.num_workers")):
@@ -59,23 +47,17 @@ def flag_overrides(args) -> list[str]:
 
 
 def run(args) -> int:
-    data = args.data or "builtin"
-    config = args.config or DEFAULT_RECIPES.get((args.model_kind, data))
-    if config is None:
-        valid = sorted(d for k, d in DEFAULT_RECIPES if k == args.model_kind)
-        raise ValueError(f"--data {data!r} is not known for {args.model_kind}; valid: {', '.join(valid)}")
     overrides = list(args.overrides) + flag_overrides(args)
-    if args.model_kind == "timesformer":
-        from .recipes.video import VideoRecipe, train_video
-
-        summary = train_video(load_recipe(VideoRecipe, config, overrides))
-    elif args.model_kind == "unetr":
-        from .recipes.volume import VolumeRecipe, train_volume
-
-        summary = train_volume(load_recipe(VolumeRecipe, config, overrides))
+    family = family_of(args.name)
+    if args.config:
+        pipeline = pipeline_for_recipe(args.config)
+        config, model = args.config, (None if args.name == family else args.name)
+        if pipeline.modality != pipeline_for(family).modality:
+            raise ValueError(f"--config {args.config} is a {pipeline.modality} recipe; {args.name} is a "
+                             f"{pipeline_for(family).modality} model")
     else:
-        from .recipes.image import ImageRecipe, train_image
-
-        summary = train_image(load_recipe(ImageRecipe, config, overrides))
+        pipeline = pipeline_for(args.name)
+        config, model = default_recipe(args.name, args.data)
+    summary = pipeline.train(pipeline.load_recipe(config, overrides, model))
     print(json.dumps(summary, indent=2, default=str))
     return 0

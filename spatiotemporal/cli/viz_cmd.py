@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import argparse
 
-import torch
-
-from ..viz import data as vdata
+from ..engine import resolve_device
+from ..pipelines import get_pipeline
 from ..viz.erf import THRESHOLDS
 from ..viz.tsne import BACKENDS
 
 MODEL_HELP = ("random-weight registered model, NAME or NAME:key=value,... with config overrides, e.g. "
-              "timesformer_tiny:attention=xca,mixer_kwargs.ndim=2 (repeatable)")
+              "timesformer_tiny:mixer=xca,mixer_kwargs.ndim=2 (repeatable)")
 
 
 class _AddSource(argparse.Action):
@@ -27,13 +26,13 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", action=_AddSource, metavar="PATH",
                    help="trained checkpoint (any format load_pretrained reads; repeatable)")
     p.add_argument("--model", action=_AddSource, metavar="SPEC", help=MODEL_HELP)
-    p.add_argument("--data", default="builtin", choices=vdata.DATA_CHOICES,
-                   help="builtin: the models' generated set (default); kinetics / imagenet / btcv: a prepared "
-                        "set under --data-root (see data_recipes/)")
-    p.add_argument("--data-root", default=None, help="dataset folder (builtin: cache folder)")
+    p.add_argument("--data", default=None,
+                   help="dataset: builtin (the modality's generated set), or kinetics / imagenet / btcv under "
+                        "--data-root (see data_recipes/); default: the first checkpoint's, else builtin")
+    p.add_argument("--data-root", default=None, help="dataset folder")
     p.add_argument("--split", default="val", help="dataset split (default val)")
     p.add_argument("--img-size", type=int, default=None,
-                   help="input size (default: the built-in set's own size, else the first model's img_size)")
+                   help="input size (default: the first checkpoint's preprocessing, else the data's own)")
     p.add_argument("--num-frames", type=int, default=None, help="frames per clip for videos (same defaults)")
     p.add_argument("--out", required=True, help="output .png; .npz and .json are written next to it")
     p.add_argument("--device", default="auto", help="auto (cuda if available) | cpu | cuda[:i]")
@@ -79,33 +78,27 @@ def add_parser(sub) -> None:
     e.set_defaults(func=run_erf)
 
 
-def _device(name: str) -> str:
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
-
-
 def _load_models(args):
     from ..viz.models import load_viz_model
 
     if not args.sources:
         raise ValueError(f"spatio viz {args.viz_command}: give at least one --checkpoint or --model")
-    device = _device(args.device)
+    device = resolve_device(args.device)
     models = [load_viz_model(**{("spec" if kind == "model" else kind): value}, device=device, seed=args.seed)
               for kind, value in args.sources]
     return models, device
 
 
 def _samples(args, models, purpose: str, limit: int | None):
+    """The first model's pipeline draws the samples, with the first model's recipe (see ``recipe_for_viz``)."""
     from ..viz.report import check_same_kind
 
-    kind = check_same_kind(models)
-    kw = vdata.model_data_overrides(models[0].model, args.data)
-    if args.img_size:
-        kw["img_size"] = args.img_size
-    if args.num_frames:
-        kw["num_frames"] = args.num_frames
-    return vdata.load_viz_samples(kind, args.data, args.data_root, args.split, limit, purpose=purpose, **kw)
+    pipeline = get_pipeline(check_same_kind(models))
+    first = models[0]
+    checkpoint = first.source if first.source_kind == "checkpoint" else None
+    recipe = pipeline.recipe_for_viz(first.model, checkpoint, args.data, args.data_root, args.img_size,
+                                     args.num_frames)
+    return pipeline.viz_samples(recipe, args.split, limit, purpose)
 
 
 def _f(v) -> str:

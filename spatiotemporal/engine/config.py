@@ -284,18 +284,21 @@ def _build(cls: type, tree: Mapping) -> Any:
     return cls(**kwargs)
 
 
-def load_config(schema_cls: type, yaml_path: str | pathlib.Path | None = None, overrides: Iterable[str] = ()):
-    """Resolve a config: ``schema_cls()`` defaults <- YAML file <- ``key=value`` overrides.
+def load_config(schema_cls: type, source: str | pathlib.Path | Mapping | None = None, overrides: Iterable[str] = (),
+                source_name: str | None = None):
+    """Resolve a config: ``schema_cls()`` defaults <- ``source`` (a YAML file, or a mapping such as the data
+    section stored in a checkpoint) <- ``key=value`` overrides.
 
-    Raises ``ConfigError`` naming the key, its source (file path or "command line"), the valid keys
-    at that level and the closest match for an unknown key; ``FileNotFoundError`` for a missing file.
+    Raises ``ConfigError`` naming the key, its source (file path, ``source_name`` or "command line"), the valid
+    keys at that level and the closest match for an unknown key; ``FileNotFoundError`` for a missing file.
     """
     if not _is_dataclass_type(schema_cls):
         raise TypeError(f"schema_cls must be a dataclass type, got {schema_cls!r}")
     tree = config_to_dict(schema_cls())
-    # keep default section objects' dict fields etc. as plain data; coerce through the schema below
-    if yaml_path is not None:
-        path = pathlib.Path(yaml_path)
+    if isinstance(source, Mapping):
+        _merge_section(tree, schema_cls, source, "", source_name or "stored config")
+    elif source is not None:
+        path = pathlib.Path(source)
         if not path.is_file():
             raise FileNotFoundError(f"config file not found: {path}")
         try:

@@ -152,20 +152,23 @@ def inflate_vit_to_unetr(vit: VisionTransformer, depth_mode: str = "average", **
     return model
 
 
-def init_from_checkpoint(target: nn.Module, checkpoint, **inflate_kw) -> nn.Module:
+def init_from_checkpoint(target: nn.Module, checkpoint, source_overrides: dict | None = None,
+                         **inflate_kw) -> nn.Module:
     """A model shaped like ``target`` (its config) initialised from any checkpoint ``load_pretrained`` reads.
 
     Same family: the target's config is kept; embeddings are resized to its grid and the head replaced when
     the output size differs. Another family: the registered inflation rule, e.g. a 2D ViT into TimeSformer or
-    UNETR. Returns the new model in train mode.
+    UNETR (``inflate_kw`` are its options, ``source_overrides`` what the source checkpoint does not store, such
+    as ``num_heads``). Returns the new model in train mode.
     """
     cfg = target.config_dict()
-    info = inspect_checkpoint(checkpoint)
+    src_over = dict(source_overrides or {})
+    info = inspect_checkpoint(checkpoint, src_over)
     src_arch, dst_arch = info.detected.arch, target.arch
     if src_arch == dst_arch:
         model = load_pretrained(info, **cfg)
     elif (src_arch, dst_arch) in INFLATIONS:
-        model = INFLATIONS[(src_arch, dst_arch)](load_pretrained(info), **inflate_kw, **cfg)
+        model = INFLATIONS[(src_arch, dst_arch)](load_pretrained(info, **src_over), **inflate_kw, **cfg)
     else:
         pairs = ", ".join(f"{a} -> {b}" for a, b in sorted(INFLATIONS))
         raise ValueError(f"{info.name}: a {src_arch} checkpoint cannot initialise a {dst_arch} model "

@@ -64,7 +64,8 @@ def resolve_skips(cfg: UNETRConfig, stages: int) -> tuple[int, ...]:
         if cfg.num_layers == 12 and stages == 4:
             return base
         off = 0 if cfg.skips == "monai" else -1
-        return tuple(max(0, round(cfg.num_layers * i / stages) + off) for i in range(1, stages))
+        last = cfg.num_layers - 1
+        return tuple(min(last, max(0, round(cfg.num_layers * i / stages) + off)) for i in range(1, stages))
     skips = tuple(int(s) for s in cfg.skips)
     if len(skips) != stages - 1 or not all(0 <= s < cfg.num_layers for s in skips):
         raise ValueError(f"skips must be {stages - 1} block indices in [0, {cfg.num_layers}), got {skips}")

@@ -1,19 +1,20 @@
 """Visualisations of learned features: t-SNE of clip / image / crop embeddings and effective receptive fields.
 
-Layer 3 (beside ``data`` and ``engine``): uses ``models`` and ``data``, never ``engine`` or ``cli``.
+Layer 3 (beside ``data`` and ``engine``): uses ``models``, never ``engine``, the pipelines or ``cli``; the
+samples come from a modality's pipeline as :class:`VizSamples`.
 """
 
-from .data import VizSamples, load_viz_samples, model_data_overrides, model_kind
 from .embed import extract_embeddings
 from .erf import THRESHOLDS, area_ratios, compute_erf, erf_metrics, erf_single, normalize_erf, support_extent
 from .models import VizModel, load_viz_model, mixer_label, parse_model_spec
 from .plots import plot_erf, plot_tsne
 from .report import erf_report, tsne_report
+from .samples import VizSamples, crop_centered, evenly_spaced
 from .tsne import knn_loo_accuracy, pca_reduce, run_tsne, separability, silhouette
 
 __all__ = [
-    "THRESHOLDS", "VizModel", "VizSamples", "area_ratios", "compute_erf", "erf_metrics", "erf_report",
-    "erf_single", "extract_embeddings", "knn_loo_accuracy", "load_viz_model", "load_viz_samples", "mixer_label",
-    "model_data_overrides", "model_kind", "normalize_erf", "parse_model_spec", "pca_reduce", "plot_erf",
+    "THRESHOLDS", "VizModel", "VizSamples", "area_ratios", "compute_erf", "crop_centered", "erf_metrics",
+    "erf_report", "erf_single", "evenly_spaced", "extract_embeddings", "knn_loo_accuracy", "load_viz_model",
+    "mixer_label", "normalize_erf", "parse_model_spec", "pca_reduce", "plot_erf",
     "plot_tsne", "run_tsne", "separability", "silhouette", "support_extent", "tsne_report",
 ]

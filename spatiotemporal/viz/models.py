@@ -1,7 +1,7 @@
 """Models to visualise: trained checkpoints or registered names with config overrides, and their labels.
 
 A model spec is ``NAME`` or ``NAME:key=value,key=value`` with YAML values and dotted keys into dict fields,
-e.g. ``timesformer_tiny:attention=xca,mixer_kwargs.ndim=2`` or ``unetr_tiny:img_size=[32,32,32]``.
+e.g. ``timesformer_tiny:mixer=xca,mixer_kwargs.ndim=2`` or ``unetr_tiny:img_size=[32,32,32]``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import torch
 import yaml
 from torch import nn
 
-MIXER_KEYS = ("attention", "mixer", "mixer_kwargs")
+MIXER_KEYS = ("attention", "mixer", "mixer_kwargs", "framewise")
 GENERIC_STEMS = {"model", "last", "best", "checkpoint", "final", "latest", "ema"}
 
 
@@ -53,11 +53,12 @@ def parse_model_spec(spec: str) -> tuple[str, dict]:
 
 
 def mixer_label(model: nn.Module) -> str:
-    """The token mixer of a model, e.g. ``"divided"``, ``"xca (ndim=2)"``."""
+    """The token mixer of a model, e.g. ``"divided"``, ``"xca (ndim=2)"``, ``"joint, framewise"``."""
     cfg = model.cfg
-    mixer = getattr(cfg, "attention", None) or getattr(cfg, "mixer", "?")
+    mixer = getattr(cfg, "mixer", "?")
     kw = getattr(cfg, "mixer_kwargs", None) or {}
-    return mixer + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kw.items()))})" if kw else "")
+    label = mixer + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kw.items()))})" if kw else "")
+    return label + (", framewise" if getattr(cfg, "framewise", False) else "")
 
 
 def checkpoint_label(path: str | Path) -> str:
@@ -78,6 +79,7 @@ class VizModel:
     label: str
     source: str
     mixer: str
+    source_kind: str = "checkpoint"  # checkpoint | model (a random-weight registered model)
 
 
 def load_viz_model(checkpoint: str | Path | None = None, spec: str | None = None, device: str = "cpu",
@@ -99,4 +101,4 @@ def load_viz_model(checkpoint: str | Path | None = None, spec: str | None = None
         extra = ",".join(f"{k}={v}" for k, v in shown.items())
         label, source = f"{name}{':' + extra if extra else ''} (random init)", spec
     model = model.to(device).eval()
-    return VizModel(model, label, source, mixer_label(model))
+    return VizModel(model, label, source, mixer_label(model), "checkpoint" if checkpoint is not None else "model")

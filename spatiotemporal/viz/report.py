@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from .data import VizSamples, model_kind
 from .embed import extract_embeddings
 from .erf import THRESHOLDS, compute_erf, erf_metrics
 from .models import VizModel
 from .plots import plot_erf, plot_tsne
+from .samples import VizSamples
 from .tsne import pca_reduce, run_tsne, separability
 
 
@@ -29,7 +29,7 @@ def sidecar_paths(out: str | Path) -> tuple[Path, Path, Path]:
 
 def check_same_kind(models: Sequence[VizModel]) -> str:
     """The common input kind of all models (an error naming the odd one out otherwise)."""
-    kinds = {vm.label: model_kind(vm.model) for vm in models}
+    kinds = {vm.label: type(vm.model).modality for vm in models}
     if len(set(kinds.values())) != 1:
         raise ValueError(f"all models of one figure must take the same input kind, got {kinds}")
     return next(iter(kinds.values()))

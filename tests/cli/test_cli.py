@@ -7,11 +7,8 @@ import pytest
 import torch
 
 from spatiotemporal.cli.main import main
-from spatiotemporal.cli.recipes.common import CONFIG_DIR, load_recipe
-from spatiotemporal.cli.recipes.image import ImageRecipe
-from spatiotemporal.cli.recipes.video import VideoRecipe
-from spatiotemporal.cli.recipes.volume import VolumeRecipe
 from spatiotemporal.engine import ConfigError
+from spatiotemporal.pipelines import config_dir, get_pipeline, known_recipes, pipeline_for_recipe
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,21 +19,16 @@ def _cache(tmp_path_factory):
     mp.undo()
 
 
-def _schema(name):
-    if name.startswith(("deit3", "vit")):
-        return ImageRecipe
-    return VideoRecipe if name.startswith("timesformer") else VolumeRecipe
-
-
-@pytest.mark.parametrize("path", sorted(CONFIG_DIR.glob("*.yaml")), ids=lambda p: p.stem)
-def test_every_recipe_loads(path):
-    recipe = load_recipe(_schema(path.stem), str(path), [])
+@pytest.mark.parametrize("name", known_recipes())
+def test_every_recipe_loads(name):
+    recipe = pipeline_for_recipe(name).load_recipe(name, [])
     assert recipe.model.name and recipe.train.epochs >= 1
+    assert (config_dir() / f"{name}.yaml").is_file()
 
 
 def test_unknown_key_lists_valid_keys():
     with pytest.raises(ConfigError) as e:
-        load_recipe(VideoRecipe, "timesformer_tiny_builtin", ["train.optim.learning_rate=0.1"])
+        get_pipeline("video").load_recipe("timesformer_tiny_builtin", ["train.optim.learning_rate=0.1"])
     msg = str(e.value)
     assert "learning_rate" in msg and "lr" in msg and "weight_decay" in msg
 
@@ -49,7 +41,8 @@ def test_models_command(capsys):
 
 def test_bad_data_name_is_a_clear_error(capsys):
     assert main(["train", "timesformer", "--data", "ucf101"]) == 2
-    assert "valid: builtin, kinetics" in capsys.readouterr().err
+    assert "no recipe for timesformer on --data ucf101 (recipes for timesformer: builtin, kinetics)" in \
+        capsys.readouterr().err
 
 
 def test_train_eval_predict_timesformer(tmp_path, capsys):
@@ -86,9 +79,11 @@ def test_inflate_command_then_init(tmp_path):
     assert main(["train", "vit", "--out", str(vit_run), "--max-steps", "1", "--epochs", "1", "--workers", "0",
                  "--batch-size", "8", "model.overrides.depth=1"]) == 0
     init = tmp_path / "ts_init.safetensors"
-    assert main(["inflate", str(vit_run / "checkpoints" / "last.pt"), "--to", "timesformer", "--frames", "8",
-                 "--img-size", "32", "--num-classes", "4", "--out", str(init)]) == 0
+    assert main(["inflate", str(vit_run / "checkpoints" / "last.pt"), "--to", "timesformer", "num_frames=8",
+                 "img_size=32", "--num-classes", "4", "--out", str(init)]) == 0
     assert init.exists() and init.with_suffix(".json").exists()
+    spec = json.loads(init.with_suffix(".json").read_text())
+    assert spec["arch"] == "timesformer" and spec["config"]["num_classes"] == 4 and spec["config"]["depth"] == 1
     run = tmp_path / "ts"
     assert main(["train", "timesformer", "--out", str(run), "--max-steps", "1", "--epochs", "1", "--workers", "0",
                  "--batch-size", "4", "--init", str(vit_run / "checkpoints" / "last.pt"),

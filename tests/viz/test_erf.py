@@ -91,7 +91,7 @@ def test_normalize_and_video_metrics():
 
 def _tiny_timesformer(attention):
     torch.manual_seed(0)
-    return create_model("timesformer_tiny", attention=attention, depth=1, img_size=16, num_frames=4).eval()
+    return create_model("timesformer_tiny", mixer=attention, depth=1, img_size=16, num_frames=4).eval()
 
 
 def test_timesformer_erf_frames_follow_the_attention():

@@ -59,7 +59,7 @@ def _png_size(path):
 
 def test_erf_video_mixers(video_cache, tmp_path, capsys):
     out = tmp_path / "erf.png"
-    text = _run(["viz", "erf", "--model", TS1, "--model", f"{TS1},attention=space_only", "--data-root",
+    text = _run(["viz", "erf", "--model", TS1, "--model", f"{TS1},mixer=space_only", "--data-root",
                  str(video_cache), "--num-inputs", "2", "--out", str(out), "--no-progress"], capsys)
     rep = json.loads(out.with_suffix(".json").read_text())
     c, t, h, w = rep["input_shape"]
@@ -78,9 +78,9 @@ def test_erf_video_mixers(video_cache, tmp_path, capsys):
 
 def test_tsne_video_checkpoint_and_model(video_cache, tmp_path, capsys):
     torch.manual_seed(0)
-    ckpt = save_pretrained(create_model("timesformer_tiny", depth=1, attention="joint"), tmp_path / "joint")
+    ckpt = save_pretrained(create_model("timesformer_tiny", depth=1, mixer="joint"), tmp_path / "joint")
     out = tmp_path / "tsne.png"
-    text = _run(["viz", "tsne", "--checkpoint", str(ckpt), "--model", f"{TS1},attention=space_only",
+    text = _run(["viz", "tsne", "--checkpoint", str(ckpt), "--model", f"{TS1},mixer=space_only",
                  "--data-root", str(video_cache), "--max-samples", "12", "--out", str(out), "--no-progress"], capsys)
     rep = json.loads(out.with_suffix(".json").read_text())
     classes = (video_cache / "builtin_video" / "classes.txt").read_text().split()
@@ -136,7 +136,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "same input kind" in capsys.readouterr().err
     assert main(["viz", "erf", "--model", "vit_tiny_builtin", "--out", str(tmp_path / "e.png"),
                  "--data", "kinetics", "--data-root", str(tmp_path)]) == 2
-    assert "holds videos but the model takes images" in capsys.readouterr().err
+    assert "data.dataset must be 'builtin' or 'imagenet', got 'kinetics'" in capsys.readouterr().err
     assert main(["viz", "tsne", "--model", "timesformer_tiny:attention", "--out", str(tmp_path / "t.png")]) == 2
     assert "expected key=value" in capsys.readouterr().err
 

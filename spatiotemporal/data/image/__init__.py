@@ -1,7 +1,7 @@
 """2D image data pipeline: ImageNet-layout / CSV datasets, DeiT III transforms, Mixup + loss, RA sampler,
 and the built-in shapes set."""
 
-from .build import build_image_datasets
+from .build import build_image_datasets, image_class_names, image_root
 from .builtin import (
     BUILTIN_CLASSES,
     builtin_image_config,
@@ -26,6 +26,8 @@ __all__ = [
     "RASampler",
     "SimpleRandomCrop",
     "build_image_datasets",
+    "image_class_names",
+    "image_root",
     "build_mixup_and_loss",
     "builtin_image_config",
     "collate_images",

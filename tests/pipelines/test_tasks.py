@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from spatiotemporal.engine.tasks import ClassificationTask, SegmentationTask, dice_table
-from spatiotemporal.engine.tasks.classification import topk_correct
+from spatiotemporal.pipelines.classification import ClassificationTask, topk_correct
+from spatiotemporal.pipelines.segmentation import SegmentationTask, dice_table
 
 
 class _Oracle3d(nn.Module):

@@ -11,7 +11,7 @@ from monai.losses import DiceCELoss
 from monai.metrics import DiceMetric
 from monai.networks.utils import one_hot
 
-from ..distributed import all_reduce_sum
+from ..engine import all_reduce_sum
 
 
 class SegmentationTask:

@@ -8,7 +8,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..distributed import all_reduce_sum
+from ..engine import all_reduce_sum
+
+
+def top_classes(logits: torch.Tensor, names: list[str], k: int = 5) -> list[dict]:
+    """``logits (K,)`` -> the ``k`` most probable classes as ``{"class", "index", "probability"}`` (softmax)."""
+    probs = logits.float().softmax(-1)
+    top = probs.topk(min(k, probs.numel()))
+    return [{"class": names[i], "index": int(i), "probability": float(p)} for p, i in zip(top.values, top.indices)]
 
 
 def topk_correct(logits: torch.Tensor, labels: torch.Tensor, ks=(1, 5)) -> list[torch.Tensor]:
@@ -60,12 +67,15 @@ class ClassificationTask:
         acc = (logits.argmax(1) == y).float().mean() if target is y else torch.zeros(())
         return loss, {"acc": acc.detach()}, int(x.shape[0])
 
+    def combine_views(self, logits: torch.Tensor) -> torch.Tensor:
+        """``(B, V, K) -> (B, K)``: the views of each input averaged (``mean``) or summed (``sum``, official)."""
+        return logits.mean(1) if self.view_reduce == "mean" else logits.sum(1)
+
     def _logits(self, model: torch.nn.Module, x: torch.Tensor, multi_view: bool) -> torch.Tensor:
         if not multi_view:
             return model(x)
         b, v = x.shape[:2]
-        logits = model(x.flatten(0, 1)).view(b, v, -1)
-        return logits.mean(1) if self.view_reduce == "mean" else logits.sum(1)
+        return self.combine_views(model(x.flatten(0, 1)).view(b, v, -1))
 
     @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module, loader: Iterable[dict[str, Any]]) -> dict[str, float]:

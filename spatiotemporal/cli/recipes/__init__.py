@@ -1,1 +1,0 @@
-"""Recipes: the config schema of each train command and how a run is assembled from it."""

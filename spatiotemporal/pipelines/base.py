@@ -1,0 +1,221 @@
+"""The modality contract: one :class:`Pipeline` per modality (image, video, volume) owns its recipe schema,
+datasets (the built-in set included), loss, metrics, evaluation, prediction and the samples ``viz`` draws.
+
+The CLI resolves the pipeline from the model (``type(model).modality``) or the recipe (``model.name``) through
+:func:`~spatiotemporal.pipelines.pipeline_for` and calls it; it knows no model family.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from ..engine import Trainer, config_to_dict, load_config, parse_overrides
+from ..engine.rng import seed_everything
+from ..models import create_model, init_from_checkpoint, model_entry, model_spec
+from .recipes import find_config
+
+log = logging.getLogger("spatiotemporal.pipelines")
+
+
+@dataclass
+class ModelSection:
+    """``name``: a registered model; ``overrides``: config values on top of its defaults."""
+
+    name: str = "timesformer_tiny"
+    overrides: dict = field(default_factory=dict)
+
+
+def run_config_path(checkpoint: str | Path) -> Path | None:
+    """``<run>/config.yaml`` beside ``<run>/checkpoints/`` (how checkpoints from before format 2 found theirs)."""
+    p = Path(checkpoint).resolve()
+    for cand in (p.parent / "config.yaml", p.parent.parent / "config.yaml"):
+        if cand.is_file():
+            return cand
+    return None
+
+
+def _lookup(tree: dict, dotted: str) -> Any:
+    node: Any = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+class Pipeline(ABC):
+    """Base of the per-modality pipelines. Subclasses set the class facts and implement the hooks below."""
+
+    modality: ClassVar[str]
+    recipe_cls: ClassVar[type]  # dataclass with ``model: ModelSection``, ``data: <its data section>``, ``train``
+    builtin_recipe: ClassVar[str]  # the recipe whose data section describes the built-in set
+    suffixes: ClassVar[tuple[str, ...]]  # input files ``predict`` takes
+    input_key: ClassVar[str]  # batch key of the input tensor
+
+    # ------------------------------------------------------------------ recipes
+    def load_recipe(self, config: str | Path, overrides: list[str], model_name: str | None = None):
+        """A recipe file, then ``overrides``. With ``model_name`` (a registered model), the recipe's model becomes
+        that one: its own definition wins over the recipe's ``model.overrides`` of the same keys, the recipe's
+        other overrides (mixer, time-embedding init, ...) still apply."""
+        if model_name is None:
+            return load_config(self.recipe_cls, find_config(config), overrides)
+        base = config_to_dict(load_config(self.recipe_cls, find_config(config)))
+        own = model_entry(model_name).defaults
+        kept = {k: v for k, v in base["model"]["overrides"].items() if k not in own}
+        base["model"] = {"name": model_name, "overrides": kept}
+        return load_config(self.recipe_cls, base, overrides, source_name=f"{config} with model {model_name}")
+
+    def recipe_from_checkpoint(self, model: nn.Module, overrides: list[str], checkpoint: str | Path | None = None):
+        """The recipe a trained model was made with: its stored data section, then ``overrides`` (logged).
+
+        A checkpoint from before format 2 has none: its run folder's ``config.yaml`` is used if it is there,
+        else the built-in recipe, with a warning that names what was assumed.
+        """
+        stored = (getattr(model, "pretrained_cfg", None) or {}).get("data")
+        name = getattr(model, "model_name", None)
+        where = str(checkpoint) if checkpoint else "the model"
+        if stored:
+            source = {"data": stored, **({"model": {"name": name}} if name else {})}
+            recipe = load_config(self.recipe_cls, source, overrides, source_name=f"{where} (stored data)")
+            tree = {"data": stored}
+            for key, value in parse_overrides(overrides):
+                log.info("%s = %r from the command line (the checkpoint has %r)", key, value, _lookup(tree, key))
+            return recipe
+        run_cfg = run_config_path(checkpoint) if checkpoint else None
+        if run_cfg is not None:
+            log.warning("%s stores no preprocessing (saved before format 2): using its run folder's %s",
+                        where, run_cfg)
+            recipe = load_config(self.recipe_cls, run_cfg, overrides)
+        else:
+            recipe = load_config(self.recipe_cls, find_config(self.builtin_recipe), overrides)
+            log.warning("%s stores no preprocessing and has no run folder: assuming the built-in recipe %r with the "
+                        "model's own input size (%s)", where, self.builtin_recipe, self.describe_data(recipe))
+        self.resolve_data(recipe, model)
+        return recipe
+
+    def recipe_for_viz(self, model: nn.Module, checkpoint: str | None, dataset: str | None, data_root: str | None,
+                       img_size: int | None, num_frames: int | None):
+        """The recipe a visualisation reads its samples with: a trained model's own (from its checkpoint), else
+        the built-in recipe; on another dataset an untrained model's input size and normalisation apply. The
+        flags win."""
+        over = [f"data.dataset={dataset}"] if dataset else []
+        over += [f"data.root={data_root}"] if data_root else []
+        stored = (getattr(model, "pretrained_cfg", None) or {}).get("data")
+        if stored or checkpoint:
+            recipe = self.recipe_from_checkpoint(model, over, checkpoint)
+        else:
+            recipe = load_config(self.recipe_cls, find_config(self.builtin_recipe), over)
+            if dataset not in (None, "builtin"):
+                self.resolve_data(recipe, model)
+        size = self.size_overrides(img_size, num_frames)
+        return load_config(self.recipe_cls, config_to_dict(recipe), size) if size else recipe
+
+    def describe_data(self, recipe) -> str:
+        """A one-line summary of the preprocessing, for messages."""
+        return str(config_to_dict(recipe.data))
+
+    # ------------------------------------------------------------------ models
+    @abstractmethod
+    def forced_model_fields(self, recipe, class_names: list[str]) -> dict:
+        """Model config values that the data decides (input size, frames, classes)."""
+
+    @abstractmethod
+    def resolve_data(self, recipe, model: nn.Module) -> None:
+        """Put the model's input facts (size, frames, normalisation) into ``recipe.data``, once."""
+
+    def build_model(self, recipe, class_names: list[str]) -> nn.Module:
+        """The recipe's model (registered defaults, recipe overrides, then what the data decides), seeded first so
+        the initial weights are a function of the seed; ``train.init`` initialises or inflates it."""
+        seed_everything(recipe.train.seed)
+        model = create_model(recipe.model.name, **{**recipe.model.overrides,
+                                                   **self.forced_model_fields(recipe, class_names)})
+        if type(model).modality != self.modality:
+            raise ValueError(f"model.name {recipe.model.name!r} is a {type(model).modality} model; this recipe "
+                             f"is for {self.modality} data")
+        if recipe.train.init:
+            model = init_from_checkpoint(model, recipe.train.init)
+        return model
+
+    def spec(self, recipe, model: nn.Module, class_names: list[str]) -> dict:
+        """What every checkpoint of this run carries (see ``models.model_spec``)."""
+        return model_spec(model, data=config_to_dict(recipe.data), class_names=class_names)
+
+    # ------------------------------------------------------------------ training
+    @abstractmethod
+    def class_names(self, recipe) -> list[str]:
+        """The dataset's class names (label i is ``class_names[i]``), read without building the datasets."""
+
+    @abstractmethod
+    def datasets(self, recipe) -> tuple[torch.utils.data.Dataset, torch.utils.data.Dataset | None]:
+        """``(train, validation)`` datasets of the (resolved) recipe."""
+
+    @abstractmethod
+    def task(self, recipe, class_names: list[str], spec: dict):
+        """The engine's :class:`~spatiotemporal.engine.Task` (loss, metrics); ``spec`` goes into its state."""
+
+    collate: ClassVar[Callable | None] = None
+
+    def sampler_factory(self, recipe):
+        return None
+
+    def after_train(self, summary: dict, class_names: list[str]) -> None:
+        """E.g. print a per-class table (nothing by default)."""
+        return None
+
+    def train(self, recipe) -> dict:
+        """Build everything from ``recipe`` and run the engine; returns the run summary."""
+        class_names = self.class_names(recipe)
+        model = self.build_model(recipe, class_names)
+        self.resolve_data(recipe, model)
+        train_ds, val_ds = self.datasets(recipe)
+        log.info("%d train / %d val %s, %d classes; model %s (%.2fM params)", len(train_ds),
+                 len(val_ds) if val_ds is not None else 0, recipe.train.throughput_unit, len(class_names),
+                 recipe.model.name, sum(p.numel() for p in model.parameters()) / 1e6)
+        task = self.task(recipe, class_names, self.spec(recipe, model, class_names))
+        trainer = Trainer(model, task, train_ds, val_ds, recipe.train, collate_fn=type(self).collate,
+                          sampler_factory=self.sampler_factory(recipe), run_config=recipe)
+        summary = trainer.fit()
+        self.after_train(summary, class_names)
+        return summary
+
+    # ------------------------------------------------------------------ evaluation, prediction, samples
+    @abstractmethod
+    def evaluate(self, model: nn.Module, recipe, split: str | None, batch_size: int, workers: int,
+                 device: torch.device) -> dict:
+        """Metrics of ``model`` on ``split`` (``None``: the modality's default split), with a ``split`` key."""
+
+    @abstractmethod
+    def predict(self, model: nn.Module, recipe, path: str, device: torch.device, out: str | None = None,
+                topk: int = 5, classes_file: str | None = None) -> dict:
+        """The prediction for one input file, as a JSON-able dict (``top`` classes, or the ``out`` file)."""
+
+    @abstractmethod
+    def viz_samples(self, recipe, split: str, max_samples: int | None, purpose: str):
+        """:class:`~spatiotemporal.viz.VizSamples` of ``split`` for ``purpose`` ``"tsne"`` or ``"erf"``."""
+
+    def size_overrides(self, img_size: int | None, num_frames: int | None) -> list[str]:
+        """``data.*`` overrides that set the input size (and frames) of this modality's data."""
+        return []
+
+    def accepts(self, path: str | Path) -> bool:
+        name = str(path).lower()
+        return name.endswith(tuple(s.lower() for s in self.suffixes))
+
+
+def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[str]:
+    """Class names: ``classes_file`` (one per line), else the checkpoint's, else the indices."""
+    if classes_file:
+        names = [ln.strip() for ln in Path(classes_file).read_text().splitlines() if ln.strip()]
+    else:
+        names = list((getattr(model, "pretrained_cfg", None) or {}).get("class_names") or [])
+    if names and len(names) != n:
+        raise ValueError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with {n} outputs")
+    return names or [str(i) for i in range(n)]

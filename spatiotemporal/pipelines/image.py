@@ -1,0 +1,146 @@
+"""The image pipeline: the DeiT III recipe on ImageNet folders / CSVs or the built-in shapes set; top-1/top-5;
+top-k prediction of one image; images for ``viz``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..data.image import (
+    CsvImageDataset,
+    ImageDataConfig,
+    ImageFolderDataset,
+    RASampler,
+    build_image_datasets,
+    build_mixup_and_loss,
+    collate_images,
+    eval_transform,
+    image_class_names,
+    image_root,
+    load_rgb,
+)
+from ..engine import TrainConfig
+from ..viz.samples import VizSamples, evenly_spaced
+from .base import ModelSection, Pipeline, class_names_of
+from .classification import ClassificationTask, top_classes
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
+
+
+@dataclass
+class ImageDataSection:
+    dataset: str = "builtin"  # builtin | imagenet (folder layout or CSVs)
+    root: str | None = None
+    image: ImageDataConfig = field(default_factory=ImageDataConfig)
+    loss: str = "bce"  # bce (DeiT III, binarised mixup targets) | ce (label smoothing, ImageNet-21k style)
+    smoothing: float = 0.0
+    mixup_alpha: float = 0.8
+    cutmix_alpha: float = 1.0
+
+
+@dataclass
+class ImageRecipe:
+    model: ModelSection = field(default_factory=lambda: ModelSection(name="vit_tiny_builtin"))
+    data: ImageDataSection = field(default_factory=ImageDataSection)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(throughput_unit="images"))
+
+
+def data_path(data: ImageDataSection):
+    """The dataset folder (the built-in set is generated into its cache, ``data.root`` or the cache root)."""
+    if data.dataset == "builtin":
+        return image_root(None, data.root)
+    if data.dataset != "imagenet":
+        raise ValueError(f"data.dataset must be 'builtin' or 'imagenet', got {data.dataset!r}")
+    if not data.root:
+        raise ValueError("--data imagenet needs --data-root DIR (with train/ and val/, or train.csv and val.csv)")
+    return image_root(data.root)
+
+
+class ImagePipeline(Pipeline):
+    modality = "image"
+    recipe_cls = ImageRecipe
+    builtin_recipe = "vit_tiny_builtin"
+    suffixes = IMAGE_SUFFIXES
+    input_key = "image"
+    collate = staticmethod(collate_images)
+
+    def describe_data(self, recipe) -> str:
+        c = recipe.data.image
+        return f"{c.img_size} px, crop ratio {c.eval_crop_ratio}, mean {c.mean}, std {c.std}"
+
+    def forced_model_fields(self, recipe, class_names):
+        return {"num_classes": len(class_names), "img_size": recipe.data.image.img_size}
+
+    def resolve_data(self, recipe, model: nn.Module) -> None:
+        spec, c = model.input_spec(), recipe.data.image
+        c.img_size = spec.size[0]
+        if spec.mean is not None:
+            c.mean, c.std = tuple(spec.mean), tuple(spec.std)
+
+    def size_overrides(self, img_size, num_frames):
+        return [f"data.image.img_size={img_size}"] if img_size else []
+
+    def class_names(self, recipe) -> list[str]:
+        return image_class_names(data_path(recipe.data))
+
+    def datasets(self, recipe):
+        return build_image_datasets(data_path(recipe.data), recipe.data.image, seed=recipe.train.seed)
+
+    def task(self, recipe, class_names, spec):
+        d = recipe.data
+        mixup_fn, loss_fn = build_mixup_and_loss(len(class_names), d.loss, d.mixup_alpha, d.cutmix_alpha,
+                                                 d.smoothing)
+        return ClassificationTask("image", loss_fn=loss_fn, mixup_fn=mixup_fn, state={"spec": spec})
+
+    def sampler_factory(self, recipe):
+        reps, round_to = recipe.data.image.repeated_aug, recipe.data.image.ra_round_to
+        if reps <= 1:
+            return None
+
+        def factory(ds, shuffle, seed, rank, world):
+            return RASampler(ds, reps, world, rank, shuffle, seed, round_to if round_to > 1 else None)
+
+        return factory
+
+    def evaluate(self, model, recipe, split, batch_size, workers, device):
+        """Top-1 / top-5 on the validation images (resize + centre crop)."""
+        split = split or "val"
+        if split != "val":
+            raise ValueError(f"image evaluation reads the 'val' split, got {split!r}")
+        _, val_ds = build_image_datasets(data_path(recipe.data), recipe.data.image, seed=recipe.train.seed)
+        loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, num_workers=workers,
+                                             collate_fn=collate_images)
+        batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
+        return {"split": split, **ClassificationTask("image").evaluate(model.eval(), batches)}
+
+    @torch.inference_mode()
+    def predict(self, model, recipe, path, device, out=None, topk=5, classes_file=None):
+        """Top-k classes of one image (the evaluation transform)."""
+        logits = model(eval_transform(recipe.data.image)(load_rgb(path))[None].to(device))[0]
+        names = class_names_of(model, classes_file, logits.shape[-1])
+        return {"input": str(path), "top": top_classes(logits, names, topk)}
+
+    def viz_samples(self, recipe, split, max_samples, purpose):
+        """Images ``(3, S, S)`` with the evaluation transform (resize + centre crop + normalise)."""
+        cfg = recipe.data.image
+        root = data_path(recipe.data)
+        tf = eval_transform(cfg)
+        c2i = {c: i for i, c in enumerate(image_class_names(root))} if split != "train" else None
+        if (root / split).is_dir():
+            ds = ImageFolderDataset(root / split, tf, class_to_idx=c2i)
+        elif (root / f"{split}.csv").is_file():
+            ds = CsvImageDataset(root / f"{split}.csv", tf, class_to_idx=c2i)
+        else:
+            raise FileNotFoundError(f"{root}: no '{split}/' class folders and no '{split}.csv'")
+        idx = evenly_spaced(len(ds), max_samples)
+
+        def iterate():
+            for i in idx:
+                item = ds[i]
+                if "image" in item:
+                    yield item["image"], int(item["label"])
+
+        desc = f"{recipe.data.dataset} images ({split}, {cfg.img_size} px)"
+        return VizSamples("image", list(ds.classes), len(idx), desc, iterate)

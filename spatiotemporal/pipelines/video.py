@@ -1,0 +1,140 @@
+"""The video pipeline: Kinetics-layout CSVs or the built-in temporal-order set; top-1/top-5 with the multi-view
+protocol; top-k prediction of one clip; clips for ``viz``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..data.video import (
+    VideoClipDataset,
+    VideoDataConfig,
+    build_video_loader,
+    collate_videos,
+    ensure_builtin_video_dataset,
+    load_test_views,
+    resolve_class_names,
+)
+from ..engine import TrainConfig
+from ..viz.samples import VizSamples, evenly_spaced
+from .base import ModelSection, Pipeline, class_names_of
+from .classification import ClassificationTask, top_classes
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
+
+
+@dataclass
+class VideoDataSection:
+    dataset: str = "builtin"  # builtin | kinetics (any folder of {train,val,test}.csv + classes.txt)
+    root: str | None = None
+    eval_split: str = "val"
+    view_reduce: str = "mean"  # mean | sum (official): how the logits of a video's views are combined
+    video: VideoDataConfig = field(default_factory=VideoDataConfig)
+
+
+@dataclass
+class VideoRecipe:
+    model: ModelSection = field(default_factory=ModelSection)
+    data: VideoDataSection = field(default_factory=VideoDataSection)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(throughput_unit="clips"))
+
+
+def dataset_root(data: VideoDataSection) -> Path:
+    if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
+        return ensure_builtin_video_dataset(data.root)
+    if data.dataset != "kinetics":
+        raise ValueError(f"data.dataset must be 'builtin' or 'kinetics', got {data.dataset!r}")
+    if not data.root:
+        raise ValueError("--data kinetics needs --data-root DIR (with train.csv, val.csv, test.csv)")
+    return Path(data.root)
+
+
+class VideoPipeline(Pipeline):
+    modality = "video"
+    recipe_cls = VideoRecipe
+    builtin_recipe = "timesformer_tiny_builtin"
+    suffixes = VIDEO_SUFFIXES
+    input_key = "video"
+    collate = staticmethod(collate_videos)
+
+    def describe_data(self, recipe) -> str:
+        v = recipe.data.video
+        return (f"{v.num_frames} frames at stride {v.sampling_rate}, {v.crop_size} px, mean {v.mean}, std {v.std}, "
+                f"{v.num_views} test view(s)")
+
+    def forced_model_fields(self, recipe, class_names):
+        v = recipe.data.video
+        return {"num_classes": len(class_names), "num_frames": v.num_frames, "img_size": v.crop_size}
+
+    def resolve_data(self, recipe, model: nn.Module) -> None:
+        spec, v = model.input_spec(), recipe.data.video
+        v.num_frames, v.crop_size = spec.size[0], spec.size[1]
+        v.train_jitter_scales = (max(v.train_jitter_scales[0], v.crop_size), max(v.train_jitter_scales[1],
+                                                                                  v.crop_size))
+        if spec.mean is not None:
+            v.mean, v.std = tuple(spec.mean), tuple(spec.std)
+
+    def size_overrides(self, img_size, num_frames):
+        out = []
+        if img_size:
+            out += [f"data.video.crop_size={img_size}", f"data.video.train_jitter_scales=[{img_size},{img_size}]"]
+        if num_frames:
+            out.append(f"data.video.num_frames={num_frames}")
+        return out
+
+    def class_names(self, recipe) -> list[str]:
+        return resolve_class_names(dataset_root(recipe.data), recipe.data.video)
+
+    def datasets(self, recipe):
+        root, d, seed = dataset_root(recipe.data), recipe.data, recipe.train.seed
+        return (VideoClipDataset(root, "train", d.video, seed=seed),
+                VideoClipDataset(root, d.eval_split, d.video, seed=seed, multi_view=True))
+
+    def task(self, recipe, class_names, spec):
+        return ClassificationTask("video", view_reduce=recipe.data.view_reduce, state={"spec": spec})
+
+    def evaluate(self, model, recipe, split, batch_size, workers, device):
+        """Top-1 / top-5 on ``split`` (default: test) with the multi-view protocol (K clips x crops)."""
+        split = split or "test"
+        d = recipe.data
+        ds = VideoClipDataset(dataset_root(d), split, d.video, seed=recipe.train.seed, multi_view=True)
+        loader = build_video_loader(ds, batch_size, num_workers=workers)
+        skipped: list[str] = []
+
+        def batches():
+            for b in loader:
+                skipped.extend(b.get("skipped", []))
+                yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+
+        metrics = ClassificationTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches())
+        return {"split": split, "views": d.video.num_views, "view_reduce": d.view_reduce, **metrics,
+                "skipped": len(skipped), "skipped_paths": skipped[:20]}
+
+    @torch.inference_mode()
+    def predict(self, model, recipe, path, device, out=None, topk=5, classes_file=None):
+        """Top-k classes of one video: the test views, combined as in evaluation (``data.view_reduce``)."""
+        views = load_test_views(path, recipe.data.video).to(device)  # (V, C, T, S, S)
+        logits = ClassificationTask("video", view_reduce=recipe.data.view_reduce).combine_views(
+            model(views)[None])[0]
+        names = class_names_of(model, classes_file, logits.shape[-1])
+        return {"input": str(path), "views": int(views.shape[0]), "view_reduce": recipe.data.view_reduce,
+                "top": top_classes(logits, names, topk)}
+
+    def viz_samples(self, recipe, split, max_samples, purpose):
+        """Clips ``(3, T, S, S)``: one deterministic clip per video, centre crop (test view clip 0, crop 0)."""
+        v = recipe.data.video
+        v.test_num_clips, v.test_num_crops, v.test_crop_size = 1, 1, None
+        ds = VideoClipDataset(dataset_root(recipe.data), split, v, multi_view=True)
+        idx = evenly_spaced(len(ds), max_samples)
+
+        def iterate():
+            for i in idx:
+                item = ds[i]
+                if "video" in item:
+                    yield item["video"][0], int(item["label"])
+
+        desc = f"{recipe.data.dataset} videos ({split}, {v.num_frames}x{v.crop_size} px)"
+        return VizSamples("video", list(ds.class_names), len(idx), desc, iterate)

@@ -1,0 +1,176 @@
+"""The volume pipeline: decathlon-style datasets (BTCV) or the built-in CT phantoms; Dice per organ with sliding
+windows; label maps in the patient's space; crops for ``viz``."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from monai.data import Dataset
+from torch import nn
+
+from ..data.volume import (
+    VolumeDataConfig,
+    build_volume_datasets,
+    ensure_builtin_volume_dataset,
+    load_volume_datalist,
+    preprocess_volume,
+    restore_label_map,
+    save_label_map,
+    val_transforms,
+    validate_datalist,
+    volume_collate,
+)
+from ..engine import TrainConfig
+from ..viz.samples import VizSamples, crop_centered, evenly_spaced
+from .base import ModelSection, Pipeline, class_names_of
+from .segmentation import SegmentationTask, dice_table
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz")
+SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
+
+
+@dataclass
+class VolumeDataSection:
+    dataset: str = "builtin"  # builtin | btcv (any decathlon-style dataset)
+    root: str | None = None
+    json_name: str = "dataset_0.json"
+    overlap: float = 0.25  # sliding-window validation
+    sw_batch_size: int = 4
+    volume: VolumeDataConfig = field(default_factory=VolumeDataConfig)
+
+
+@dataclass
+class VolumeRecipe:
+    model: ModelSection = field(default_factory=lambda: ModelSection(name="unetr_tiny"))
+    data: VolumeDataSection = field(default_factory=VolumeDataSection)
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(throughput_unit="crops", eval_batch_size=1))
+
+
+def dataset_root(data: VolumeDataSection) -> Path:
+    if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
+        return ensure_builtin_volume_dataset(data.root)
+    if data.dataset != "btcv":
+        raise ValueError(f"data.dataset must be 'builtin' or 'btcv', got {data.dataset!r}")
+    if not data.root:
+        raise ValueError(f"--data btcv needs --data-root DIR (with {data.json_name}, imagesTr/, labelsTr/)")
+    return Path(data.root)
+
+
+def _split(split: str | None) -> str:
+    split = split or "val"
+    if split not in SPLITS:
+        raise ValueError(f"volume sets have the splits 'train' and 'val' (the dataset JSON's 'training' and "
+                         f"'validation' lists), got {split!r}")
+    return SPLITS[split]
+
+
+class VolumePipeline(Pipeline):
+    modality = "volume"
+    recipe_cls = VolumeRecipe
+    builtin_recipe = "unetr_tiny_builtin"
+    suffixes = VOLUME_SUFFIXES
+    input_key = "image"
+    collate = staticmethod(volume_collate)
+
+    def describe_data(self, recipe) -> str:
+        v = recipe.data.volume
+        return (f"orientation {v.orientation}, pixdim {list(v.pixdim)} mm, HU window [{v.a_min}, {v.a_max}], "
+                f"ROI {list(v.roi)}")
+
+    def forced_model_fields(self, recipe, class_names):
+        return {"img_size": tuple(recipe.data.volume.roi), "out_channels": len(class_names)}
+
+    def resolve_data(self, recipe, model: nn.Module) -> None:
+        recipe.data.volume.roi = tuple(int(s) for s in model.input_spec().size)
+
+    def size_overrides(self, img_size, num_frames):
+        return [f"data.volume.roi=[{img_size},{img_size},{img_size}]"] if img_size else []
+
+    def class_names(self, recipe) -> list[str]:
+        return load_volume_datalist(dataset_root(recipe.data), recipe.data.json_name).class_names
+
+    def datasets(self, recipe):
+        d = recipe.data
+        train_ds, val_ds, _ = build_volume_datasets(dataset_root(d), d.volume, d.json_name, recipe.train.seed)
+        return train_ds, val_ds
+
+    def _task(self, recipe, class_names, spec=None) -> SegmentationTask:
+        d = recipe.data
+        return SegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size,
+                                state={"spec": spec} if spec else None)
+
+    def task(self, recipe, class_names, spec):
+        return self._task(recipe, class_names, spec)
+
+    def after_train(self, summary, class_names):
+        if summary.get("final_metrics"):
+            print(dice_table(summary["final_metrics"], class_names))
+
+    def evaluate(self, model, recipe, split, batch_size, workers, device):
+        """Per-class Dice (with and without background) on a split, sliding-window."""
+        d, key = recipe.data, _split(split)
+        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        items, names = getattr(dl, key), dl.class_names
+        validate_datalist(items, names, where=f"{dl.json_path}: {key}")
+        ds = Dataset(items, val_transforms(d.volume))
+        loader = torch.utils.data.DataLoader(ds, batch_size=1, collate_fn=volume_collate)
+        batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
+        metrics = self._task(recipe, names).evaluate(model.eval(), batches)
+        print(dice_table(metrics, names))
+        return {"split": key, **metrics}
+
+    @torch.inference_mode()
+    def predict(self, model, recipe, path, device, out=None, topk=5, classes_file=None):
+        """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine."""
+        image, meta = preprocess_volume(path, recipe.data.volume)
+        names = class_names_of(model, classes_file, model.config_dict()[type(model).head_key])
+        logits = self._task(recipe, names).predict(model.eval(), image.to(device))
+        labels = restore_label_map(logits.argmax(1)[0].cpu(), meta)
+        stem = Path(path).name.removesuffix(".gz").removesuffix(".nii")
+        out_path = Path(out) if out else Path(path).with_name(f"{stem}_pred.nii.gz")
+        save_label_map(labels, path, out_path)
+        return {"input": str(path), "out": str(out_path), "shape": list(labels.shape),
+                "labels": sorted(int(v) for v in np.unique(labels))}
+
+    def viz_samples(self, recipe, split, max_samples, purpose):
+        """Volumes through the validation chain; ``erf``: one centred ROI crop per case; ``tsne``: one crop
+        centred on each labelled organ of a case (label = that organ)."""
+        d = recipe.data
+        cfg = dataclasses.replace(d.volume, cache="none")
+        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        ds = Dataset(getattr(dl, _split(split)), val_transforms(cfg))
+        roi, organs = cfg.roi, len(dl.class_names) - 1
+        if purpose == "erf":
+            idx = evenly_spaced(len(ds), max_samples)
+
+            def iterate():
+                for i in idx:
+                    img = np.asarray(ds[i]["image"])
+                    yield torch.from_numpy(crop_centered(img, [s // 2 for s in img.shape[1:]], roi).copy()), 0
+
+            total = len(idx)
+        else:
+            total = len(ds) * organs if max_samples is None else min(max_samples, len(ds) * organs)
+
+            def iterate():
+                n = 0
+                for i in range(len(ds)):
+                    item = ds[i]
+                    img, lab = np.asarray(item["image"]), np.asarray(item["label"])[0]
+                    for k in range(1, organs + 1):
+                        where = np.argwhere(lab == k)
+                        if len(where) == 0:
+                            continue
+                        centre = np.round(where.mean(0)).astype(int)
+                        yield torch.from_numpy(crop_centered(img, centre, roi).copy()), k
+                        n += 1
+                        if n >= total:
+                            return
+
+        crops = "crops" if purpose == "erf" else "crops per organ"
+        desc = f"{d.dataset} volumes ({split}, {'x'.join(map(str, roi))} {crops})"
+        return VizSamples("volume", list(dl.class_names), total, desc, iterate)
