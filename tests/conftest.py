@@ -5,6 +5,20 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def official_timesformer_sets() -> dict[str, Path]:
+    """Official TimeSformer parity vectors: the in-repo set always; ``../shared/fixtures/timesformer_official``
+    beside the checkout as a second, independent set when it exists (required when ``$SPATIO_SHARED`` is set)."""
+    sets = {"repo": FIXTURES / "timesformer_official"}
+    shared = Path(os.environ.get("SPATIO_SHARED", REPO.parent / "shared")) / "fixtures" / "timesformer_official"
+    if "SPATIO_SHARED" in os.environ or shared.is_dir():
+        sets["shared"] = shared
+    return sets
+
+
+OFFICIAL_TIMESFORMER_SETS = official_timesformer_sets()
 
 
 @pytest.fixture(autouse=True)
@@ -13,10 +27,8 @@ def _threads():
     yield
 
 
-@pytest.fixture(scope="session")
-def shared_fixtures() -> Path:
-    """``../shared/fixtures`` beside the checkout (or ``$SPATIO_SHARED/fixtures``)."""
-    root = Path(os.environ.get("SPATIO_SHARED", REPO.parent / "shared"))
-    path = root / "fixtures"
-    assert path.is_dir(), f"parity fixtures not found at {path}; set SPATIO_SHARED to the shared/ folder"
-    return path
+@pytest.fixture(scope="session", params=list(OFFICIAL_TIMESFORMER_SETS.values()), ids=list(OFFICIAL_TIMESFORMER_SETS))
+def timesformer_official(request) -> Path:
+    """A folder of official TimeSformer vectors: ``manifest.json``, ``{attention}.pyth``, ``{attention}_io.pt``."""
+    assert (request.param / "manifest.json").is_file(), f"no official TimeSformer vectors at {request.param}"
+    return request.param
