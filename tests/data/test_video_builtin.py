@@ -121,13 +121,13 @@ def test_ensure_caches_atomically_and_regenerates_on_version_change(tmp_path, mo
     monkeypatch.setattr(syn, "SPLIT_SIZES", {"train": 8, "val": 4, "test": 4})
     root = ensure_builtin_video_dataset(tmp_path)
     assert root == tmp_path / "builtin_video" and (root / "train.csv").is_file()
-    assert json.loads((root / "VERSION.json").read_text())["version"] == syn.GENERATOR_VERSION
+    assert json.loads((root / "VERSION").read_text())["version"] == syn.GENERATOR_VERSION
     stamp = (root / "train" / "000000.mp4").stat().st_mtime_ns
     assert ensure_builtin_video_dataset(tmp_path) == root
     assert (root / "train" / "000000.mp4").stat().st_mtime_ns == stamp  # cached, not rewritten
     monkeypatch.setattr(syn, "GENERATOR_VERSION", syn.GENERATOR_VERSION + 1)
     assert ensure_builtin_video_dataset(tmp_path) == root
-    assert json.loads((root / "VERSION.json").read_text())["version"] == syn.GENERATOR_VERSION
+    assert json.loads((root / "VERSION").read_text())["version"] == syn.GENERATOR_VERSION
     assert sorted(p.name for p in tmp_path.iterdir()) == ["builtin_video"]  # no temp dirs left behind
     monkeypatch.setenv("SPATIO_CACHE", str(tmp_path / "env"))
     assert ensure_builtin_video_dataset() == tmp_path / "env" / "builtin_video"
