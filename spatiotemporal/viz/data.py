@@ -93,13 +93,13 @@ def _images(data: str, data_root, split: str, max_samples: int | None, img_size:
         root = _need_root(data, data_root)
         cfg = ImageDataConfig(img_size=img_size or 224, **norm)
     tf = eval_transform(cfg)
-    c2i = None
+    names = None
     if (root / "train").is_dir() and split != "train":
-        c2i = ImageFolderDataset(root / "train").class_to_idx
+        names = ImageFolderDataset(root / "train").class_names
     if (root / split).is_dir():
-        ds = ImageFolderDataset(root / split, tf, class_to_idx=c2i)
+        ds = ImageFolderDataset(root / split, tf, class_names=names)
     elif (root / f"{split}.csv").is_file():
-        ds = CsvImageDataset(root / f"{split}.csv", tf, class_to_idx=c2i)
+        ds = CsvImageDataset(root / f"{split}.csv", tf, class_names=names)
     else:
         raise FileNotFoundError(f"{root}: no '{split}/' class folders and no '{split}.csv'")
     idx = evenly_spaced(len(ds), max_samples)
@@ -110,7 +110,7 @@ def _images(data: str, data_root, split: str, max_samples: int | None, img_size:
             if "image" in item:
                 yield item["image"], int(item["label"])
 
-    return VizSamples("image", list(ds.classes), len(idx), f"{data} images ({split}, {cfg.img_size} px)", iterate)
+    return VizSamples("image", list(ds.class_names), len(idx), f"{data} images ({split}, {cfg.img_size} px)", iterate)
 
 
 def _videos(data: str, data_root, split: str, max_samples: int | None, img_size: int | None,

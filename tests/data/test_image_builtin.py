@@ -51,7 +51,7 @@ def test_loads_with_its_config(cache):
     cfg = builtin_image_config()
     assert cfg.img_size == 32 and cfg.crop == "src" and cfg.three_augment
     train, val = build_image_datasets(None, cfg, seed=0, cache_dir=cache)
-    assert len(train) == 3000 and len(val) == 500 and tuple(train.classes) == BUILTIN_CLASSES
+    assert len(train) == 3000 and len(val) == 500 and tuple(train.class_names) == BUILTIN_CLASSES
     assert np.bincount(train.targets).tolist() == [300] * 10 and np.bincount(val.targets).tolist() == [50] * 10
     item = train[123]
     assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32

@@ -52,7 +52,7 @@ def _data_path(data: ImageDataSection):
 def train_image(recipe: ImageRecipe) -> dict:
     d, seed = recipe.data, recipe.train.seed
     train_ds, val_ds = build_image_datasets(_data_path(d), d.image, seed=seed)
-    names = list(train_ds.class_to_idx)
+    names = list(train_ds.class_names)
     model = build_target_model(recipe.model, seed=seed, num_classes=len(names), img_size=d.image.img_size)
     if recipe.train.init:
         model = init_model(model, recipe.train.init)

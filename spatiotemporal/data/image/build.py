@@ -12,12 +12,12 @@ from .image_list import ImageListDataset
 from .transforms import eval_transform, train_transform
 
 
-def _split_dataset(root: Path, split: str, cfg: ImageDataConfig, seed: int, train: bool, class_to_idx=None):
+def _split_dataset(root: Path, split: str, cfg: ImageDataConfig, seed: int, train: bool, class_names=None):
     tf = train_transform(cfg) if train else eval_transform(cfg)
     if (root / split).is_dir():
-        return ImageFolderDataset(root / split, tf, seed, class_to_idx)
+        return ImageFolderDataset(root / split, tf, seed, class_names)
     if (root / f"{split}.csv").is_file():
-        return CsvImageDataset(root / f"{split}.csv", tf, seed, class_to_idx)
+        return CsvImageDataset(root / f"{split}.csv", tf, seed, class_names)
     raise FileNotFoundError(
         f"{root}: expected a '{split}/' folder of class folders (ImageNet layout) "
         f"or a '{split}.csv' of path,label lines"
@@ -40,5 +40,5 @@ def build_image_datasets(
     if not root.is_dir():
         raise FileNotFoundError(f"--data {root} is not a folder (expected train/ and val/ inside)")
     train = _split_dataset(root, "train", cfg, seed, True)
-    val = _split_dataset(root, "val", cfg, seed, False, train.class_to_idx)
+    val = _split_dataset(root, "val", cfg, seed, False, train.class_names)
     return train, val

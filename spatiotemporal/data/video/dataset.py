@@ -1,5 +1,7 @@
 """``VideoClipDataset``: Kinetics-layout video classification (``{train,val,test}.csv`` + ``classes.txt``).
 
+Split files follow the rules of ``data.labels_csv`` (``path label`` or ``path,label`` lines).
+
 Items:
 
 - train / val (TimeSformer validates with the training augmentation): ``{"video": (C, T, S, S) float32,
@@ -23,9 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..labels_csv import infer_class_names, read_class_file, read_labels_csv
 from ..seeding import seed_item
 from .config import SPLITS, VideoDataConfig
-from .csv_index import infer_class_names, read_class_file, read_video_csv
 from .decode import VideoDecodeError, read_clip
 from .sampling import train_clip_indices
 from .transforms import train_clip_transform
@@ -72,7 +74,7 @@ class VideoClipDataset(Dataset):
         csv_path = self.root / self.cfg.csv_name(split)
         self.class_names = resolve_class_names(self.root, self.cfg)
         base = self.root / self.cfg.path_prefix if self.cfg.path_prefix else self.root
-        self.samples, _ = read_video_csv(csv_path, root=base, class_names=self.class_names)
+        self.samples, _ = read_labels_csv(csv_path, root=base, class_names=self.class_names)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self.num_skipped = 0  # per process; use the collated "skipped" lists to count across workers
 
