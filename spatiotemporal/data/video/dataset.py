@@ -8,11 +8,12 @@ Items:
   "label": int, "index": int}`` with one random clip, scale, crop and flip.
 - test, or ``multi_view=True``: ``{"video": (V, C, T, S, S), ...}`` with ``V = test_num_clips *
   test_num_crops`` views ordered clip-major (view ``v = clip * num_crops + crop``); no randomness.
-- an unreadable video (missing, truncated, corrupt): ``{"skipped": path, "index": int}``; the path is logged
-  on the ``spatiotemporal.data.video`` logger and :func:`~.loader.collate_videos` drops the item.
+- an unreadable video (missing, truncated, corrupt): ``{"skipped": path, "index": int}``, every epoch (the
+  engine counts it) and :func:`~.loader.collate_videos` drops the item. The dataset remembers it: it is decoded
+  and logged (one warning on the ``spatiotemporal.data.video`` logger) only the first time, by any worker.
 
-Every random draw is a function of ``(seed, epoch, index)`` through ``seed_item``. The epoch lives in
-shared memory, so ``set_epoch`` reaches persistent DataLoader workers too.
+Every random draw is a function of ``(seed, epoch, index)`` through ``seed_item``. The epoch and the
+unreadable flags live in shared memory, so they reach persistent DataLoader workers too.
 """
 
 from __future__ import annotations
@@ -76,6 +77,7 @@ class VideoClipDataset(Dataset):
         base = self.root / self.cfg.path_prefix if self.cfg.path_prefix else self.root
         self.samples, _ = read_labels_csv(csv_path, root=base, class_names=self.class_names)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._unreadable = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
         self.num_skipped = 0  # per process; use the collated "skipped" lists to count across workers
 
     @property
@@ -85,6 +87,11 @@ class VideoClipDataset(Dataset):
     @property
     def labels(self) -> list[int]:
         return [label for _, label in self.samples]
+
+    @property
+    def unreadable(self) -> list[Path]:
+        """The videos found unreadable so far (by this process or any DataLoader worker)."""
+        return [path for (path, _), bad in zip(self.samples, self._unreadable.tolist()) if bad]
 
     @property
     def epoch(self) -> int:
@@ -100,9 +107,13 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = seed_item(self.seed, self.epoch, index)
         path, label = self.samples[index]
+        if self._unreadable[index]:  # known bad: not decoded nor logged again
+            self.num_skipped += 1
+            return {"skipped": str(path), "index": index}
         try:
             video = self._load_multi_view(path) if self.multi_view else self._load_train(path, rng)
         except VideoDecodeError as e:
+            self._unreadable[index] = True
             self.num_skipped += 1
             logger.warning("skipping unreadable video %s (%s)", e.path, e.reason)
             return {"skipped": str(path), "index": index}
