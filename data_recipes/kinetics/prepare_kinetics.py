@@ -217,7 +217,8 @@ def prepare(
                 report["broken"].append(f"{split}/{c.key}: {reason}")
                 continue
             path = f"{split}/{c.key}.mp4" if resize else str(c.source.resolve())
-            sep = "," if " " in path else " "
+            sep = "," if " " in path or "," in path else " "
+            path = '"' + path.replace('"', '""') + '"' if "," in path else path  # CSV quoting (data.labels_csv)
             lines.append(f"{path}{sep}{index[c.label]}\n")
         (dst / f"{split}.csv").write_text("".join(lines), encoding="utf-8")
         report["splits"][split] = {"listed": len(items), "written": len(lines)}

@@ -6,10 +6,9 @@ how many samples were skipped before it, which is what makes a resumed run exact
 
 from __future__ import annotations
 
-import random
-
 import numpy as np
-import torch
+
+from ..utils.seeding import seed_everything
 
 
 def item_seed(seed: int, epoch: int, index: int) -> int:
@@ -25,7 +24,5 @@ def seed_item(seed: int, epoch: int, index: int) -> np.random.Generator:
     (torchvision, timm, MONAI via ``set_random_state``) then become deterministic per sample.
     """
     s = item_seed(seed, epoch, index)
-    random.seed(s)
-    np.random.seed(s % (1 << 32))
-    torch.manual_seed(s)
+    seed_everything(s)
     return np.random.default_rng(s)

@@ -3,7 +3,7 @@
 Layering: imports torch / timm and ``spatiotemporal.data.samplers`` only (never models or datasets).
 """
 
-from .atomic import atomic_torch_save, atomic_write_text
+from ..utils.atomic import atomic_torch_save, atomic_write_text
 from .checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
 from .config import ConfigError, config_to_dict, dump_config, load_config, parse_overrides
 from .distributed import (

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from .atomic import atomic_copy, atomic_torch_save
+from ..utils.atomic import atomic_copy, atomic_torch_save
 
 __all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "checkpoint_dir"]
 

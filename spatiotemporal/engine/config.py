@@ -17,7 +17,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .atomic import atomic_write_text
+from ..utils.atomic import atomic_write_text
 
 __all__ = ["ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides"]
 

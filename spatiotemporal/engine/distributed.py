@@ -10,6 +10,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from ..utils.device import resolve_device
+
 __all__ = [
     "DistInfo", "init_distributed", "resolve_device", "is_distributed", "get_rank", "get_world_size",
     "is_main_process", "all_reduce_sum", "all_reduce_mean", "all_gather_object", "barrier",
@@ -43,23 +45,6 @@ def get_world_size() -> int:
 
 def is_main_process() -> bool:
     return get_rank() == 0
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``auto`` -> ``cuda:LOCAL_RANK`` if CUDA is available else ``cpu``; ``cuda`` -> ``cuda:LOCAL_RANK``."""
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec == "cuda":
-        spec = f"cuda:{local_rank}"
-    try:
-        device = torch.device(spec)
-    except RuntimeError as e:
-        raise ValueError(f"device '{spec}': expected auto, cpu, cuda or cuda:N") from e
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{spec}' requested but CUDA is not available")
-    if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device '{spec}': expected auto, cpu, cuda or cuda:N")
-    return device
 
 
 def init_distributed(device_spec: str = "auto") -> DistInfo:

@@ -11,7 +11,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_text
+from ..utils.atomic import atomic_write_text
 
 __all__ = ["MetricsLogger", "read_metrics"]
 

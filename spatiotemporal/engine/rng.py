@@ -1,5 +1,5 @@
 """Global RNG states (Python, NumPy, torch CPU, CUDA) as plain tensors / ints, loadable with
-``torch.load(..., weights_only=True)``."""
+``torch.load(..., weights_only=True)``; seeding itself is ``utils.seeding.seed_everything`` (re-exported)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..utils.seeding import seed_everything
+
 __all__ = ["seed_everything", "get_rng_state", "set_rng_state", "get_host_rng_state", "set_host_rng_state"]
-
-
-def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and torch (CPU and every CUDA device)."""
-    random.seed(seed)
-    np.random.seed(seed % (1 << 32))
-    torch.manual_seed(seed)
 
 
 def get_host_rng_state() -> dict[str, Any]:

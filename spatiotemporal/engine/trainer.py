@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.samplers import ResumableSampler
-from .atomic import atomic_write_text
+from ..utils.atomic import atomic_write_text
 from .checkpoint import checkpoint_dir, load_checkpoint, save_checkpoint
 from .config import config_to_dict, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import nn
 
+from ..utils.atomic import atomic_write, atomic_write_text
 from ._registry import model_arch
 from .convert import CheckpointFormatError
 
@@ -57,20 +57,6 @@ def upgrade_spec(spec: dict) -> dict:
     return spec
 
 
-def _atomic_write(path: Path, write) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def save_pretrained(model: nn.Module, path: str | os.PathLike, data: dict | None = None,
                     class_names: list[str] | None = None) -> Path:
     """Write ``path`` (``.safetensors``) and ``path.json`` (the spec), each atomically. Returns the weights path."""
@@ -79,8 +65,8 @@ def save_pretrained(model: nn.Module, path: str | os.PathLike, data: dict | None
         path = path.with_suffix(".safetensors") if path.suffix else path / "model.safetensors"
     spec = model_spec(model, data, class_names)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(path, lambda tmp: save_file(state, tmp, metadata={META_KEY: json.dumps(spec)}))
-    _atomic_write(path.with_suffix(".json"), lambda tmp: Path(tmp).write_text(json.dumps(spec, indent=2)))
+    atomic_write(path, lambda f: f.write(save(state, metadata={META_KEY: json.dumps(spec)})))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(spec, indent=2))
     return path
 
 

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
-from ..engine.rng import seed_everything
 from ..models import create_model, init_from_checkpoint, model_entry, model_spec
+from ..utils.seeding import seed_everything
 from .recipes import find_config
 
 log = logging.getLogger("spatiotemporal.pipelines")

@@ -127,11 +127,11 @@ class ImagePipeline(Pipeline):
         cfg = recipe.data.image
         root = data_path(recipe.data)
         tf = eval_transform(cfg)
-        c2i = {c: i for i, c in enumerate(image_class_names(root))} if split != "train" else None
+        names = image_class_names(root) if split != "train" else None
         if (root / split).is_dir():
-            ds = ImageFolderDataset(root / split, tf, class_to_idx=c2i)
+            ds = ImageFolderDataset(root / split, tf, class_names=names)
         elif (root / f"{split}.csv").is_file():
-            ds = CsvImageDataset(root / f"{split}.csv", tf, class_to_idx=c2i)
+            ds = CsvImageDataset(root / f"{split}.csv", tf, class_names=names)
         else:
             raise FileNotFoundError(f"{root}: no '{split}/' class folders and no '{split}.csv'")
         idx = evenly_spaced(len(ds), max_samples)
@@ -143,4 +143,4 @@ class ImagePipeline(Pipeline):
                     yield item["image"], int(item["label"])
 
         desc = f"{recipe.data.dataset} images ({split}, {cfg.img_size} px)"
-        return VizSamples("image", list(ds.classes), len(idx), desc, iterate)
+        return VizSamples("image", list(ds.class_names), len(idx), desc, iterate)

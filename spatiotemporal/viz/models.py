@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import yaml
 from torch import nn
 
@@ -85,8 +84,9 @@ class VizModel:
 def load_viz_model(checkpoint: str | Path | None = None, spec: str | None = None, device: str = "cpu",
                    seed: int = 0) -> VizModel:
     """A trained checkpoint (``load_pretrained``) or a random-weight registered model (``create_model`` with
-    ``torch.manual_seed(seed)``, so the same spec gives the same weights)."""
+    ``seed_everything(seed)``, so the same spec gives the same weights)."""
     from ..models import create_model, load_pretrained
+    from ..utils.seeding import seed_everything
 
     if (checkpoint is None) == (spec is None):
         raise ValueError("give exactly one of a checkpoint or a model spec")
@@ -95,7 +95,7 @@ def load_viz_model(checkpoint: str | Path | None = None, spec: str | None = None
         label, source = checkpoint_label(checkpoint), str(checkpoint)
     else:
         name, overrides = parse_model_spec(spec)
-        torch.manual_seed(seed)
+        seed_everything(seed)
         model = create_model(name, **overrides)
         shown = {k: v for k, v in overrides.items() if k not in MIXER_KEYS}  # the mixer is shown separately
         extra = ",".join(f"{k}={v}" for k, v in shown.items())

@@ -29,7 +29,7 @@ def cache(tmp_path_factory) -> Path:
 
 def test_layout_files_and_balance(cache):
     root = cache / "builtin_image"
-    assert (root / ".complete").read_text().strip() == builtin.BUILTIN_VERSION
+    assert (root / "VERSION").read_text().strip() == builtin.BUILTIN_VERSION
     for split, n in builtin.BUILTIN_PER_CLASS.items():
         assert sorted(p.name for p in (root / split).iterdir()) == list(BUILTIN_CLASSES)
         for name in BUILTIN_CLASSES:
@@ -41,7 +41,7 @@ def test_layout_files_and_balance(cache):
 
 
 def test_second_call_reuses_the_cached_set(cache):
-    marker = cache / "builtin_image" / ".complete"
+    marker = cache / "builtin_image" / "VERSION"
     before = marker.stat().st_mtime_ns
     assert ensure_builtin_image_dataset(cache) == cache / "builtin_image"
     assert marker.stat().st_mtime_ns == before
@@ -51,7 +51,7 @@ def test_loads_with_its_config(cache):
     cfg = builtin_image_config()
     assert cfg.img_size == 32 and cfg.crop == "src" and cfg.three_augment
     train, val = build_image_datasets(None, cfg, seed=0, cache_dir=cache)
-    assert len(train) == 3000 and len(val) == 500 and tuple(train.classes) == BUILTIN_CLASSES
+    assert len(train) == 3000 and len(val) == 500 and tuple(train.class_names) == BUILTIN_CLASSES
     assert np.bincount(train.targets).tolist() == [300] * 10 and np.bincount(val.targets).tolist() == [50] * 10
     item = train[123]
     assert item["image"].shape == (3, 32, 32) and item["image"].dtype == torch.float32
@@ -89,9 +89,9 @@ def test_stale_version_is_replaced_atomically_and_env_cache_is_used(tmp_path, mo
     root = tmp_path / "builtin_image"
     (root / "train").mkdir(parents=True)
     (root / "train" / "stale.txt").write_text("old generator output")
-    (root / ".complete").write_text("builtin_image-v0\n")
+    (root / "VERSION").write_text("builtin_image-v0\n")
     assert ensure_builtin_image_dataset() == root
     assert not (root / "train" / "stale.txt").exists()
-    assert (root / ".complete").read_text().strip() == builtin.BUILTIN_VERSION
+    assert (root / "VERSION").read_text().strip() == builtin.BUILTIN_VERSION
     assert len(list((root / "val").rglob("*.JPEG"))) == len(BUILTIN_CLASSES)
     assert sorted(os.listdir(tmp_path)) == ["builtin_image"]

@@ -1,4 +1,5 @@
-"""Folder / CSV image datasets: items, labels, CSV errors, determinism, skip-and-count through a DataLoader."""
+"""Folder / CSV image datasets: items, labels, determinism, skip-and-count through a DataLoader (CSV rules and
+errors: test_labels_csv.py)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from spatiotemporal.data.image import (
     build_image_datasets,
     collate_images,
     eval_transform,
-    read_image_csv,
     train_transform,
 )
 
@@ -45,13 +45,13 @@ def layout(tmp_path_factory) -> Path:
 
 def test_folder_dataset_items_and_labels(layout):
     ds = ImageFolderDataset(layout / "train", eval_transform(CFG), seed=0)
-    assert ds.classes == list(CLASSES) and len(ds) == 9 and ds.num_classes == 3
+    assert ds.class_names == list(CLASSES) and len(ds) == 9 and ds.num_classes == 3
     for i in range(len(ds)):
         item = ds[i]
         assert set(item) == {"image", "label", "index"} and item["index"] == i
         assert item["image"].shape == (3, 16, 16) and item["image"].dtype == torch.float32
         assert CLASSES[item["label"]] == Path(ds.samples[i][0]).parent.name
-    val = ImageFolderDataset(layout / "val", eval_transform(CFG), class_to_idx=ds.class_to_idx)
+    val = ImageFolderDataset(layout / "val", eval_transform(CFG), class_names=ds.class_names)
     assert val.targets == [0, 1, 2]
 
 
@@ -61,7 +61,7 @@ def test_folder_dataset_errors(layout, tmp_path):
     (tmp_path / "val" / "cow").mkdir(parents=True)
     _save(tmp_path / "val" / "cow" / "a.png", 0, (8, 8))
     with pytest.raises(ValueError, match="cow"):
-        ImageFolderDataset(tmp_path / "val", class_to_idx={"cat": 0, "dog": 1})
+        ImageFolderDataset(tmp_path / "val", class_names=["cat", "dog"])
     (tmp_path / "empty" / "cat").mkdir(parents=True)
     with pytest.raises(FileNotFoundError, match="no image files"):
         ImageFolderDataset(tmp_path / "empty")
@@ -71,46 +71,17 @@ def test_csv_dataset_relative_paths_names_and_ints(layout, tmp_path):
     lst = layout / "train_names.csv"
     lst.write_text("path,label\n# a comment\ntrain/dog/dog_0.JPEG,dog\n\ntrain/cat/cat_1.png,cat\n")
     ds = CsvImageDataset(lst, eval_transform(CFG))
-    assert ds.classes == ["cat", "dog"] and ds.targets == [1, 0]
+    assert ds.class_names == ["cat", "dog"] and ds.targets == [1, 0]
     assert ds.samples[0][0] == str(layout / "train" / "dog" / "dog_0.JPEG")
     assert ds[1]["image"].shape == (3, 16, 16)
     ints = layout / "train_ints.csv"
     ints.write_text(f"train/eel/eel_2.JPEG,2\n{layout}/train/cat/cat_0.JPEG,0\n")  # absolute path too
-    samples, classes = read_image_csv(ints)
-    assert [label for _, label in samples] == [2, 0] and classes == ["0", "1", "2"]
-    assert CsvImageDataset(ints, eval_transform(CFG))[1]["label"] == 0
+    ds = CsvImageDataset(ints, eval_transform(CFG))
+    assert ds.targets == [2, 0] and ds.class_names == ["0", "1", "2"] and ds[1]["label"] == 0
     # val list mapped with the train classes
     val = layout / "val_names.csv"
     val.write_text("val/dog/dog_v.JPEG,dog\n")
-    assert CsvImageDataset(val, class_to_idx={"cat": 0, "dog": 1}).targets == [1]
-
-
-@pytest.mark.parametrize(
-    "text, line, match",
-    [
-        ("path,label\na.png,0\nb.png\n", 3, "expected 'path,label'"),
-        ("a.png,0,extra\n", 1, "expected 'path,label'"),
-        ("a.png,cat\nb.png,1\n", 2, "mixes"),
-        ("a.png,-1\n", 1, "non-negative"),
-        (',0\n', 1, "expected 'path,label'"),
-        ('a.png,0\n"b.png,1\n', 2, "malformed"),
-    ],
-)
-def test_malformed_csv_line_names_file_and_line(tmp_path, text, line, match):
-    lst = tmp_path / "list.csv"
-    lst.write_text(text)
-    with pytest.raises(ValueError, match=match) as e:
-        read_image_csv(lst)
-    assert f"{lst}:{line}" in str(e.value)
-
-
-def test_csv_unknown_class_and_missing_file(tmp_path):
-    lst = tmp_path / "val.csv"
-    lst.write_text("a.png,cat\nb.png,cow\n")
-    with pytest.raises(ValueError, match=rf"{lst}:2: class 'cow'"):
-        read_image_csv(lst, class_to_idx={"cat": 0})
-    with pytest.raises(FileNotFoundError, match="does not exist"):
-        read_image_csv(tmp_path / "missing.csv")
+    assert CsvImageDataset(val, class_names=["cat", "dog"]).targets == [1]
 
 
 def test_augmentation_is_a_function_of_seed_epoch_index(layout):
@@ -165,11 +136,11 @@ def test_build_image_datasets_from_folders_and_csvs(layout, tmp_path):
     train, val = build_image_datasets(layout, CFG, seed=1)
     assert isinstance(train, ImageFolderDataset) and len(train) == 9 and len(val) == 3
     assert train[0]["image"].shape == val[0]["image"].shape == (3, 16, 16)
-    assert val.class_to_idx == train.class_to_idx
+    assert val.class_names == train.class_names
     (tmp_path / "train.csv").write_text(f"{layout}/train/cat/cat_0.JPEG,cat\n{layout}/train/eel/eel_0.JPEG,eel\n")
     (tmp_path / "val.csv").write_text(f"{layout}/val/eel/eel_v.JPEG,eel\n")
     train, val = build_image_datasets(tmp_path, CFG)
-    assert isinstance(val, CsvImageDataset) and val.targets == [1] and train.classes == ["cat", "eel"]
+    assert isinstance(val, CsvImageDataset) and val.targets == [1] and train.class_names == ["cat", "eel"]
     with pytest.raises(FileNotFoundError, match="train"):
         build_image_datasets(tmp_path / "train.csv", CFG)
     (tmp_path / "other").mkdir()

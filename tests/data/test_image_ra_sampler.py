@@ -11,10 +11,11 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from timm.data.distributed_sampler import RepeatAugSampler
 from torch.utils.data import DataLoader
 
 from spatiotemporal.data.image import RASampler
-from spatiotemporal.data.samplers import ResumableSampler
+from spatiotemporal.data.samplers import MidEpochResume
 
 
 def _orders(n: int, world: int, **kw) -> list[list[int]]:
@@ -46,8 +47,9 @@ def test_deit_truncation_and_configurable_round_to():
     full = RASampler(range(600), num_repeats=3, num_replicas=2, rank=1, round_to=None)
     assert len(full) == 900 and s.rank_indices() == full.rank_indices()[:256]  # truncation keeps a prefix
     assert len(RASampler(range(100), num_replicas=2, rank=0, round_to=1)) == 50
+    assert len(RASampler(range(100), num_replicas=2, rank=0)) == 50  # 100 < 256: timm keeps ceil(100 / 2)
     with pytest.raises(ValueError, match="round_to"):
-        RASampler(range(100), num_replicas=2, rank=0)  # 100 < 256: nothing left with DeiT's rule
+        RASampler(range(1), num_replicas=2, rank=0, round_to=1)  # nothing left for a rank
 
 
 def test_deterministic_per_seed_and_epoch():
@@ -70,7 +72,7 @@ def test_set_start_skips_exactly_and_set_epoch_resets_it():
     s.set_start(7)
     assert list(s) == whole[7:] and len(s) == len(whole) == 20
     s.set_epoch(4)
-    assert list(s) == whole  # set_epoch resets the start (the ResumableSampler protocol)
+    assert list(s) == whole  # set_epoch resets the start (the sampler protocol of data.samplers)
     s.set_start(len(s))
     assert list(s) == []
     state = s.state_dict()
@@ -84,7 +86,7 @@ def test_set_start_skips_exactly_and_set_epoch_resets_it():
 def test_mid_epoch_resume_through_a_dataloader():
     def batches(start: int) -> list[list[int]]:
         s = RASampler(range(64), num_repeats=3, seed=0, round_to=1)
-        assert isinstance(s, ResumableSampler)
+        assert isinstance(s, MidEpochResume) and isinstance(s, RepeatAugSampler)
         s.set_epoch(2)
         s.set_start(start)
         return [b.tolist() for b in DataLoader(range(64), batch_size=4, sampler=s)]
@@ -117,3 +119,13 @@ def test_rank_and_world_from_torch_distributed(tmp_path):
         assert g["order"] == expected.rank_indices()
     assert Counter(i for g in got for i in g["order"]) == {i: 3 for i in range(10)}
     assert torch.distributed.is_initialized() is False
+
+
+def test_orders_are_timms_repeat_aug_sampler_drawn_from_seed_plus_epoch():
+    for n, world, repeats, round_to in ((600, 2, 3, 256), (40, 3, 3, 1), (10, 2, 2, 256)):
+        for rank in range(world):
+            ours = RASampler(range(n), repeats, world, rank, seed=7, round_to=round_to)
+            ref = RepeatAugSampler(range(n), world, rank, num_repeats=repeats, selected_round=round_to)
+            ours.set_epoch(2)
+            ref.set_epoch(7 + 2)
+            assert list(ours) == list(ref) and len(ours) == len(ref)

@@ -9,13 +9,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from spatiotemporal.data.labels_csv import read_labels_csv
 from spatiotemporal.data.video import (
     VideoClipDataset,
     builtin_video_config,
     ensure_builtin_video_dataset,
     generate_builtin_video_dataset,
     open_video,
-    read_video_csv,
     train_clip_indices,
     uniform_clip_indices,
 )
@@ -35,7 +35,7 @@ def clips(small_root) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The 8 frames the recommended config samples, of every train / val video: float (N, 8, 32, 32, 3)."""
     out = {}
     for split in ("train", "val"):
-        samples, _ = read_video_csv(small_root / f"{split}.csv")
+        samples, _ = read_labels_csv(small_root / f"{split}.csv")
         frames = []
         for path, _ in samples:
             with open_video(path) as v:
@@ -49,7 +49,7 @@ def test_files_csvs_and_balance(small_root):
     names = (small_root / "classes.txt").read_text().split("\n")[:-1]
     assert names == ["right", "left", "right_then_left", "left_then_right"]
     for split, n in SMALL.items():
-        samples, _ = read_video_csv(small_root / f"{split}.csv", class_names=names)
+        samples, _ = read_labels_csv(small_root / f"{split}.csv", class_names=names)
         assert len(samples) == n and all(p.is_file() and p.suffix == ".mp4" for p, _ in samples)
         assert np.bincount([label for _, label in samples], minlength=4).tolist() == [n // 4] * 4
 
@@ -121,13 +121,13 @@ def test_ensure_caches_atomically_and_regenerates_on_version_change(tmp_path, mo
     monkeypatch.setattr(syn, "SPLIT_SIZES", {"train": 8, "val": 4, "test": 4})
     root = ensure_builtin_video_dataset(tmp_path)
     assert root == tmp_path / "builtin_video" and (root / "train.csv").is_file()
-    assert json.loads((root / "VERSION.json").read_text())["version"] == syn.GENERATOR_VERSION
+    assert json.loads((root / "VERSION").read_text())["version"] == syn.GENERATOR_VERSION
     stamp = (root / "train" / "000000.mp4").stat().st_mtime_ns
     assert ensure_builtin_video_dataset(tmp_path) == root
     assert (root / "train" / "000000.mp4").stat().st_mtime_ns == stamp  # cached, not rewritten
     monkeypatch.setattr(syn, "GENERATOR_VERSION", syn.GENERATOR_VERSION + 1)
     assert ensure_builtin_video_dataset(tmp_path) == root
-    assert json.loads((root / "VERSION.json").read_text())["version"] == syn.GENERATOR_VERSION
+    assert json.loads((root / "VERSION").read_text())["version"] == syn.GENERATOR_VERSION
     assert sorted(p.name for p in tmp_path.iterdir()) == ["builtin_video"]  # no temp dirs left behind
     monkeypatch.setenv("SPATIO_CACHE", str(tmp_path / "env"))
     assert ensure_builtin_video_dataset() == tmp_path / "env" / "builtin_video"

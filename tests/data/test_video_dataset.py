@@ -120,7 +120,6 @@ def test_bad_videos_are_skipped_counted_and_reported_through_workers(root):
         assert batch["video"].shape[0] == batch["label"].shape[0] == batch["index"].shape[0]
         seen += batch["index"].tolist()
         skipped += batch["skipped"]
-        assert len(batch["skipped"]) == batch["skipped_index"].numel()
     assert batches == 3  # the epoch completes
     assert sorted(seen) == [0, 1, 2, 5, 6, 7]
     assert sorted(Path(p).name for p in skipped) == ["garbage.mp4", "missing.mp4", "truncated.mp4"]
@@ -135,12 +134,68 @@ def test_skip_is_logged_and_counted_in_process(root, caplog):
     assert any("garbage.mp4" in r.getMessage() for r in caplog.records)
 
 
+def test_a_bad_video_is_decoded_and_logged_once_but_skipped_every_epoch(root, caplog, monkeypatch):
+    import spatiotemporal.data.video.dataset as video_dataset
+
+    opened = []
+    real_read_clip = video_dataset.read_clip
+
+    def read_clip(path, *args, **kwargs):
+        opened.append(path)
+        return real_read_clip(path, *args, **kwargs)
+
+    monkeypatch.setattr(video_dataset, "read_clip", read_clip)
+    ds = VideoClipDataset(root, "val", CFG)
+    with caplog.at_level(logging.WARNING, logger="spatiotemporal.data.video"):
+        for epoch in range(3):
+            ds.set_epoch(epoch)
+            assert ds[4] == {"skipped": str(root / "videos" / "garbage.mp4"), "index": 4}
+            assert "video" in ds[0]
+    assert [Path(p).name for p in opened].count("garbage.mp4") == 1 and len(opened) == 4
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        f"skipping unreadable video {root / 'videos' / 'garbage.mp4'}"]
+    assert ds.unreadable == [root / "videos" / "garbage.mp4"] and ds.num_skipped == 3
+
+
+_EPOCHS_SCRIPT = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format="%(name)s %(levelname)s %(message)s")
+from spatiotemporal.data.video import VideoClipDataset, VideoDataConfig, build_video_loader
+cfg = VideoDataConfig(num_frames=4, sampling_rate=3, train_jitter_scales=(28, 36), crop_size=24)
+ds = VideoClipDataset(sys.argv[1], "val", cfg)
+loader = build_video_loader(ds, batch_size=3, num_workers=2)
+for epoch in range(3):
+    ds.set_epoch(epoch)
+    skipped = sum(len(b["skipped"]) for b in loader)
+    print("epoch", epoch, "skipped", skipped, flush=True)
+"""
+
+
+def test_workers_share_what_is_unreadable_and_stderr_holds_one_line_per_bad_file(root):
+    """In real processes (DataLoader workers, decord and PyAV writing to fd 2): no decoder output on stderr,
+    one warning per bad file over 3 epochs, and every epoch still reports the 3 skipped videos."""
+    import os
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", _EPOCHS_SCRIPT, str(root)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == [f"epoch {e} skipped 3" for e in range(3)]
+    lines = proc.stderr.splitlines()
+    bad = ["truncated.mp4", "garbage.mp4", "missing.mp4"]
+    assert len(lines) == 3, proc.stderr
+    assert sorted(next(b for b in bad if b in line) for line in lines) == sorted(bad)
+    assert all(line.startswith("spatiotemporal.data.video WARNING skipping unreadable video") for line in lines)
+
+
 def test_all_skipped_batch_collates(root):
     ds = VideoClipDataset(root, "val", CFG)
     batch = collate_videos([ds[3], ds[4]])
     assert batch["video"].numel() == 0 and batch["label"].numel() == 0 and batch["index"].numel() == 0
     assert [Path(p).name for p in batch["skipped"]] == ["truncated.mp4", "garbage.mp4"]
-    assert batch["skipped_index"].tolist() == [3, 4]
     mixed = collate_videos([ds[3], ds[0]])
     assert mixed["video"].shape == (1, 3, 4, 24, 24) and mixed["label"].tolist() == [0]
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from spatiotemporal.data.video import VideoClipDataset, VideoDataConfig, open_video, read_video_csv, write_mp4
+from spatiotemporal.data.labels_csv import read_labels_csv
+from spatiotemporal.data.video import VideoClipDataset, VideoDataConfig, open_video, write_mp4
 
 SCRIPT = Path(__file__).resolve().parents[2] / "data_recipes" / "kinetics" / "prepare_kinetics.py"
 CFG = VideoDataConfig(num_frames=2, sampling_rate=2, train_jitter_scales=(32, 32), crop_size=32)
@@ -67,7 +68,7 @@ def test_annotation_layout_index_in_place(recipe, download, tmp_path):
     assert report["unlabelled"] == ["test/ggg_000003_000013 (None)"]
     assert json.loads((dst / "report.json").read_text())["splits"]["train"] == {"listed": 4, "written": 3}
     assert (dst / "missing.txt").read_text() == "train/ddd_000007_000017\n"
-    train, names = read_video_csv(dst / "train.csv", root=dst, class_names=dst / "classes.txt")
+    train, names = read_labels_csv(dst / "train.csv", root=dst, class_names=dst / "classes.txt")
     assert [(p.name, label) for p, label in train] == [
         ("aaa_000010_000020.mp4", 1), ("bbb_000000_000010.mp4", 0), ("ccc_000005_000015.mp4", 2)]
     assert all(p.is_absolute() and p.is_file() for p, _ in train)
@@ -86,7 +87,7 @@ def test_folder_layout_with_spaces_in_class_names(recipe, tmp_path):
     assert [c.key for c in clips["train"]] == ["abseiling__x", "air_drumming__clip_one"]
     dst = tmp_path / "out"
     recipe.prepare(dst, clips, resize=False, workers=1, log=lambda *a: None)
-    train, names = read_video_csv(dst / "train.csv", class_names=dst / "classes.txt")
+    train, names = read_labels_csv(dst / "train.csv", class_names=dst / "classes.txt")
     assert names == ["abseiling", "air drumming"]
     assert [(p.name, label) for p, label in train] == [("x.mp4", 0), ("clip one.mp4", 1)]  # comma form
     assert VideoClipDataset(dst, "train", CFG)[1]["label"] == 1

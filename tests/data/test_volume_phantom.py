@@ -63,7 +63,7 @@ def test_geometry_is_ct_like_anisotropic_and_not_identity(phantom_root):
 def test_loads_through_train_and_val_transforms(phantom_root):
     cfg = builtin_volume_config()
     train, val, names = build_volume_datasets(phantom_root, cfg, seed=0)
-    assert names == PHANTOM_CLASS_NAMES
+    assert names == train.class_names == val.class_names == PHANTOM_CLASS_NAMES  # one name on every dataset
     crops = train[0]
     assert len(crops) == cfg.num_samples
     assert crops[0]["image"].shape == (1, *cfg.roi) and crops[0]["label"].shape == (1, *cfg.roi)

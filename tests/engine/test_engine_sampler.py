@@ -20,6 +20,7 @@ def test_matches_distributed_sampler(n, world, shuffle, drop_last):
             ours = ResumableSampler(n, shuffle=shuffle, seed=5, rank=rank, world_size=world, drop_last=drop_last)
             ours.set_epoch(epoch)
             assert list(ours) == list(ref) and len(ours) == len(ref)
+    assert isinstance(ours, DistributedSampler)
 
 
 def test_set_start_skips_and_resets_on_epoch():

@@ -9,7 +9,8 @@ import pytest
 import torch
 from engine_toy import one_thread, run, toy_config
 
-from spatiotemporal.engine import atomic, atomic_torch_save, get_rng_state, read_metrics, set_rng_state
+from spatiotemporal.engine import atomic_torch_save, get_rng_state, read_metrics, set_rng_state
+from spatiotemporal.utils import atomic
 
 
 def _assert_close_models(a, b, atol):

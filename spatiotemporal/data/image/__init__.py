@@ -9,7 +9,7 @@ from .builtin import (
 )
 from .collate import collate_images
 from .config import ImageDataConfig
-from .csv_list import CsvImageDataset, read_image_csv
+from .csv_list import CsvImageDataset
 from .folder import ImageFolderDataset
 from .image_list import ImageListDataset, load_rgb
 from .mixup import OddBatchMixup, build_mixup_and_loss
@@ -34,7 +34,6 @@ __all__ = [
     "ensure_builtin_image_dataset",
     "eval_transform",
     "load_rgb",
-    "read_image_csv",
     "three_augment",
     "train_transform",
 ]

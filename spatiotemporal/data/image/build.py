@@ -6,20 +6,21 @@ from pathlib import Path
 
 from torchvision.datasets.folder import find_classes
 
+from ..labels_csv import read_labels_csv
 from .builtin import ensure_builtin_image_dataset
 from .config import ImageDataConfig
-from .csv_list import CsvImageDataset, read_image_csv
+from .csv_list import CsvImageDataset
 from .folder import ImageFolderDataset
 from .image_list import ImageListDataset
 from .transforms import eval_transform, train_transform
 
 
-def _split_dataset(root: Path, split: str, cfg: ImageDataConfig, seed: int, train: bool, class_to_idx=None):
+def _split_dataset(root: Path, split: str, cfg: ImageDataConfig, seed: int, train: bool, class_names=None):
     tf = train_transform(cfg) if train else eval_transform(cfg)
     if (root / split).is_dir():
-        return ImageFolderDataset(root / split, tf, seed, class_to_idx)
+        return ImageFolderDataset(root / split, tf, seed, class_names)
     if (root / f"{split}.csv").is_file():
-        return CsvImageDataset(root / f"{split}.csv", tf, seed, class_to_idx)
+        return CsvImageDataset(root / f"{split}.csv", tf, seed, class_names)
     raise FileNotFoundError(
         f"{root}: expected a '{split}/' folder of class folders (ImageNet layout) "
         f"or a '{split}.csv' of path,label lines"
@@ -41,7 +42,7 @@ def image_class_names(root: str | Path, split: str = "train") -> list[str]:
     if (root / split).is_dir():
         return list(find_classes(root / split)[0])
     if (root / f"{split}.csv").is_file():
-        return list(read_image_csv(root / f"{split}.csv")[1])
+        return list(read_labels_csv(root / f"{split}.csv")[1])
     raise FileNotFoundError(f"{root}: expected a '{split}/' folder of class folders (ImageNet layout) "
                             f"or a '{split}.csv' of path,label lines")
 
@@ -60,5 +61,5 @@ def build_image_datasets(
     """
     root = image_root(data, cache_dir)
     train = _split_dataset(root, "train", cfg, seed, True)
-    val = _split_dataset(root, "val", cfg, seed, False, train.class_to_idx)
+    val = _split_dataset(root, "val", cfg, seed, False, train.class_names)
     return train, val

@@ -9,14 +9,11 @@ deterministically, into ``$SPATIO_CACHE/builtin_image`` (default ``~/.cache/spat
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
-import uuid
 from pathlib import Path
 
 import numpy as np
 
+from ...utils.atomic import ensure_generated
 from ..paths import cache_root
 from .config import ImageDataConfig
 from .shapes import SHAPE_CLASSES, render_shape
@@ -28,7 +25,6 @@ BUILTIN_PER_CLASS = {"train": 300, "val": 50}
 # Per-channel mean / std of the generated train images in [0, 1] (measured; a test recomputes them).
 BUILTIN_MEAN = (0.4939, 0.4987, 0.5038)
 BUILTIN_STD = (0.2861, 0.2973, 0.2844)
-_MARKER = ".complete"
 _SEED = 20240611
 
 
@@ -60,39 +56,12 @@ def generate_builtin_images(out: Path, per_class: dict[str, int] | None = None) 
                 img.save(folder / f"{name}_{i:04d}.JPEG", quality=92)
 
 
-def _is_complete(root: Path) -> bool:
-    marker = root / _MARKER
-    return marker.is_file() and marker.read_text().strip() == BUILTIN_VERSION
-
-
 def ensure_builtin_image_dataset(cache_dir: str | Path | None = None) -> Path:
     """Return the built-in set's root (with ``train/`` and ``val/``), generating it first if needed.
 
-    ``cache_dir`` replaces the cache root (``$SPATIO_CACHE``). Generation (about 5 s) goes to a temporary
-    folder that is renamed into place once complete, with a version marker, so concurrent or interrupted
-    runs never see a partial set; a set with another version is replaced.
+    ``cache_dir`` replaces the cache root (``$SPATIO_CACHE``). Generation (about 5 s) goes through
+    ``utils.atomic.ensure_generated`` (marker ``BUILTIN_VERSION``): concurrent or interrupted runs never see a
+    partial set, and a set with another version is replaced.
     """
     parent = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
-    root = parent / "builtin_image"
-    if _is_complete(root):
-        return root
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".builtin_image.tmp-", dir=parent))
-    old = parent / f".builtin_image.old-{uuid.uuid4().hex}"
-    try:
-        generate_builtin_images(tmp)
-        (tmp / _MARKER).write_text(BUILTIN_VERSION + "\n")
-        if root.exists():
-            try:
-                os.rename(root, old)
-            except FileNotFoundError:
-                pass  # another process moved it first
-        try:
-            os.rename(tmp, root)
-        except OSError:
-            if not _is_complete(root):  # lost a race to a process whose set is not ours
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.rmtree(old, ignore_errors=True)
-    return root
+    return ensure_generated(parent / "builtin_image", BUILTIN_VERSION + "\n", generate_builtin_images)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
@@ -15,8 +15,8 @@ from .image_list import ImageListDataset
 class ImageFolderDataset(ImageListDataset):
     """Images in class folders, e.g. ``train/n01440764/*.JPEG``; classes are the sorted folder names.
 
-    Pass the training set's ``class_to_idx`` to a validation folder so that labels agree; a validation class
-    folder unknown to it is an error. Items as ``ImageListDataset``.
+    Pass the training set's ``class_names`` to a validation folder so that labels agree; a validation class
+    folder unknown to them is an error. Items as ``ImageListDataset``.
     """
 
     def __init__(
@@ -24,7 +24,7 @@ class ImageFolderDataset(ImageListDataset):
         root: str | Path,
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         seed: int = 0,
-        class_to_idx: dict[str, int] | None = None,
+        class_names: Sequence[str] | None = None,
         skip_unreadable: bool = True,
     ) -> None:
         root = Path(root)
@@ -32,16 +32,14 @@ class ImageFolderDataset(ImageListDataset):
             raise FileNotFoundError(
                 f"image folder {root} does not exist (expected {root}/<class>/<image files>)"
             )
-        found, found_c2i = find_classes(root)
-        if class_to_idx is None:
-            class_to_idx = found_c2i
-        else:
-            unknown = sorted(set(found) - set(class_to_idx))
-            if unknown:
-                raise ValueError(f"{root}: class folders {unknown[:5]} are not among the training classes")
+        found, _ = find_classes(root)
+        names = found if class_names is None else list(class_names)
+        unknown = sorted(set(found) - set(names))
+        if unknown:
+            raise ValueError(f"{root}: class folders {unknown[:5]} are not among the training classes")
+        class_to_idx = {name: i for i, name in enumerate(names)}
         samples = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
         if not samples:
             raise FileNotFoundError(f"no image files ({', '.join(IMG_EXTENSIONS)}) under {root}/<class>/")
-        classes = sorted(class_to_idx, key=class_to_idx.__getitem__)
-        super().__init__(samples, classes, transform, seed, skip_unreadable)
+        super().__init__(samples, names, transform, seed, skip_unreadable)
         self.root = root

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import torch
 import torchvision.transforms as T
@@ -26,7 +27,7 @@ def load_rgb(path: str) -> Image.Image:
 
 
 class ImageListDataset(Dataset):
-    """Labelled image files.
+    """Labelled image files; label ``i`` is ``class_names[i]``.
 
     ``__getitem__(i)`` returns ``{"image": (3, H, W) float32 tensor, "label": int, "index": i}``. The sample's
     random augmentation is a function of ``(seed, epoch, i)``: ``seed_item`` seeds python, NumPy and torch's
@@ -36,15 +37,14 @@ class ImageListDataset(Dataset):
 
     def __init__(
         self,
-        samples: Sequence[tuple[str, int]],
-        classes: Sequence[str],
+        samples: Sequence[tuple[str | Path, int]],
+        class_names: Sequence[str],
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
         seed: int = 0,
         skip_unreadable: bool = True,
     ) -> None:
-        self.samples = list(samples)
-        self.classes = list(classes)
-        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        self.samples = [(str(path), int(label)) for path, label in samples]
+        self.class_names = list(class_names)
         self.transform = transform if transform is not None else T.ToTensor()
         self.seed = int(seed)
         self.epoch = 0
@@ -52,7 +52,7 @@ class ImageListDataset(Dataset):
 
     @property
     def num_classes(self) -> int:
-        return len(self.classes)
+        return len(self.class_names)
 
     @property
     def targets(self) -> list[int]:

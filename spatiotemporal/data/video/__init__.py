@@ -2,7 +2,6 @@
 transforms, a skip-tolerant dataset + loader, and a built-in temporal-order dataset."""
 
 from .config import SPLITS, VideoDataConfig
-from .csv_index import VideoCSVError, infer_class_names, read_class_file, read_video_csv
 from .dataset import VideoClipDataset, resolve_class_names
 from .decode import (
     BACKENDS,
@@ -32,7 +31,6 @@ __all__ = [
     "DecodedClip",
     "DecordVideo",
     "PyAVVideo",
-    "VideoCSVError",
     "VideoClipDataset",
     "VideoDataConfig",
     "VideoDecodeError",
@@ -45,13 +43,10 @@ __all__ = [
     "decord_available",
     "ensure_builtin_video_dataset",
     "generate_builtin_video_dataset",
-    "infer_class_names",
     "load_test_views",
     "multi_crop_transform",
     "open_video",
-    "read_class_file",
     "read_clip",
-    "read_video_csv",
     "resize_short_side",
     "resolve_class_names",
     "spatial_crop_offsets",

@@ -1,16 +1,19 @@
 """``VideoClipDataset``: Kinetics-layout video classification (``{train,val,test}.csv`` + ``classes.txt``).
 
+Split files follow the rules of ``data.labels_csv`` (``path label`` or ``path,label`` lines).
+
 Items:
 
 - train / val (TimeSformer validates with the training augmentation): ``{"video": (C, T, S, S) float32,
   "label": int, "index": int}`` with one random clip, scale, crop and flip.
 - test, or ``multi_view=True``: ``{"video": (V, C, T, S, S), ...}`` with ``V = test_num_clips *
   test_num_crops`` views ordered clip-major (view ``v = clip * num_crops + crop``); no randomness.
-- an unreadable video (missing, truncated, corrupt): ``{"skipped": path, "index": int}``; the path is logged
-  on the ``spatiotemporal.data.video`` logger and :func:`~.loader.collate_videos` drops the item.
+- an unreadable video (missing, truncated, corrupt): ``{"skipped": path, "index": int}``, every epoch (the
+  engine counts it) and :func:`~.loader.collate_videos` drops the item. The dataset remembers it: it is decoded
+  and logged (one warning on the ``spatiotemporal.data.video`` logger) only the first time, by any worker.
 
-Every random draw is a function of ``(seed, epoch, index)`` through ``seed_item``. The epoch lives in
-shared memory, so ``set_epoch`` reaches persistent DataLoader workers too.
+Every random draw is a function of ``(seed, epoch, index)`` through ``seed_item``. The epoch and the
+unreadable flags live in shared memory, so they reach persistent DataLoader workers too.
 """
 
 from __future__ import annotations
@@ -23,9 +26,9 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from ..labels_csv import infer_class_names, read_class_file, read_labels_csv
 from ..seeding import seed_item
 from .config import SPLITS, VideoDataConfig
-from .csv_index import infer_class_names, read_class_file, read_video_csv
 from .decode import VideoDecodeError, read_clip
 from .sampling import train_clip_indices
 from .transforms import train_clip_transform
@@ -72,8 +75,9 @@ class VideoClipDataset(Dataset):
         csv_path = self.root / self.cfg.csv_name(split)
         self.class_names = resolve_class_names(self.root, self.cfg)
         base = self.root / self.cfg.path_prefix if self.cfg.path_prefix else self.root
-        self.samples, _ = read_video_csv(csv_path, root=base, class_names=self.class_names)
+        self.samples, _ = read_labels_csv(csv_path, root=base, class_names=self.class_names)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
+        self._unreadable = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
         self.num_skipped = 0  # per process; use the collated "skipped" lists to count across workers
 
     @property
@@ -83,6 +87,11 @@ class VideoClipDataset(Dataset):
     @property
     def labels(self) -> list[int]:
         return [label for _, label in self.samples]
+
+    @property
+    def unreadable(self) -> list[Path]:
+        """The videos found unreadable so far (by this process or any DataLoader worker)."""
+        return [path for (path, _), bad in zip(self.samples, self._unreadable.tolist()) if bad]
 
     @property
     def epoch(self) -> int:
@@ -98,9 +107,13 @@ class VideoClipDataset(Dataset):
     def __getitem__(self, index: int) -> dict[str, Any]:
         rng = seed_item(self.seed, self.epoch, index)
         path, label = self.samples[index]
+        if self._unreadable[index]:  # known bad: not decoded nor logged again
+            self.num_skipped += 1
+            return {"skipped": str(path), "index": index}
         try:
             video = self._load_multi_view(path) if self.multi_view else self._load_train(path, rng)
         except VideoDecodeError as e:
+            self._unreadable[index] = True
             self.num_skipped += 1
             logger.warning("skipping unreadable video %s (%s)", e.path, e.reason)
             return {"skipped": str(path), "index": index}

@@ -5,13 +5,20 @@
 ``read_clip(path, choose_indices)`` opens a video, lets the caller pick indices from
 ``(num_frames, fps)`` and decodes them; with ``backend="auto"`` a file decord cannot read is retried
 with PyAV. Every failure (missing, truncated, corrupt, no video stream) raises :class:`VideoDecodeError`.
+The decoders' own messages (FFmpeg's ``moov atom not found``, decord's ``ERROR opening``) never reach stderr:
+they go to the ``spatiotemporal.data.video`` logger at DEBUG, so a bad file gives one warning line (ours).
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import logging
 import math
+import os
+import sys
+import tempfile
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +41,33 @@ import av
 
 BACKENDS = ("auto", "decord", "pyav")
 logger = logging.getLogger("spatiotemporal.data.video")
+
+av.logging.set_level(None)  # PyAV's default: FFmpeg's log dropped (errors still raise with their reason)
+if _HAS_DECORD:
+    decord.logging.set_level(decord.logging.QUIET)  # decord's bundled FFmpeg
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def _native_stderr_to_debug():
+    """Send file descriptor 2 to a temp file meanwhile, then log what was written at DEBUG.
+
+    decord's C++ logger prints a line for every file it cannot open and has no switch for it
+    (``decord.logging`` sets FFmpeg's level only).
+    """
+    with _STDERR_LOCK, tempfile.TemporaryFile() as captured:
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            text = captured.read().decode(errors="replace").strip()
+            if text:
+                logger.debug("decoder output: %s", text)
 
 
 class VideoDecodeError(RuntimeError):
@@ -136,9 +170,10 @@ class DecordVideo(VideoSource):
             height, width = short_side_size(*_probe_size(self.path), short_side)
         error = None
         try:
-            self._reader = decord.VideoReader(
-                str(self.path), ctx=decord.cpu(0), width=width, height=height, num_threads=num_threads
-            )
+            with _native_stderr_to_debug():
+                self._reader = decord.VideoReader(
+                    str(self.path), ctx=decord.cpu(0), width=width, height=height, num_threads=num_threads
+                )
             self.num_frames = len(self._reader)
             self.fps = float(self._reader.get_avg_fps())
         except (decord.DECORDError, RuntimeError, AssertionError) as e:

@@ -8,30 +8,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from ..collate import collate_skipping
+
 
 def collate_videos(batch: list[dict[str, Any]]) -> dict[str, Any]:
-    """Stack the readable items of a batch; report the skipped ones.
-
-    Returns ``{"video": (B, C, T, H, W) or (B, V, C, T, H, W) float32, "label": (B,) int64,
-    "index": (B,) int64, "skipped": [paths], "skipped_index": (S,) int64}`` where B counts the kept
-    items. When every item was skipped, ``video`` is an empty float tensor of shape ``(0,)`` and
-    ``label`` / ``index`` have shape ``(0,)``: test ``batch["label"].numel() == 0``.
-    """
-    kept = [b for b in batch if "skipped" not in b]
-    skipped = [b for b in batch if "skipped" in b]
-    out: dict[str, Any] = {
-        "skipped": [b["skipped"] for b in skipped],
-        "skipped_index": torch.tensor([int(b["index"]) for b in skipped], dtype=torch.int64),
-    }
-    if kept:
-        out["video"] = torch.stack([b["video"] for b in kept])
-        out["label"] = torch.tensor([int(b["label"]) for b in kept], dtype=torch.int64)
-        out["index"] = torch.tensor([int(b["index"]) for b in kept], dtype=torch.int64)
-    else:
-        out["video"] = torch.empty(0, dtype=torch.float32)
-        out["label"] = torch.empty(0, dtype=torch.int64)
-        out["index"] = torch.empty(0, dtype=torch.int64)
-    return out
+    """``{"video": (B, C, T, H, W) or (B, V, C, T, H, W) float32, "label": (B,), "index": (B,), "skipped": [paths]}``
+    from the readable items of ``batch`` (``collate_skipping``)."""
+    return collate_skipping(batch, "video")
 
 
 def video_worker_init(worker_id: int) -> None:

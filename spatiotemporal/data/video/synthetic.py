@@ -37,9 +37,6 @@ state (a config that samples fewer states breaks the equal-set property).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import av
@@ -47,6 +44,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ...utils.atomic import ensure_generated
 from ..paths import cache_root
 from .config import VideoDataConfig
 
@@ -203,43 +201,13 @@ def _marker() -> dict:
     }
 
 
-def _is_current(path: Path) -> bool:
-    try:
-        return json.loads((path / "VERSION.json").read_text()) == _marker()
-    except (OSError, ValueError):
-        return False
-
-
 def ensure_builtin_video_dataset(cache_dir: str | Path | None = None) -> Path:
     """Path of the built-in dataset (``<cache>/builtin_video``), generating it (a few seconds) if needed.
 
-    Generation goes to a temporary sibling directory that is renamed into place once complete, with a
-    ``VERSION.json`` marker: an interrupted run leaves nothing half-written, a changed generator
-    regenerates, and concurrent callers end up sharing one copy.
+    Generated through ``utils.atomic.ensure_generated`` with a JSON ``VERSION`` marker (generator version and
+    settings): an interrupted run leaves nothing half-written, a changed generator regenerates, and
+    concurrent callers end up sharing one copy.
     """
     root = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
-    final = root / "builtin_video"
-    if _is_current(final):
-        return final
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".builtin_video.tmp-", dir=root))
-    try:
-        generate_builtin_video_dataset(tmp)
-        (tmp / "VERSION.json").write_text(json.dumps(_marker(), indent=1))
-        stale = None
-        if final.exists():
-            if _is_current(final):  # another process finished first
-                return final
-            stale = Path(tempfile.mkdtemp(prefix=".builtin_video.old-", dir=root))
-            os.rename(final, stale / "old")
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not _is_current(final):
-                raise
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
-        return final
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+    marker = json.dumps(_marker(), indent=1, sort_keys=True) + "\n"
+    return ensure_generated(root / "builtin_video", marker, generate_builtin_video_dataset)

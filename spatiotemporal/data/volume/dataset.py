@@ -99,10 +99,13 @@ class SeededVolumeDataset(torch.utils.data.Dataset):
     ``__getitem__`` calls ``seed_item(seed, epoch, index)`` and re-seeds every MONAI random transform with
     ``Compose.set_random_state(item_seed(seed, epoch, index))`` before running it; call ``set_epoch``
     before each epoch (with persistent DataLoader workers, recreate the iterator after it).
+    ``class_names``: label value ``k`` is ``class_names[k]`` (0 is background).
     """
 
-    def __init__(self, base: Dataset, seed: int = 0, epoch: int = 0, cache_info: dict | None = None) -> None:
+    def __init__(self, base: Dataset, seed: int = 0, epoch: int = 0, cache_info: dict | None = None,
+                 class_names: Sequence[str] = ()) -> None:
         self.base = base
+        self.class_names = list(class_names)
         self.seed = int(seed)
         self.epoch = int(epoch)
         self.cache_info = cache_info or {}
@@ -158,5 +161,5 @@ def build_volume_datasets(root: str | Path, cfg: VolumeDataConfig, json_name: st
     train_base, train_info = _make_dataset(dl.training, train_transforms(cfg), cfg, "train", budget, True)
     val_budget = budget - train_info.get("estimated_bytes", 0)
     val_base, val_info = _make_dataset(dl.validation, val_transforms(cfg), cfg, "val", val_budget, False)
-    return (SeededVolumeDataset(train_base, seed, cache_info=train_info),
-            SeededVolumeDataset(val_base, seed, cache_info=val_info), dl.class_names)
+    return (SeededVolumeDataset(train_base, seed, cache_info=train_info, class_names=dl.class_names),
+            SeededVolumeDataset(val_base, seed, cache_info=val_info, class_names=dl.class_names), dl.class_names)

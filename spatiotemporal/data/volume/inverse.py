@@ -1,14 +1,14 @@
 """Prediction in the patient's space: preprocess one volume, then map a label map back to its voxel grid.
 
 ``preprocess_volume`` runs the invertible image-only chain (orient, resample, window, foreground crop) and
-keeps its MONAI trace; ``restore_label_map`` replays that trace backwards with nearest interpolation
-(``Compose.inverse`` on a MetaTensor), so orientation, spacing and crop are undone exactly as MONAI
-recorded them; ``save_label_map`` writes the result with the input's shape and affine.
+keeps the chain and the preprocessed MetaTensor (its MONAI trace); ``restore_label_map`` undoes orientation,
+spacing and crop with MONAI's ``Invertd`` (nearest interpolation) under our shape checks; ``save_label_map``
+writes the result with the input's shape, affine, qform and sform. The writer is nibabel's, not MONAI's
+``SaveImaged``: that one writes qform = sform with codes 1, not the reference file's own qform and codes.
 """
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any
 
@@ -16,8 +16,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import allow_missing_keys_mode, convert_applied_interp_mode
-from monai.transforms.utils import reset_ops_id
+from monai.transforms import Invertd
 
 from .checks import spatial_shape
 from .datalist import VolumeDataError
@@ -27,21 +26,19 @@ from .transforms import VolumeDataConfig, inference_transforms
 def preprocess_volume(path: str | Path, cfg: VolumeDataConfig) -> tuple[torch.Tensor, dict[str, Any]]:
     """Load and preprocess ``path`` for the model: ``(image (1, C, H, W, D) float32, meta)``.
 
-    ``meta`` holds the MONAI trace (``applied_operations``), the MetaTensor metadata, ``cfg``, the source path
-    and the original shape / affine; pass it to ``restore_label_map``.
+    ``meta`` holds the source path, the chain and the preprocessed MetaTensor (whose ``applied_operations`` is
+    the trace ``Invertd`` replays), and the model-space / original shapes; pass it to ``restore_label_map``.
     """
     path = Path(path)
-    ref = nib.load(str(path))
-    orig_shape = spatial_shape(ref, str(path), "image")
-    out = inference_transforms(cfg)({"image": str(path)})["image"]
+    orig_shape = spatial_shape(nib.load(str(path)), str(path), "image")
+    chain = inference_transforms(cfg)
+    out = chain({"image": str(path)})["image"]
     meta = {
         "source": str(path),
-        "cfg": cfg,
-        "applied_operations": reset_ops_id(copy.deepcopy(out.applied_operations)),
-        "meta": copy.deepcopy(dict(out.meta)),
+        "transform": chain,
+        "image": out,
         "model_shape": tuple(int(s) for s in out.shape[1:]),
         "original_shape": orig_shape,
-        "original_affine": np.asarray(ref.affine, float),
     }
     return out.as_tensor().float()[None], meta
 
@@ -49,21 +46,17 @@ def preprocess_volume(path: str | Path, cfg: VolumeDataConfig) -> tuple[torch.Te
 def restore_label_map(pred_label: torch.Tensor | np.ndarray, meta: dict[str, Any]) -> np.ndarray:
     """Integer label map ``(H, W, D)`` or ``(1, H, W, D)`` in model space -> ``(X, Y, Z)`` in the original grid.
 
-    Inverts foreground crop, spacing (nearest) and orientation from the trace in ``meta``.
+    MONAI ``Invertd`` (nearest) inverts foreground crop, spacing and orientation from the trace in ``meta``.
     """
-    pred = torch.as_tensor(np.asarray(pred_label) if isinstance(pred_label, np.ndarray) else pred_label)
+    pred = torch.as_tensor(pred_label)
     if pred.ndim == 3:
         pred = pred[None]
     if pred.ndim != 4 or pred.shape[0] != 1 or tuple(pred.shape[1:]) != meta["model_shape"]:
         raise VolumeDataError(f"{meta['source']}: prediction has shape {tuple(pred.shape)}; expected "
                               f"{meta['model_shape']} or (1, *{meta['model_shape']}) (the preprocessed grid)")
-    ops = convert_applied_interp_mode(copy.deepcopy(meta["applied_operations"]), mode="nearest",
-                                      align_corners=None)
-    mt = MetaTensor(pred.detach().cpu().float(), meta=copy.deepcopy(meta["meta"]), applied_operations=ops)
-    chain = inference_transforms(meta["cfg"])
-    with allow_missing_keys_mode(chain):
-        out = chain.inverse({"image": mt})["image"]
-    arr = np.rint(np.asarray(out.detach().cpu().numpy())[0]).astype(np.int16)
+    invert = Invertd(keys="pred", transform=meta["transform"], orig_keys="image", nearest_interp=True)
+    out = invert({"image": meta["image"], "pred": MetaTensor(pred.detach().cpu().float())})["pred"]
+    arr = np.rint(out.detach().cpu().numpy()[0]).astype(np.int16)
     if tuple(arr.shape) != tuple(meta["original_shape"]):
         raise VolumeDataError(f"{meta['source']}: restored label map has shape {arr.shape}, expected "
                               f"{meta['original_shape']} (inverse transform mismatch)")

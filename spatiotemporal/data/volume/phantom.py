@@ -11,9 +11,6 @@ phantom is the same anatomy whatever the voxel grid.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -21,6 +18,7 @@ import nibabel as nib
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
+from ...utils.atomic import ensure_generated
 from ..paths import cache_root
 from .datalist import write_datalist
 from .transforms import VolumeDataConfig
@@ -226,35 +224,9 @@ def _marker(spec: PhantomSpec) -> dict:
 def ensure_builtin_volume_dataset(cache_dir: str | Path | None = None, spec: PhantomSpec = PhantomSpec()) -> Path:
     """Return ``<cache_dir or $SPATIO_CACHE or ~/.cache/spatiotemporal>/builtin_volume``, generating it once.
 
-    Generation goes to a temporary sibling directory that is renamed into place only when complete (with a
-    ``VERSION`` marker), so an interrupted run never leaves a half-written dataset; a stale version is replaced.
+    Generated through ``utils.atomic.ensure_generated`` with a JSON ``VERSION`` marker (version and ``spec``):
+    an interrupted run never leaves a half-written dataset; a stale version or another spec is replaced.
     """
     parent = Path(cache_dir).expanduser() if cache_dir is not None else cache_root()
-    final = parent / "builtin_volume"
-    marker = _marker(spec)
-    if (final / "VERSION").is_file():
-        try:
-            if json.loads((final / "VERSION").read_text()) == json.loads(json.dumps(marker)):
-                return final
-        except json.JSONDecodeError:
-            pass
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".builtin_volume.tmp-", dir=parent))
-    try:
-        write_phantom_dataset(tmp, spec)
-        (tmp / "VERSION").write_text(json.dumps(marker, indent=2) + "\n")
-        if final.exists():  # stale version (or a concurrent writer finished first)
-            if (final / "VERSION").is_file() and (final / "VERSION").read_text() == (tmp / "VERSION").read_text():
-                return final
-            old = parent / f".builtin_volume.old-{os.getpid()}"
-            os.rename(final, old)
-            shutil.rmtree(old, ignore_errors=True)
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not (final / "VERSION").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return final
+    marker = json.dumps(_marker(spec), indent=2, sort_keys=True) + "\n"
+    return ensure_generated(parent / "builtin_volume", marker, lambda out: write_phantom_dataset(out, spec))

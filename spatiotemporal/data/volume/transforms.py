@@ -7,8 +7,6 @@ intensity jitter). Items are MONAI MetaTensors with channel first: ``(1, H, W, D
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,18 +89,6 @@ class VolumeDataConfig:
             raise ValueError(f"VolumeDataConfig.num_samples must be >= 1, got {self.num_samples}")
         if not 0.0 <= self.cache_rate <= 1.0:
             raise ValueError(f"VolumeDataConfig.cache_rate must be in [0, 1], got {self.cache_rate}")
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> VolumeDataConfig:
-        """Build from a (YAML) mapping; unknown keys raise an error naming them."""
-        names = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - names)
-        if unknown:
-            raise ValueError(f"unknown volume data option(s) {unknown}; expected some of {sorted(names)}")
-        return cls(**dict(d))
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
 
     def deterministic_key(self) -> dict[str, Any]:
         """Fields that change the cached (deterministic) part of the chain."""

@@ -1,0 +1,167 @@
+"""The one reader of ``path,label`` lists (image CSVs, Kinetics-style video split files) and class files.
+
+Rules of a labels file (UTF-8, a byte-order mark is accepted):
+
+- One sample per line, in one of two forms, chosen per line:
+  ``path label`` (whitespace separated, the TimeSformer / PySlowFast form; the path has no spaces or commas) or
+  ``path,label`` (used whenever the line holds a comma; standard CSV quoting, so a path or class name with
+  commas is written in double quotes: ``"a, b.mp4",3``).
+- Blank lines and lines starting with ``#`` are skipped. The first line is skipped when it is a header such as
+  ``path,label`` / ``video label`` / ``filename,class`` (see ``HEADER_PATHS`` / ``HEADER_LABELS``).
+- Relative paths are resolved against ``root`` (default: the file's folder); ``~`` is expanded.
+- A label is a class name or an integer class index. With a class list, a token equal to a class name maps to
+  that name's index, otherwise it must be an index into the list. Without one, the labels of a file are all
+  integers (classes ``"0"`` .. ``str(max)``) or all names (classes = the sorted names).
+- Every error is a ``LabelsCSVError`` (a ``ValueError``) whose message starts with ``file:line:`` and says what
+  was expected.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+HEADER_PATHS = {"path", "video", "video_path", "image", "image_path", "filename", "file"}
+HEADER_LABELS = {"label", "labels", "class", "class_name", "label_id", "target"}
+_FORMS = "'path label' or 'path,label'"
+
+
+class LabelsCSVError(ValueError):
+    """A malformed labels or class file; the message starts with ``file:line:``."""
+
+
+def _fields(line: str, where: str) -> tuple[str, str]:
+    if "," in line:
+        try:
+            fields = next(csv.reader([line], skipinitialspace=True, strict=True))
+        except csv.Error as e:
+            raise LabelsCSVError(f"{where}: malformed CSV quoting ({e}); expected {_FORMS}, got {line!r}") from None
+        hint = " (write a path or class name that holds commas in double quotes)"
+    else:
+        fields = line.split()
+        hint = " (use the 'path,label' form for a path or class name with spaces)"
+    fields = [f.strip() for f in fields]
+    if len(fields) != 2 or not fields[0] or not fields[1]:
+        raise LabelsCSVError(f"{where}: expected {_FORMS}{hint}, got {line!r}")
+    return fields[0], fields[1]
+
+
+def iter_label_rows(csv_path: str | Path) -> Iterator[tuple[int, str, str]]:
+    """Yield ``(line_number, path_token, label_token)`` of every sample line (see the module rules).
+
+    Raises ``FileNotFoundError`` for a missing file and ``LabelsCSVError`` for a malformed line.
+    """
+    csv_path = Path(csv_path)
+    if not csv_path.is_file():
+        raise FileNotFoundError(f"labels file {csv_path} does not exist (expected one {_FORMS} per line)")
+    with open(csv_path, encoding="utf-8-sig", newline="") as f:
+        first = True
+        for lineno, raw in enumerate(f, start=1):
+            line = raw.strip()
+            if not line or line.startswith("#"):
+                continue
+            path, label = _fields(line, f"{csv_path}:{lineno}")
+            if first and path.lower() in HEADER_PATHS and label.lower() in HEADER_LABELS:
+                first = False
+                continue
+            first = False
+            yield lineno, path, label
+
+
+def _int(token: str) -> int | None:
+    try:
+        return int(token)
+    except ValueError:
+        return None
+
+
+def read_class_file(path: str | Path) -> list[str]:
+    """Class names of a class file (``classes.txt``: one name per line, index = line number)."""
+    path = Path(path)
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    names: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, raw in enumerate(lines, start=1):
+        name = raw.strip()
+        if not name:
+            raise LabelsCSVError(f"{path}:{lineno}: empty class name (index = line number, so no blank lines)")
+        if name in seen:
+            raise LabelsCSVError(f"{path}:{lineno}: duplicate class name {name!r} (first at line {seen[name]})")
+        seen[name] = lineno
+        names.append(name)
+    if not names:
+        raise LabelsCSVError(f"{path}: no class names (expected one per line)")
+    return names
+
+
+def infer_class_names(csv_paths: Sequence[str | Path]) -> list[str]:
+    """Class names implied by the labels of one or more labels files (no class list available).
+
+    All-integer labels give ``[str(i) for i in range(max + 1)]``; all-name labels give the sorted names.
+    """
+    top = -1
+    names: set[str] = set()
+    kind: tuple[str, str] | None = None  # (first kind seen, where)
+    for csv_path in csv_paths:
+        for lineno, _, token in iter_label_rows(csv_path):
+            where = f"{csv_path}:{lineno}"
+            value = _int(token)
+            this = "name" if value is None else "integer"
+            if kind is None:
+                kind = (this, where)
+            elif this != kind[0]:
+                raise LabelsCSVError(
+                    f"{where}: label {token!r} mixes integers and class names (the labels are {kind[0]}s from "
+                    f"{kind[1]} on); expected one kind, or give a class list (classes.txt, one name per line)"
+                )
+            if value is None:
+                names.add(token)
+            elif value < 0:
+                raise LabelsCSVError(f"{where}: negative label {value}; expected a class index >= 0 or a name")
+            else:
+                top = max(top, value)
+    return [str(i) for i in range(top + 1)] if top >= 0 else sorted(names)
+
+
+def read_labels_csv(
+    csv_path: str | Path,
+    root: str | Path | None = None,
+    class_names: Sequence[str] | str | Path | None = None,
+) -> tuple[list[tuple[Path, int]], list[str]]:
+    """Read a labels file into ``(samples, class_names)``; ``samples`` are ``(path, label index)``.
+
+    Args:
+        csv_path: the labels file (see the module rules).
+        root: folder of relative paths (default: ``csv_path``'s folder).
+        class_names: the class list (label ``i`` is ``class_names[i]``), a path to a class file, or None
+            (inferred from this file's labels with ``infer_class_names``).
+    """
+    csv_path = Path(csv_path)
+    base = Path(root) if root is not None else csv_path.parent
+    if class_names is None:
+        names = infer_class_names([csv_path])
+    elif isinstance(class_names, (str, Path)):
+        names = read_class_file(class_names)
+    else:
+        names = [str(n) for n in class_names]
+    index = {n: i for i, n in enumerate(names)}
+    samples: list[tuple[Path, int]] = []
+    for lineno, path_token, token in iter_label_rows(csv_path):
+        label = index.get(token)
+        if label is None:
+            label = _int(token)
+            if label is None:
+                shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                raise LabelsCSVError(f"{csv_path}:{lineno}: unknown class name {token!r}; expected one of the "
+                                     f"{len(names)} classes ({shown}) or a class index")
+            if not 0 <= label < len(names):
+                raise LabelsCSVError(f"{csv_path}:{lineno}: label {label} out of range; expected a class index "
+                                     f"in 0..{len(names) - 1} ({len(names)} classes) or a class name")
+        path = Path(path_token).expanduser()
+        samples.append((path if path.is_absolute() else base / path, label))
+    if not samples:
+        raise LabelsCSVError(f"{csv_path}: no samples; expected one {_FORMS} per line")
+    return samples, names
