@@ -353,26 +353,29 @@ class Trainer:
         if "last.pt" in names:
             self._last_good = (ckdir / "last.pt", self.state.step)
 
-    def _snapshot(self) -> dict[str, Any] | None:
+    def _snapshot(self) -> dict[str, Any]:
         """Collective: the state after this optimiser step, written at the next one once its loss shows the
         weights are good. Until that update, parameters, optimiser, scheduler, scaler and task state stay as
-        they are; the buffers (e.g. BatchNorm statistics), RNG streams and counters move on, so they are copied."""
+        they are; the buffers (e.g. BatchNorm statistics), RNG streams and counters move on, so they are copied
+        (on rank 0, the writer)."""
         self._check_finite(self.state.step)
         rank_states = all_gather_object(self._rank_state())
-        if not self.dist.is_main:
-            return None
-        params = {n for n, _ in self.raw_model.named_parameters()}
-        buffers = {k: v.detach().clone() for k, v in self.raw_model.state_dict().items() if k not in params}
-        return {"state": copy.deepcopy(self.state), "rank_states": rank_states, "elapsed_s": self._elapsed(),
-                "buffers": buffers}
+        snap: dict[str, Any] = {"step": self.state.step}
+        if self.dist.is_main:
+            params = {n for n, _ in self.raw_model.named_parameters()}
+            buffers = {k: v.detach().clone() for k, v in self.raw_model.state_dict().items() if k not in params}
+            snap["payload"] = {"state": copy.deepcopy(self.state), "rank_states": rank_states,
+                               "elapsed_s": self._elapsed(), "buffers": buffers}
+        return snap
 
     def _write_pending(self) -> None:
         pending, self._pending = self._pending, None
-        t0 = time.perf_counter()
         last = checkpoint_dir(self.out) / "last.pt"
-        save_checkpoint(self._payload(full=True, **pending), last)
-        self._last_good = (last, pending["state"].step)
-        self._clock += time.perf_counter() - t0  # checkpoint writes are not training time
+        if "payload" in pending:
+            t0 = time.perf_counter()
+            save_checkpoint(self._payload(full=True, **pending["payload"]), last)
+            self._clock += time.perf_counter() - t0  # checkpoint writes are not training time
+        self._last_good = (last, pending["step"])
 
     def _restore(self, ckpt: dict[str, Any]) -> None:
         cfg, d, s = self.cfg, self.dist, self.state
