@@ -284,6 +284,7 @@ class Trainer:
             self._workers = cores
         self._open_run_dir(resumed=ckpt is not None)
         self._show_bar = progress_enabled(cfg.progress, d.is_main)
+        self._line_t = time.perf_counter()
         self._info("training on %s: %s", self.device, self.plan.describe(cfg))
         for line in self.plan.warnings(cfg, self.scheduler.warmup):
             self._warn(line)
@@ -527,6 +528,8 @@ class Trainer:
         stop = cfg.max_steps is not None and s.step >= cfg.max_steps
         if s.step % cfg.log_every == 0 or last_batch or stop:
             self._log_train(grad_norm, bar)
+        elif not bar.enabled and cfg.log_interval_s and time.perf_counter() - self._line_t >= cfg.log_interval_s:
+            self._progress_line(*self._window_stats())  # a line between logged steps, not a metrics event
         if stop:
             self._stop = True
             return True
@@ -541,16 +544,28 @@ class Trainer:
         self.state.train_time_s += now - self._clock
         self._clock = now
 
+    def _window_stats(self) -> tuple[float | None, float, float, float]:
+        """``(mean loss or None, samples/s, lr, seconds)`` of the logging window so far (no sync)."""
+        m = self.meter
+        elapsed = time.perf_counter() - m.t0
+        return (m.loss / m.usable if m.usable else None, m.samples / max(elapsed, 1e-9),
+                self.scheduler.lr_at(self.state.step - 1), elapsed)
+
+    def _progress_line(self, loss: float | None, rate: float, lr: float, elapsed: float) -> None:
+        s, total = self.state, self.plan.total_steps
+        eta = (total - s.step) * elapsed / max(1, self.meter.steps)
+        self._info("epoch %.2f step %d/%d loss %s lr %.3e %.1f %s/s eta %s", self._epoch_position(), s.step, total,
+                   "n/a" if loss is None else f"{loss:.4f}", lr, rate, self.cfg.throughput_unit,
+                   time.strftime("%H:%M:%S", time.gmtime(eta)))
+        self._line_t = time.perf_counter()
+
     def _log_train(self, grad_norm: float | None, bar: ProgressBar) -> None:
         m, s = self.meter, self.state
         keys = sorted(set().union(*all_gather_object(sorted(m.logs))))  # a rank may have had no sample
         vals = self._sum(*(float(m.logs.get(k, 0.0)) for k in keys), self.train_skips.total)
-        loss = m.loss / m.usable if m.usable else None
-        elapsed = time.perf_counter() - m.t0
-        rate = m.samples / max(elapsed, 1e-9)
-        lr = self.scheduler.lr_at(s.step - 1)
-        epoch = self._epoch_position()
-        event = {"step": s.step, "epoch": round(epoch, 6), "lr": lr, "loss": loss, "throughput": rate}
+        loss, rate, lr, elapsed = self._window_stats()
+        event = {"step": s.step, "epoch": round(self._epoch_position(), 6), "lr": lr, "loss": loss,
+                 "throughput": rate}
         if loss is None:  # no usable sample in the window
             del event["loss"]
         else:
@@ -563,10 +578,7 @@ class Trainer:
         if bar.enabled:
             bar.set_stats(loss, rate, lr)
         else:
-            eta = (self.plan.total_steps - s.step) * elapsed / max(1, m.steps)
-            self._info("epoch %.2f step %d/%d loss %s lr %.3e %.1f %s/s eta %s", epoch, s.step, self.plan.total_steps,
-                       "n/a" if loss is None else f"{loss:.4f}", lr, rate, self.cfg.throughput_unit,
-                       time.strftime("%H:%M:%S", time.gmtime(eta)))
+            self._progress_line(loss, rate, lr, elapsed)
         m.reset()
 
     def _run_epoch(self) -> None:

@@ -144,3 +144,13 @@ def test_best_checkpoint_holds_weights_and_task_state_only_and_loads_as_a_model(
     loaded = load_pretrained(ckdir / "best.pt")
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def test_progress_lines_also_come_by_time_between_logged_steps(tmp_path, engine_log):
+    out = tmp_path / "r"
+    with one_thread():
+        run(toy_config(out, epochs=1, log_every=100, log_interval_s=1e-9))
+    assert [e["step"] for e in read_metrics(out / "metrics.jsonl") if "loss" in e] == [6]  # events: log_every only
+    msgs = _messages(engine_log)
+    for step in range(1, 7):
+        assert any(f"step {step}/6 loss " in m for m in msgs), step
