@@ -406,8 +406,9 @@ class Trainer:
             mine = rank_states[d.rank]
             set_rng_state(mine["rng"])
             self.meter.load_state_dict(mine["meter"])
-            self.train_skips.load_state_dict(mine["skips"]["train"])
-            self.val_skips.load_state_dict(mine["skips"]["val"])
+            if "skips" in mine:  # checkpoints of engine versions before the skip counters count from here
+                self.train_skips.load_state_dict(mine["skips"]["train"])
+                self.val_skips.load_state_dict(mine["skips"]["val"])
         else:
             if weights_only:
                 self._warn("%s holds weights only (a copy of best.pt?): optimiser and lr-schedule state restart "
@@ -417,7 +418,7 @@ class Trainer:
                            len(rank_states), d.world_size)
             seed_everything(cfg.seed + d.rank + s.step)
             if d.rank == 0:  # every rank's run totals are kept on rank 0
-                for r in rank_states:
+                for r in (r for r in rank_states if "skips" in r):
                     for counter, key in ((self.train_skips, "train"), (self.val_skips, "val")):
                         other = SkipCounter()
                         other.load_state_dict(r["skips"][key])
