@@ -1,14 +1,19 @@
 """Training checkpoints: written atomically, read with ``torch.load(weights_only=True)``.
 
-A checkpoint is a dict of tensors and plain Python values only (see ``Trainer._checkpoint_payload``):
-``format, model, optimizer, scheduler, scaler, step, epoch, batches_done, samples_done, world_size,
-batch_size, best, last_eval, skipped, elapsed_s, rank_states (per rank: rng, meter), config`` and
-``task`` when the task has a ``state_dict``.
+A checkpoint is a dict of tensors and plain Python values only (see ``Trainer._payload``).
+
+- ``last.pt`` (what ``resume`` needs): ``format, kind="last", model, task, config, step, epoch,
+  batches_done, samples_done, world_size, batch_size, accum_steps, sampler, best, last_eval, totals,
+  elapsed_s, optimizer, scheduler, scaler, rank_states`` (per rank: rng, meter, skip counters).
+- ``best.pt`` (the weights of the best evaluation): the same without ``optimizer, scheduler, scaler,
+  rank_states`` (a third of ``last.pt``'s size with AdamW). ``load_pretrained`` reads both through
+  ``model`` and ``task["model_spec"]``; copied over ``last.pt`` it also resumes, with fresh optimiser state.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +21,14 @@ import torch
 
 from ..utils.atomic import atomic_copy, atomic_torch_save
 
-__all__ = ["CHECKPOINT_FORMAT", "save_checkpoint", "load_checkpoint", "checkpoint_dir"]
+__all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "checkpoint_dir",
+           "non_finite"]
 
 CHECKPOINT_FORMAT = "spatiotemporal.engine/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be used (truncated, not weights-only, not ours); one-line message."""
 
 
 def checkpoint_dir(out: str | os.PathLike) -> Path:
@@ -33,17 +43,38 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike, *copies: s
         atomic_copy(path, dst)
 
 
+def _reason(e: Exception) -> str:
+    """The informative sentence of torch's multi-line load errors (the blocked global of a pickle)."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = next((line for line in lines if "GLOBAL" in line), lines[0] if lines else "")
+    return text.split(". ")[0].rstrip(".")
+
+
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load a checkpoint safely (``weights_only=True``); clear errors for a missing or foreign file."""
+    """Load a checkpoint safely (``weights_only=True``): ``FileNotFoundError`` for a missing file,
+    :class:`CheckpointError` (one line naming the file) for an unreadable or foreign one."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
         ckpt = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as e:
-        raise RuntimeError(f"{path}: not a readable checkpoint ({type(e).__name__}: {e})") from e
+    except Exception as e:  # truncated zip, a pickle with code in it, ...
+        raise CheckpointError(f"{path}: not a readable checkpoint ({type(e).__name__}: {_reason(e)})") from e
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(
+        raise CheckpointError(
             f"{path}: not a spatiotemporal training checkpoint (expected format '{CHECKPOINT_FORMAT}')"
         )
     return ckpt
+
+
+def non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
+    """Names of the floating-point tensors holding a NaN or an infinity (one sync per device)."""
+    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
+    for k, t in named:
+        if isinstance(t, torch.Tensor) and t.is_floating_point():
+            by_device.setdefault(t.device, []).append((k, torch.isfinite(t).all()))
+    bad = []
+    for pairs in by_device.values():
+        ok = torch.stack([flag for _, flag in pairs]).tolist()
+        bad += [k for (k, _), good in zip(pairs, ok) if not good]
+    return bad

@@ -1,4 +1,6 @@
-"""Rank-0 progress bar (tqdm: loss, samples/s under a configurable unit name, ETA)."""
+"""Rank-0 progress bars (tqdm: batches with ETA, plus loss, samples/s under a configurable unit name, lr)
+over an epoch's training batches or an evaluation's batches; off when stderr is not a terminal, where
+the trainer writes plain log lines instead."""
 
 from __future__ import annotations
 
@@ -18,12 +20,13 @@ def progress_enabled(mode: Literal["auto", "always", "never"], is_main: bool) ->
 
 
 class ProgressBar:
-    """One bar per epoch over its batches; ``initial`` = batches already done (resume)."""
+    """One bar per epoch (or evaluation) over its batches; ``initial`` = batches already done (resume)."""
 
-    def __init__(self, total: int, initial: int, desc: str, unit: str, enabled: bool) -> None:
+    def __init__(self, total: int, initial: int, desc: str, unit: str, enabled: bool, leave: bool = False) -> None:
+        """``leave``: keep the finished bar on screen (an epoch's final loss and speed stay readable)."""
         self.unit = unit
         self.bar = tqdm(total=total, initial=initial, desc=desc, unit="it", disable=not enabled,
-                        dynamic_ncols=True, leave=False)
+                        dynamic_ncols=True, leave=leave)
 
     @property
     def enabled(self) -> bool:
@@ -32,9 +35,11 @@ class ProgressBar:
     def update(self, n: int = 1) -> None:
         self.bar.update(n)
 
-    def set_stats(self, loss: float, rate: float, lr: float) -> None:
-        self.bar.set_postfix({"loss": f"{loss:.4f}", f"{self.unit}/s": f"{rate:.1f}", "lr": f"{lr:.2e}"},
-                             refresh=False)
+    def set_stats(self, loss: float | None, rate: float, lr: float) -> None:
+        """``loss`` None: the logging window had no usable sample."""
+        stats = {} if loss is None else {"loss": f"{loss:.4f}"}
+        stats.update({f"{self.unit}/s": f"{rate:.1f}", "lr": f"{lr:.2e}"})
+        self.bar.set_postfix(stats, refresh=True)
 
     def close(self) -> None:
         self.bar.close()

@@ -20,6 +20,11 @@ class Task(Protocol):
 
     ``evaluate`` must reduce its metrics across ranks (``engine.all_reduce_sum``); its loader yields
     batches already on the device. Both methods get the unwrapped model (``train_step`` the DDP wrapper).
+
+    Empty inputs: ``train_step`` on a batch whose inputs were all skipped returns ``(0 * sum of the
+    parameters, {}, 0)``, a zero loss that still reaches every parameter (DDP needs the backward on
+    every rank). ``evaluate`` should report ``num_samples``: an evaluation with ``num_samples == 0`` is
+    an error for the trainer (without that key the trainer trusts the metrics).
     """
 
     primary_metric: str

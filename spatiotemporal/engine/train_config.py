@@ -13,7 +13,13 @@ __all__ = ["TrainConfig"]
 
 @dataclass
 class TrainConfig:
-    """Generic training-loop settings; sizes are per process (global batch = batch_size * world * accum)."""
+    """Generic training-loop settings; sizes are per process (global batch = batch_size * world * accum).
+
+    ``num_workers`` is capped at the CPU cores this process may use (with a warning). ``checkpoint_every``:
+    a mid-epoch ``last.pt`` of step ``s`` is written at step ``s + 1``, once that step's finite loss shows
+    the weights are good. ``log_every``: the last step of every epoch (and of the run) is logged too; off a
+    terminal, ``log_interval_s`` adds a plain progress line (not a metrics event) when none came for that long.
+    """
 
     out: str = "runs/default"
     epochs: int = 1
@@ -25,11 +31,12 @@ class TrainConfig:
     amp: Literal["none", "bf16", "fp16", "auto"] = "none"
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
-    num_workers: int = 4
+    num_workers: int = 4  # DataLoader workers per process, at most the available cores
     drop_last: bool = True  # drop the last incomplete training batch
-    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints; 0: epoch ends only
+    checkpoint_every: int = 0  # optimiser steps between mid-epoch checkpoints (last.pt); 0: epoch ends only
     eval_every: int = 1  # epochs; the last epoch is always evaluated; 0: last epoch only
-    log_every: int = 10  # optimiser steps
+    log_every: int = 10  # optimiser steps (and each epoch's last step)
+    log_interval_s: float = 60.0  # off a terminal, also a progress line after this many seconds; 0: off
     resume: bool = False  # continue from <out>/checkpoints/last.pt
     init: str | None = None  # weights to start from; handled by the caller
     progress: Literal["auto", "always", "never"] = "auto"  # auto: only on a terminal

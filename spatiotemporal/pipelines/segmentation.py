@@ -20,7 +20,8 @@ class SegmentationTask:
     Training: ``DiceCELoss(to_onehot_y=True, softmax=True)`` as MONAI's UNETR tutorial. Validation: sliding
     windows of ``roi`` with ``overlap`` and ``sw_batch_size`` (bf16 autocast on GPU), argmax, then Dice per
     class (MONAI ``DiceMetric``, an organ absent from the ground truth is left out of its mean). Reports
-    ``dice_<class>``, ``mean_dice`` (foreground classes) and ``mean_dice_bg`` (background included).
+    ``dice_<class>``, ``mean_dice`` (foreground classes), ``mean_dice_bg`` (background included) and
+    ``num_samples`` (volumes evaluated).
     """
 
     primary_metric = "mean_dice"
@@ -54,6 +55,7 @@ class SegmentationTask:
         device = next(model.parameters()).device
         sums = torch.zeros(k, dtype=torch.float64, device=device)
         counts = torch.zeros(k, dtype=torch.float64, device=device)
+        volumes = torch.zeros(1, dtype=torch.float64, device=device)
         for batch in loader:
             x, y = batch["image"], batch["label"]
             pred = self.predict(model, x).argmax(1, keepdim=True)
@@ -61,7 +63,9 @@ class SegmentationTask:
             valid = ~torch.isnan(dice)
             sums += torch.where(valid, dice, 0).sum(0).double()
             counts += valid.sum(0).double()
-        sums, counts = all_reduce_sum(sums), all_reduce_sum(counts)
+            volumes += x.shape[0]
+        reduced = all_reduce_sum(torch.cat([sums, counts, volumes]))
+        sums, counts, volumes = reduced[:k], reduced[k:2 * k], reduced[2 * k]
         per_class = (sums / counts.clamp(min=1)).tolist()
         present = (counts > 0).tolist()
         out = {f"dice_{n}": d for n, d, p in zip(self.class_names, per_class, present) if p}
@@ -69,6 +73,7 @@ class SegmentationTask:
         allc = [d for d, p in zip(per_class, present) if p]
         out["mean_dice"] = sum(fg) / max(len(fg), 1)
         out["mean_dice_bg"] = sum(allc) / max(len(allc), 1)
+        out["num_samples"] = float(volumes)
         return out
 
     def state_dict(self) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Callable
@@ -18,7 +19,8 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_torch_save", "atomic_copy", "ensure_generated"]
+__all__ = ["atomic_write", "atomic_write_text", "atomic_torch_save", "atomic_copy", "ensure_generated",
+           "remove_orphaned_temp_files"]
 
 MARKER_NAME = "VERSION"
 
@@ -41,7 +43,43 @@ def _cannot_write(path: Path, e: OSError) -> OSError:
 
 
 def _temp_sibling(path: Path, kind: str) -> Path:
+    """``.{name}.{kind}-{pid}-{8 hex}`` beside ``path`` (the pattern :func:`remove_orphaned_temp_files` knows)."""
     return path.parent / f".{path.name}.{kind}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+
+
+_TEMP_NAME = re.compile(r"^\..+\.tmp-(?P<pid>\d+)-[0-9a-f]{8}$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid <= 0 or pid == os.getpid():
+        return True  # 0 would address our process group; our own writes may be in progress
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
+
+
+def remove_orphaned_temp_files(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temp files that writers killed mid-way (SIGKILL, OOM) left in ``directory`` (not recursive).
+
+    Only files of the writer's exact pattern whose process no longer exists on this host are removed: a live
+    pid (ours included, or a reused pid) keeps its file. Returns the removed paths.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    removed = []
+    for p in sorted(directory.iterdir()):
+        m = _TEMP_NAME.match(p.name)
+        if m is None or not p.is_file() or _pid_alive(int(m["pid"])):
+            continue
+        with contextlib.suppress(FileNotFoundError):  # another process cleaned it first
+            p.unlink()
+            removed.append(p)
+    return removed
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:

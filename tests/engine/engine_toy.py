@@ -42,9 +42,10 @@ def is_corrupt(index: int) -> bool:
 class ToyDataset(Dataset):
     """``{"x": (DIM,), "y": ()}`` from fixed prototypes; train items get a random augmentation drawn
     after ``seed_item`` (noise from torch, flip from the returned numpy Generator). Some indices are
-    "corrupt" (``None``) when ``with_corrupt``, as a video loader would report undecodable files."""
+    "corrupt" when ``with_corrupt`` (every index when it is ``"all"``), as a video loader would report
+    undecodable files: ``{"skip": path}``."""
 
-    def __init__(self, n: int, seed: int, train: bool, with_corrupt: bool = False) -> None:
+    def __init__(self, n: int, seed: int, train: bool, with_corrupt: bool | str = False) -> None:
         self.protos = torch.randn(CLASSES, DIM, generator=torch.Generator().manual_seed(1234))
         g = torch.Generator().manual_seed(4321 + n)
         self.labels = torch.randint(0, CLASSES, (n,), generator=g)
@@ -59,7 +60,7 @@ class ToyDataset(Dataset):
 
     def __getitem__(self, index: int):
         rng = seed_item(self.seed, self.epoch, index)
-        if self.with_corrupt and is_corrupt(index):
+        if self.with_corrupt == "all" or (self.with_corrupt and is_corrupt(index)):
             return {"skip": f"/data/clip_{index}.mp4"}
         x = self.base[index].clone()
         if self.train:
@@ -70,9 +71,9 @@ class ToyDataset(Dataset):
 
 
 def skipping_collate(items):
-    """Drop corrupt items; their paths go to ``batch["skipped"]``."""
+    """Drop corrupt items; their paths go to ``batch["skipped"]`` (an empty batch when all are corrupt)."""
     good = [it for it in items if "skip" not in it]
-    batch = default_collate(good)
+    batch = default_collate(good) if good else {"x": torch.zeros(0, DIM), "y": torch.zeros(0, dtype=torch.long)}
     batch["skipped"] = [it["skip"] for it in items if "skip" in it]
     return batch
 
@@ -99,6 +100,8 @@ class ToyTask:
         self.calls += 1
         if self.hang_after is not None and self.calls > self.hang_after:
             time.sleep(600)  # the parent test kills us here
+        if len(batch["y"]) == 0:  # every input skipped: a zero loss that still reaches every parameter (DDP)
+            return sum(p.sum() * 0 for p in model.parameters()), {}, 0
         logits = model(batch["x"])
         loss = F.cross_entropy(logits, batch["y"])
         acc = (logits.argmax(1) == batch["y"]).float().mean()
@@ -112,7 +115,9 @@ class ToyTask:
                                   (logits.argmax(1) == batch["y"]).sum().item(), len(batch["y"])],
                                  dtype=torch.float64)
         sums = all_reduce_sum(sums)
-        return {"loss": float(sums[0] / sums[2]), "acc": float(sums[1] / sums[2]), "count": float(sums[2])}
+        n = max(float(sums[2]), 1.0)
+        return {"loss": float(sums[0]) / n, "acc": float(sums[1]) / n, "count": float(sums[2]),
+                "num_samples": float(sums[2])}
 
 
 def toy_config(out: Path, **train) -> TrainConfig:
@@ -135,14 +140,19 @@ class ToyRecipe:
     corrupt: bool = False
 
 
-def run(cfg: TrainConfig, n_train: int = 48, n_val: int = 20, dropout: float = 0.0, corrupt: bool = False,
-        hang_after: int | None = None):
-    """Build everything from ``cfg.seed`` and train; returns ``(summary, model)``."""
+def build(cfg: TrainConfig, n_train: int = 48, n_val: int | None = 20, dropout: float = 0.0,
+          corrupt: bool | str = False, hang_after: int | None = None, val_corrupt: bool | str = False):
+    """Everything from ``cfg.seed``: ``(trainer, model)``; ``n_val=None``: no validation set."""
     seed_everything(cfg.seed)
     model = ToyModel(dropout)
     train_ds = ToyDataset(n_train, cfg.seed, train=True, with_corrupt=corrupt)
-    val_ds = ToyDataset(n_val, cfg.seed + 1, train=False)
-    trainer = Trainer(model, ToyTask(hang_after), train_ds, val_ds, cfg, collate_fn=skipping_collate)
+    val_ds = None if n_val is None else ToyDataset(n_val, cfg.seed + 1, train=False, with_corrupt=val_corrupt)
+    return Trainer(model, ToyTask(hang_after), train_ds, val_ds, cfg, collate_fn=skipping_collate), model
+
+
+def run(cfg: TrainConfig, **kwargs):
+    """Build everything from ``cfg.seed`` and train (``kwargs``: see :func:`build`); returns ``(summary, model)``."""
+    trainer, model = build(cfg, **kwargs)
     return trainer.fit(), model
 
 
@@ -186,8 +196,8 @@ def main(argv: list[str]) -> None:
     writes = _record_writes_under(out) if audit_dir else None
     recipe = load_config(ToyRecipe, None, [f"train.out={out}", *argv[1:]])
     hang = os.environ.get("TOY_HANG_AFTER")
-    _, model = run(recipe.train, recipe.n_train, recipe.n_val, recipe.dropout, recipe.corrupt,
-                   int(hang) if hang else None)
+    _, model = run(recipe.train, n_train=recipe.n_train, n_val=recipe.n_val, dropout=recipe.dropout,
+                   corrupt=recipe.corrupt, hang_after=int(hang) if hang else None)
     if int(os.environ.get("RANK", "0")) == 0:  # the process group is gone after fit()
         torch.save(model.state_dict(), out / "final_weights.pt")
     if writes is not None:

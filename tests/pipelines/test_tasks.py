@@ -72,3 +72,11 @@ def test_all_skipped_batch_gives_zero_loss_with_a_graph():
     loss, logs, n = task.train_step(model, {"image": torch.zeros(0, 6), "label": torch.zeros(0, dtype=torch.long)})
     loss.backward()
     assert n == 0 and loss.item() == 0.0
+
+
+def test_segmentation_reports_how_many_volumes_it_evaluated():
+    label = torch.zeros(1, 1, 16, 16, 16)
+    label[:, :, :8] = 1
+    task = SegmentationTask(["bg", "a"], roi=(16, 16, 16))
+    assert task.evaluate(_Oracle3d(2), [{"image": label.clone(), "label": label}] * 2)["num_samples"] == 2
+    assert task.evaluate(_Oracle3d(2), [])["num_samples"] == 0  # the trainer refuses such an evaluation
