@@ -11,10 +11,10 @@ import warnings
 import pytest
 import torch
 from engine_toy import one_thread, run, toy_config
-from spatiotemporal.engine.tasks import ClassificationTask
 from torch.utils.data import Dataset
 
 from spatiotemporal.engine import Trainer, read_metrics
+from spatiotemporal.pipelines.classification import ClassificationTask
 
 
 @pytest.fixture
