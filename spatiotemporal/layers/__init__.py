@@ -15,12 +15,14 @@ from .pos_embed import resize_pos_embed_2d, resize_pos_embed_3d, resize_time_emb
 from .registry import FFNS, MIXERS, build_ffn, build_mixer, list_mixers, register_ffn, register_mixer
 from .sdpa import attend
 from .sra import SRAttention
+from .stage import MultiStageEncoder, OverlapPatchEmbed, Stage, StageOutput, pixels_to_tokens, stage_layout
 from .xca import LPI, XCA, XCAttention
 
 __all__ = [
     "Block", "DividedAttention", "FFNS", "Grid", "GridLayout", "JointAttention", "LPI", "MIXERS", "MixFFN", "Mlp",
-    "MultiHeadAttention", "PatchEmbed2d", "PatchEmbed3d", "SRAttention", "SpaceOnlyAttention", "TokenMixer", "XCA",
-    "XCAttention", "attend", "build_ffn", "build_mixer", "image_layout", "init_weights_", "list_mixers",
-    "no_weight_decay_names", "register_ffn", "register_mixer", "resize_pos_embed_2d", "resize_pos_embed_3d",
-    "resize_time_embed", "video_layout", "volume_layout",
+    "MultiHeadAttention", "MultiStageEncoder", "OverlapPatchEmbed", "PatchEmbed2d", "PatchEmbed3d", "SRAttention",
+    "SpaceOnlyAttention", "Stage", "StageOutput", "TokenMixer", "XCA", "XCAttention", "attend", "build_ffn",
+    "build_mixer", "image_layout", "init_weights_", "list_mixers", "no_weight_decay_names", "pixels_to_tokens",
+    "register_ffn", "register_mixer", "resize_pos_embed_2d", "resize_pos_embed_3d", "resize_time_embed",
+    "stage_layout", "video_layout", "volume_layout",
 ]

@@ -1,0 +1,126 @@
+"""Grid-changing pieces for multiscale encoders: a stage takes ``(tokens, grid)`` and returns ``(tokens, grid')``.
+
+Protocol: a *grid module* has ``forward(x (B, P+N, C), grid, num_prefix) -> (x' (B, P+N', C'), grid')``; prefix
+tokens (a class token) are never pooled or convolved. A :class:`Stage` is an optional grid module (a downsampling
+embedding) followed by blocks; a block either keeps the grid (``forward -> x``, like :class:`~.block.Block`) or
+declares ``changes_grid = True`` and returns ``(x, grid)`` (e.g. a pooling-attention block that strides its
+queries). :class:`MultiStageEncoder` runs stages in order and returns every stage's ``(tokens, grid)``, for
+decoders and per-stage ERFs. Every piece works on images ``(1, H, W)``, videos ``(T, H, W)`` and volumes, odd and
+non-cubic grids included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .conv_grid import apply_on_grid, conv_nd
+from .grid import Grid, GridLayout, split_prefix, tokens_to_map
+
+
+def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
+    """Output length of a convolution along one axis."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+class OverlapPatchEmbed(nn.Module):
+    """SegFormer's overlapping patch embedding on grid tokens: ``Conv(k, s, padding k // 2)`` then LayerNorm.
+
+    ``ndim=2`` convolves each slice along ``axis`` (time or depth keeps its length), ``ndim=3`` the whole grid
+    (then ``stride`` may differ per axis, e.g. ``(1, 2, 2)``). ``(B, P+N, C_in), grid -> (B, P+N', C_out), grid'``;
+    prefix tokens are projected by a linear layer to ``C_out`` (they have no grid position).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, kernel: int = 7, stride: int | Sequence[int] = 4, ndim: int = 2,
+                 axis: int = 0, norm_eps: float = 1e-6):
+        super().__init__()
+        self.ndim, self.axis, self.kernel = ndim, axis, kernel
+        self.stride = tuple(stride) if isinstance(stride, Sequence) else (stride,) * ndim
+        if len(self.stride) != ndim:
+            raise ValueError(f"stride {self.stride} must have {ndim} values for ndim={ndim}")
+        self.proj = conv_nd(ndim)(in_dim, out_dim, kernel, stride=self.stride, padding=kernel // 2)
+        self.norm = nn.LayerNorm(out_dim, eps=norm_eps)
+        self.prefix_proj = nn.Linear(in_dim, out_dim) if in_dim != out_dim else nn.Identity()
+
+    def out_grid(self, grid: Grid) -> Grid:
+        """The grid after the convolution."""
+        p = self.kernel // 2
+        if self.ndim == 3:
+            return tuple(conv_out(g, self.kernel, s, p) for g, s in zip(grid, self.stride))
+        strides = iter(self.stride)
+        return tuple(g if i == self.axis else conv_out(g, self.kernel, next(strides), p) for i, g in enumerate(grid))
+
+    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> tuple[torch.Tensor, Grid]:
+        prefix, tokens = split_prefix(x, num_prefix)
+        tokens = self.norm(apply_on_grid(self.proj, tokens, grid, self.ndim, self.axis))
+        return torch.cat([self.prefix_proj(prefix), tokens], dim=1), self.out_grid(grid)
+
+
+def pixels_to_tokens(x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
+    """An input ``(B, C, H, W)`` or ``(B, C, S0, S1, S2)`` as grid tokens ``(B, N, C)`` on its pixel/voxel grid, so
+    the first stage's embedding is a grid module like the others."""
+    if x.ndim == 4:
+        x = x.unsqueeze(2)
+    if x.ndim != 5:
+        raise ValueError(f"expected (B, C, H, W) or (B, C, S0, S1, S2), got shape {tuple(x.shape)}")
+    return x.flatten(2).transpose(1, 2), tuple(x.shape[2:])
+
+
+class Stage(nn.Module):
+    """``downsample`` (a grid module, or None) then ``blocks``, then an optional ``norm``.
+
+    ``forward(x (B, P+N, C), grid, num_prefix) -> (x (B, P+N', C'), grid')``.
+    """
+
+    def __init__(self, blocks: Sequence[nn.Module], downsample: nn.Module | None = None,
+                 norm: nn.Module | None = None):
+        super().__init__()
+        self.downsample = downsample
+        self.blocks = nn.ModuleList(blocks)
+        self.norm = norm if norm is not None else nn.Identity()
+
+    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> tuple[torch.Tensor, Grid]:
+        if self.downsample is not None:
+            x, grid = self.downsample(x, grid, num_prefix)
+        for blk in self.blocks:
+            if getattr(blk, "changes_grid", False):
+                x, grid = blk(x, grid, num_prefix)
+            else:
+                x = blk(x, grid, num_prefix)
+        return self.norm(x), tuple(grid)
+
+
+@dataclass
+class StageOutput:
+    """One stage's output: tokens ``(B, P+N, C)`` and their grid."""
+
+    tokens: torch.Tensor
+    grid: Grid
+    num_prefix: int
+
+    def feature_map(self) -> torch.Tensor:
+        """``(B, C, G0, G1, G2)`` of the grid tokens."""
+        return tokens_to_map(self.tokens[:, self.num_prefix:], self.grid)
+
+
+class MultiStageEncoder(nn.Module):
+    """Stages in order; ``forward(x, grid, num_prefix) -> [StageOutput per stage]``."""
+
+    def __init__(self, stages: Sequence[Stage]):
+        super().__init__()
+        self.stages = nn.ModuleList(stages)
+
+    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> list[StageOutput]:
+        outs = []
+        for stage in self.stages:
+            x, grid = stage(x, grid, num_prefix)
+            outs.append(StageOutput(x, grid, num_prefix))
+        return outs
+
+
+def stage_layout(axes: tuple[str, str, str], grid: Grid) -> GridLayout:
+    """The layout a stage's mixers get: the model's axes with the stage's own (static) grid size."""
+    return GridLayout(axes, tuple(grid))
