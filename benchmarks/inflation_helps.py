@@ -76,15 +76,13 @@ def val_curve(run_dir: Path) -> list[float]:
 
 
 def untrained_vit(path: Path, seed: int) -> Path:
-    """Save the built-in ViT recipe's model at initialisation (``torch.manual_seed(seed)``) to ``path``."""
-    import torch
-    from spatiotemporal.cli.recipes.common import build_target_model, load_recipe
-    from spatiotemporal.cli.recipes.image import ImageRecipe
-
+    """Save the built-in ViT recipe's model at initialisation (seeded with ``seed``) to ``path``."""
     from spatiotemporal.models import save_pretrained
+    from spatiotemporal.pipelines import get_pipeline
 
-    torch.manual_seed(seed)
-    return save_pretrained(build_target_model(load_recipe(ImageRecipe, "vit_tiny_builtin", []).model), path)
+    pipe = get_pipeline("image")
+    recipe = pipe.load_recipe("vit_tiny_builtin", [f"train.seed={seed}"])
+    return save_pretrained(pipe.build_model(recipe, pipe.class_names(recipe)), path)
 
 
 def first_epoch_at(curve: list[float], level: float) -> int | None:

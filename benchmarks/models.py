@@ -2,7 +2,8 @@
 
 Configs (ours vs peer):
 - ``vit``: ``create_model("vit_small_patch16_224")`` vs timm ``vit_small_patch16_224``, batch 8, 224 px.
-- ``timesformer``: ``create_model("timesformer_small", attention=...)`` vs the official TimeSformer
+- ``timesformer``: ``create_model("timesformer_small", mixer=...)`` (the official space-only model is
+  ``mixer="joint", framewise=True``) vs the official TimeSformer
   ``VisionTransformer`` (ViT-S, 8 x 112, patch 16; loaded by ``_peer_timesformer.py`` from
   ``--timesformer-src``), divided / joint / space_only, batch 2.
 - ``unetr``: ``create_model("unetr_base")`` vs MONAI ``UNETR(1, 14, (96, 96, 96))``, batch 1.
@@ -94,7 +95,8 @@ def build_model(cfg: Config, impl: str, timesformer_src: str | None):
         if cfg.family == "vit":
             return create_model("vit_small_patch16_224")
         if cfg.family == "timesformer":
-            return create_model("timesformer_small", attention=cfg.attention, num_classes=cfg.num_classes)
+            mixer = {"space_only": {"mixer": "joint", "framewise": True}}.get(cfg.attention, {"mixer": cfg.attention})
+            return create_model("timesformer_small", num_classes=cfg.num_classes, **mixer)
         return create_model("unetr_base")
     if cfg.family == "vit":
         import timm

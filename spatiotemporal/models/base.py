@@ -50,6 +50,19 @@ class SpatioModel(nn.Module):
     def input_spec(self) -> InputSpec:  # pragma: no cover - every model overrides it
         raise TypeError(f"{type(self).__name__} does not declare its input spec")
 
+    @classmethod
+    def input_config(cls, size: tuple[int, ...], num_outputs: int) -> dict:
+        """Config values that make the model take inputs of ``size`` (as in :class:`InputSpec`) and give
+        ``num_outputs`` outputs (classes or segmentation channels): how a pipeline fits a model to its data
+        without knowing the model's config names. Default: ``img_size`` (square for images and video frames,
+        the whole ``(H, W, D)`` for volumes), ``num_frames`` for videos, and ``head_key``."""
+        if cls.modality == "volume":
+            return {"img_size": tuple(size), cls.head_key: num_outputs}
+        if size[-1] != size[-2]:
+            raise ValueError(f"{cls.__name__} takes square inputs, got {size[-2]}x{size[-1]}")
+        out = {"img_size": size[-1], cls.head_key: num_outputs}
+        return {"num_frames": size[0], **out} if cls.modality == "video" else out
+
     def config_dict(self) -> dict:
         return asdict(self.cfg)
 

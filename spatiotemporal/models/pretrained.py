@@ -22,9 +22,6 @@ from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 from ._registry import arch_class, build_model, model_entry, resolve_aliases
 from .checkpoint_io import read_safetensors, upgrade_spec
 from .convert import CheckpointFormatError, Detected, detect_format
-from .convert import monai_unetr as _monai  # noqa: F401  (each converter module registers itself)
-from .convert import official_timesformer as _official  # noqa: F401
-from .convert import timm_vit as _timm  # noqa: F401
 
 log = logging.getLogger("spatiotemporal.models")
 

@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
-from ..models import create_model, init_from_checkpoint, model_entry, model_spec
+from ..models import arch_class, create_model, init_from_checkpoint, model_entry, model_spec
 from ..utils.seeding import seed_everything
-from .recipes import find_config
+from .recipes import family_of, find_config
 
 log = logging.getLogger("spatiotemporal.pipelines")
 
@@ -124,22 +124,24 @@ class Pipeline(ABC):
 
     # ------------------------------------------------------------------ models
     @abstractmethod
-    def forced_model_fields(self, recipe, class_names: list[str]) -> dict:
-        """Model config values that the data decides (input size, frames, classes)."""
+    def input_size(self, recipe) -> tuple[int, ...]:
+        """The input size the data gives (as in ``InputSpec.size``: ``(H, W)``, ``(T, H, W)`` or ``(H, W, D)``)."""
 
     @abstractmethod
     def resolve_data(self, recipe, model: nn.Module) -> None:
         """Put the model's input facts (size, frames, normalisation) into ``recipe.data``, once."""
 
     def build_model(self, recipe, class_names: list[str]) -> nn.Module:
-        """The recipe's model (registered defaults, recipe overrides, then what the data decides), seeded first so
-        the initial weights are a function of the seed; ``train.init`` initialises or inflates it."""
+        """The recipe's model (registered defaults, recipe overrides, then the input size and class count the
+        data decides, through the model's ``input_config``), seeded first so the initial weights are a function
+        of the seed; ``train.init`` initialises or inflates it."""
         seed_everything(recipe.train.seed)
-        model = create_model(recipe.model.name, **{**recipe.model.overrides,
-                                                   **self.forced_model_fields(recipe, class_names)})
-        if type(model).modality != self.modality:
-            raise ValueError(f"model.name {recipe.model.name!r} is a {type(model).modality} model; this recipe "
+        cls = arch_class(family_of(recipe.model.name))
+        if cls.modality != self.modality:
+            raise ValueError(f"model.name {recipe.model.name!r} is a {cls.modality} model; this recipe "
                              f"is for {self.modality} data")
+        fitted = cls.input_config(self.input_size(recipe), len(class_names))
+        model = create_model(recipe.model.name, **{**recipe.model.overrides, **fitted})
         if recipe.train.init:
             model = init_from_checkpoint(model, recipe.train.init)
         return model

@@ -70,8 +70,8 @@ class ImagePipeline(Pipeline):
         c = recipe.data.image
         return f"{c.img_size} px, crop ratio {c.eval_crop_ratio}, mean {c.mean}, std {c.std}"
 
-    def forced_model_fields(self, recipe, class_names):
-        return {"num_classes": len(class_names), "img_size": recipe.data.image.img_size}
+    def input_size(self, recipe) -> tuple[int, ...]:
+        return (recipe.data.image.img_size,) * 2
 
     def resolve_data(self, recipe, model: nn.Module) -> None:
         spec, c = model.input_spec(), recipe.data.image

@@ -65,9 +65,9 @@ class VideoPipeline(Pipeline):
         return (f"{v.num_frames} frames at stride {v.sampling_rate}, {v.crop_size} px, mean {v.mean}, std {v.std}, "
                 f"{v.num_views} test view(s)")
 
-    def forced_model_fields(self, recipe, class_names):
+    def input_size(self, recipe) -> tuple[int, ...]:
         v = recipe.data.video
-        return {"num_classes": len(class_names), "num_frames": v.num_frames, "img_size": v.crop_size}
+        return (v.num_frames, v.crop_size, v.crop_size)
 
     def resolve_data(self, recipe, model: nn.Module) -> None:
         spec, v = model.input_spec(), recipe.data.video

@@ -81,8 +81,8 @@ class VolumePipeline(Pipeline):
         return (f"orientation {v.orientation}, pixdim {list(v.pixdim)} mm, HU window [{v.a_min}, {v.a_max}], "
                 f"ROI {list(v.roi)}")
 
-    def forced_model_fields(self, recipe, class_names):
-        return {"img_size": tuple(recipe.data.volume.roi), "out_channels": len(class_names)}
+    def input_size(self, recipe) -> tuple[int, ...]:
+        return tuple(recipe.data.volume.roi)
 
     def resolve_data(self, recipe, model: nn.Module) -> None:
         recipe.data.volume.roi = tuple(int(s) for s in model.input_spec().size)

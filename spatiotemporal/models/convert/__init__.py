@@ -65,3 +65,7 @@ def detect_format(container: dict, state: dict, overrides: dict, name: str) -> D
     raise CheckpointFormatError(
         f"{name}: unknown checkpoint format (first keys: {sample}). Known: {', '.join(converters())}, "
         "and spatiotemporal safetensors+JSON or training checkpoints")
+
+
+# Each converter module registers itself; adding a format = a module here and its import line.
+from . import monai_unetr, official_timesformer, timm_vit  # noqa: E402,F401
