@@ -31,11 +31,12 @@ class OverlapPatchEmbed(nn.Module):
 
     ``ndim=2`` convolves each slice along ``axis`` (time or depth keeps its length), ``ndim=3`` the whole grid
     (then ``stride`` may differ per axis, e.g. ``(1, 2, 2)``). ``(B, P+N, C_in), grid -> (B, P+N', C_out), grid'``;
-    prefix tokens are projected by a linear layer to ``C_out`` (they have no grid position).
+    prefix tokens are projected by a linear layer to ``C_out`` (they have no grid position); a model without
+    prefix tokens passes ``prefix_tokens=False`` and has no such layer (SegFormer's parameter count).
     """
 
     def __init__(self, in_dim: int, out_dim: int, kernel: int = 7, stride: int | Sequence[int] = 4, ndim: int = 2,
-                 axis: int = 0, norm_eps: float = 1e-6):
+                 axis: int = 0, norm_eps: float = 1e-6, prefix_tokens: bool = True):
         super().__init__()
         self.ndim, self.axis, self.kernel = ndim, axis, kernel
         self.stride = tuple(stride) if isinstance(stride, Sequence) else (stride,) * ndim
@@ -43,7 +44,8 @@ class OverlapPatchEmbed(nn.Module):
             raise ValueError(f"stride {self.stride} must have {ndim} values for ndim={ndim}")
         self.proj = conv_nd(ndim)(in_dim, out_dim, kernel, stride=self.stride, padding=kernel // 2)
         self.norm = nn.LayerNorm(out_dim, eps=norm_eps)
-        self.prefix_proj = nn.Linear(in_dim, out_dim) if in_dim != out_dim else nn.Identity()
+        self.prefix_proj = (nn.Linear(in_dim, out_dim) if in_dim != out_dim else nn.Identity()) if prefix_tokens \
+            else None
 
     def out_grid(self, grid: Grid) -> Grid:
         """The grid after the convolution."""
@@ -54,8 +56,12 @@ class OverlapPatchEmbed(nn.Module):
         return tuple(g if i == self.axis else conv_out(g, self.kernel, next(strides), p) for i, g in enumerate(grid))
 
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> tuple[torch.Tensor, Grid]:
+        if num_prefix and self.prefix_proj is None:
+            raise ValueError("this patch embedding was built with prefix_tokens=False but got prefix tokens")
         prefix, tokens = split_prefix(x, num_prefix)
         tokens = self.norm(apply_on_grid(self.proj, tokens, grid, self.ndim, self.axis))
+        if self.prefix_proj is None:
+            return tokens, self.out_grid(grid)
         return torch.cat([self.prefix_proj(prefix), tokens], dim=1), self.out_grid(grid)
 
 

@@ -10,7 +10,7 @@ from torch import nn
 
 from ..layers import no_weight_decay_names
 
-MODALITIES = ("image", "video", "volume")
+MODALITIES = ("image", "video", "volume", "image_seg")
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class SpatioModel(nn.Module):
     """Base of every model. Class-level facts:
 
     - ``arch``: the family name (``create_model`` names map to one arch; checkpoints store it);
-    - ``modality``: ``"image" | "video" | "volume"``: which pipeline trains, evaluates and predicts it;
+    - ``modality``: ``"image" | "video" | "volume" | "image_seg"``: which pipeline trains, evaluates and predicts it;
     - ``config_cls``: the dataclass of its architecture;
     - ``head_key`` / ``head_prefix``: the config key of its output size and the state-dict prefix of the layer
       that a different output size replaces.
