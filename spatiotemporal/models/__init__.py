@@ -26,7 +26,7 @@ from .mit import MiTConfig, MiTEncoderConfig, MixVisionTransformer
 from .pretrained import CheckpointInfo, inspect_checkpoint, load_pretrained
 from .segformer import SegFormer, SegFormer3D, SegFormer3DConfig, SegFormerConfig
 from .timesformer import TimeSformer, TimeSformerConfig
-from .unetr import UNETR, UNETRConfig
+from .unetr import UNETR, UNETR2D, UNETR2DConfig, UNETRConfig
 from .vit import VisionTransformer, ViTConfig
 
 __all__ = [
@@ -36,5 +36,5 @@ __all__ = [
     "load_pretrained", "model_arch", "model_entry", "model_spec", "register_arch", "register_converter",
     "register_inflation", "register_model", "save_pretrained",
     "MiTConfig", "MiTEncoderConfig", "MixVisionTransformer", "SegFormer", "SegFormer3D", "SegFormer3DConfig",
-    "SegFormerConfig",
+    "SegFormerConfig", "UNETR2D", "UNETR2DConfig",
 ]

@@ -1,4 +1,5 @@
-"""UNETR 3D segmenter, ``(B, C, H, W, D) -> (B, out_channels, H, W, D)`` in MONAI's axis order.
+"""UNETR segmenters: 3D ``(B, C, H, W, D) -> (B, out_channels, H, W, D)`` in MONAI's axis order, and 2D
+(:class:`UNETR2D`, MONAI's ``spatial_dims=2``) ``(B, C, H, W) -> (B, out_channels, H, W)`` on ``(1, H, W)`` grids.
 
 The encoder is our block stack (any mixer); the convolutional decoder is built from MONAI's own
 UNETR blocks, so with MONAI's settings the structure, the state-dict names of the decoder and the
@@ -15,7 +16,7 @@ from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock,
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed3d, init_weights_, resize_pos_embed_3d, volume_layout
+from ..layers import PatchEmbed2d, PatchEmbed3d, image_layout, init_weights_, resize_pos_embed_3d, volume_layout
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
@@ -78,9 +79,11 @@ class UNETR(SpatioModel):
 
     With ``patch_size = 2**s`` there are ``s`` upsampling stages: ``encoder2..encoder{s}`` lift the
     skip tokens, ``decoder{s+1}..decoder2`` fuse them; ``s = 4`` gives MONAI's exact layout. The token grid is
-    MONAI's ``(H, W, D)``: a mixer with a depth axis (divided, space-only) runs along D.
+    MONAI's ``(H, W, D)``: a mixer with a depth axis (divided, space-only) runs along D. ``spatial_dims`` (class
+    level) is 3 here and 2 in :class:`UNETR2D`, whose token grid is ``(1, H', W')``.
     """
 
+    spatial_dims = 3
     arch = "unetr"
     modality = "volume"
     config_cls = UNETRConfig
@@ -95,14 +98,18 @@ class UNETR(SpatioModel):
         if 2**s != cfg.patch_size or s < 2:
             raise ValueError(f"patch_size must be a power of two >= 4, got {cfg.patch_size}")
         self.stages = s
-        self.grid_size = tuple(int(i) // cfg.patch_size for i in cfg.img_size)
+        dims = self.spatial_dims
+        if len(cfg.img_size) != dims:
+            raise ValueError(f"{self.arch}: img_size must have {dims} values, got {cfg.img_size!r}")
+        self.grid_size = self.token_grid(cfg.img_size, cfg.patch_size)
         self.skips = resolve_skips(cfg, s)
         h, f = cfg.hidden_size, cfg.feature_size
-        self.patch_embed = PatchEmbed3d(cfg.patch_size, cfg.in_channels, h)
+        self.patch_embed = (PatchEmbed3d if dims == 3 else PatchEmbed2d)(cfg.patch_size, cfg.in_channels, h)
         self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.grid_size), h))
-        self.encoder = BlockStack(cfg.encoder(), volume_layout(*self.grid_size))
+        layout = volume_layout(*self.grid_size) if dims == 3 else image_layout(*self.grid_size[1:])
+        self.encoder = BlockStack(cfg.encoder(), layout)
         self.norm = nn.LayerNorm(h, eps=cfg.norm_eps)
-        common = dict(spatial_dims=3, norm_name=cfg.norm_name, res_block=cfg.res_block)
+        common = dict(spatial_dims=dims, norm_name=cfg.norm_name, res_block=cfg.res_block)
         self.encoder1 = UnetrBasicBlock(in_channels=cfg.in_channels, out_channels=f, kernel_size=3, stride=1, **common)
         for j in range(2, s + 1):
             self.add_module(f"encoder{j}", UnetrPrUpBlock(
@@ -114,9 +121,15 @@ class UNETR(SpatioModel):
             self.add_module(f"decoder{j}", UnetrUpBlock(
                 in_channels=cin, out_channels=f * 2 ** (j - 2), kernel_size=3, upsample_kernel_size=2, **common,
             ))
-        self.out = UnetOutBlock(spatial_dims=3, in_channels=f, out_channels=cfg.out_channels)
+        self.out = UnetOutBlock(spatial_dims=dims, in_channels=f, out_channels=cfg.out_channels)
         trunc_normal_(self.pos_embed, std=0.02, a=-2.0, b=2.0)
         init_weights_(self.encoder)  # the decoder keeps MONAI's own initialisation
+
+    @classmethod
+    def token_grid(cls, img_size, patch_size: int) -> tuple[int, int, int]:
+        """The token grid of an input size: ``(H', W', D')``, or ``(1, H', W')`` in 2D."""
+        g = tuple(int(i) // int(patch_size) for i in img_size)
+        return g if cls.spatial_dims == 3 else (1, *g)
 
     def input_spec(self) -> InputSpec:
         return InputSpec(self.cfg.in_channels, tuple(int(s) for s in self.cfg.img_size))
@@ -126,16 +139,18 @@ class UNETR(SpatioModel):
         if pe is None or pe.shape == self.pos_embed.shape:
             return
         size = src_cfg.get("img_size", self.cfg.img_size)
-        old = tuple(int(s) // int(src_cfg.get("patch_size", self.cfg.patch_size)) for s in size)
+        old = self.token_grid(size, src_cfg.get("patch_size", self.cfg.patch_size))
         if math.prod(old) != pe.shape[1]:
             raise ValueError(f"{name}: pos_embed has {pe.shape[1]} tokens, not the grid {old} of img_size {size}")
         sd["pos_embed"] = resize_pos_embed_3d(pe, old, self.grid_size, 0, self.cfg.pos_interp)
 
     def _to_map(self, x: torch.Tensor, grid) -> torch.Tensor:
-        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *grid)
+        """Tokens -> the decoder's map ``(B, hidden, *spatial)`` (2D: the unit axis of the grid dropped)."""
+        return x.transpose(1, 2).reshape(x.shape[0], x.shape[2], *grid[3 - self.spatial_dims:])
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], tuple[int, int, int]]:
-        """``(B, C, H, W, D) -> normed tokens (B, N, hidden), skip tokens, grid``."""
+        """``(B, C, H, W, D) -> normed tokens (B, N, hidden), skip tokens, grid``. In 2D the grid is ``(1, H', W')``
+        and the position embedding is resized bilinearly (trilinear with a unit axis)."""
         tokens, grid = self.patch_embed(x)
         tokens = tokens + resize_pos_embed_3d(self.pos_embed, self.grid_size, grid, 0, self.cfg.pos_interp)
         tokens, skips = self.encoder(tokens, grid, 0, collect=self.skips)
@@ -150,8 +165,10 @@ class UNETR(SpatioModel):
         return self.encode(x)[0].mean(1)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W, D) -> last decoder feature map (B, feature_size, H, W, D)`` (before ``out``)."""
-        return self._decode(x)
+        """``(B, C, H, W, D) -> last decoder feature map (B, feature_size, H, W, D)`` (before ``out``); 2D:
+        ``(B, feature_size, 1, H, W)``."""
+        y = self._decode(x)
+        return y if self.spatial_dims == 3 else y.unsqueeze(2)
 
     def _decode(self, x: torch.Tensor) -> torch.Tensor:
         tokens, skips, grid = self.encode(x)
@@ -165,6 +182,29 @@ class UNETR(SpatioModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self._decode(x))
+
+
+@dataclass
+class UNETR2DConfig(UNETRConfig):
+    """:class:`UNETRConfig` with a 2D ``img_size`` ``(H, W)``; defaults: MONAI's ``UNETR(1, 14, (96, 96),
+    spatial_dims=2)``."""
+
+    img_size: tuple = (96, 96)
+
+
+@register_arch
+class UNETR2D(UNETR):
+    """UNETR on images (MONAI ``spatial_dims=2``): 2D patches, ``(1, H', W')`` token grid, MONAI's 2D decoder;
+    ``(B, C, H, W) -> (B, out_channels, H, W)``. MONAI's 2D state dicts load unchanged."""
+
+    spatial_dims = 2
+    arch = "unetr2d"
+    modality = "image_seg"
+    config_cls = UNETR2DConfig
+
+    @classmethod
+    def input_config(cls, size: tuple[int, ...], num_outputs: int) -> dict:
+        return {"img_size": tuple(int(s) for s in size), cls.head_key: num_outputs}
 
 
 @register_model(UNETR)
@@ -184,3 +224,15 @@ def unetr_tiny():
     """CPU-sized UNETR for the built-in phantoms (patch 8, 6 layers)"""
     return dict(img_size=(64, 64, 64), patch_size=8, hidden_size=128, mlp_dim=512, num_layers=6, num_heads=4,
                 feature_size=8, out_channels=6)
+
+
+@register_model(UNETR2D)
+def unetr2d_base():
+    """MONAI UNETR(spatial_dims=2) defaults (96^2, 14 classes)"""
+    return {}
+
+
+@register_model(UNETR2D)
+def unetr2d_tiny():
+    """CPU-sized 2D UNETR for the built-in slices (patch 16, 12 layers of width 96, 64^2)"""
+    return dict(img_size=(64, 64), hidden_size=96, mlp_dim=384, num_heads=4, feature_size=16, out_channels=6)

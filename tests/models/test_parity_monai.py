@@ -80,3 +80,34 @@ def test_unknown_and_missing_monai_keys_are_named():
     sd.pop("decoder3.transp_conv.conv.weight")
     with pytest.raises(CheckpointFormatError, match="decoder3.transp_conv.conv.weight"):
         load_pretrained(sd, num_heads=4)
+
+
+SMALL_2D = dict(in_channels=1, out_channels=4, feature_size=8, hidden_size=96, mlp_dim=192, num_heads=4,
+                spatial_dims=2)
+
+
+@pytest.mark.parametrize("size", [96, 128])  # the sizes of MONAI's own 2D UNETR tests
+@pytest.mark.parametrize("variant", ["default", "perceptron", "batchnorm", "no_res_block", "two_channels"])
+def test_monai_2d_unetr_weights_give_monai_outputs(size, variant):
+    kw = VARIANTS[variant]
+    ref = randomize_(MonaiUNETR(**{**SMALL_2D, "img_size": (size, size), **kw}).eval())
+    ours = load_pretrained(ref.state_dict(), num_heads=4)
+    assert ours.arch == "unetr2d" and type(ours).modality == "image_seg"
+    assert ours.source_format == "monai-unetr-2d"
+    x = torch.randn(2, kw.get("in_channels", 1), size, size)
+    with torch.no_grad():
+        assert (ours(x) - ref(x)).abs().max() <= 1e-5
+
+
+def test_monai_2d_unetr_structure_and_non_square_grids():
+    ref = MonaiUNETR(1, 14, (96, 96), spatial_dims=2)
+    ours = load_pretrained(ref.state_dict())
+    n_ref = sum(p.numel() for p in ref.parameters())
+    assert sum(p.numel() for p in ours.parameters()) == n_ref - 18_432  # MONAI's dead norm_cross_attn
+    rect = randomize_(MonaiUNETR(**{**SMALL_2D, "img_size": (64, 96)}).eval())
+    with pytest.raises(CheckpointFormatError, match=r"not a square; pass img_size=\(H, W\)"):
+        load_pretrained(rect.state_dict(), num_heads=4)
+    ours = load_pretrained(rect.state_dict(), num_heads=4, img_size=(64, 96))
+    x = torch.randn(1, 1, 64, 96)
+    with torch.no_grad():
+        assert (ours(x) - rect(x)).abs().max() <= 1e-5

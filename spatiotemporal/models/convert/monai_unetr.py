@@ -1,4 +1,4 @@
-"""MONAI UNETR state dicts (MONAI 0.7 to 1.6) -> :class:`UNETR`."""
+"""MONAI UNETR state dicts (MONAI 0.7 to 1.6) -> :class:`UNETR`, and ``spatial_dims=2`` ones -> :class:`UNETR2D`."""
 
 from __future__ import annotations
 
@@ -40,9 +40,15 @@ def is_dead_key(k: str) -> bool:
     return any(re.search(p, k) for p in DEAD_KEY_PATTERNS)
 
 
+def spatial_dims_of(sd: dict) -> int:
+    """2 or 3, from the first decoder convolution (``Conv2d`` or ``Conv3d`` weights)."""
+    return sd["encoder1.layer.conv1.conv.weight"].ndim - 2
+
+
 def infer_unetr_config(sd: dict, patch_size: int = 16) -> dict:
     n, hidden = sd["vit.patch_embedding.position_embeddings"].shape[1:]
-    side = round(n ** (1 / 3))
+    dims = spatial_dims_of(sd)
+    side = round(n ** (1 / dims))
     conv1 = sd["encoder1.layer.conv1.conv.weight"]
     cfg = dict(
         in_channels=conv1.shape[1], out_channels=sd["out.conv.conv.weight"].shape[0], feature_size=conv1.shape[0],
@@ -52,25 +58,26 @@ def infer_unetr_config(sd: dict, patch_size: int = 16) -> dict:
         res_block="encoder1.layer.conv3.conv.weight" in sd,
         norm_name="batch" if "encoder1.layer.norm1.running_mean" in sd else "instance",
     )
-    if side**3 == n:
-        cfg["img_size"] = (side * patch_size,) * 3
+    if side**dims == n:
+        cfg["img_size"] = (side * patch_size,) * dims
     return cfg
 
 
-def convert_unetr_state(sd: dict, patch_size: int = 16) -> tuple[dict, list[str]]:
+def convert_unetr_state(sd: dict, patch_size: int = 16, dims: int = 3) -> tuple[dict, list[str]]:
     """MONAI keys -> ours; returns (converted, keys no rule knew). Dead keys are kept (the loader drops those
     our model lacks).
 
-    The perceptron patch embedding ``Linear(p^3 C, hidden)`` becomes the equivalent conv kernel:
-    ``w.view(hidden, p, p, p, C).permute(0, 4, 1, 2, 3)`` (same token order).
+    The perceptron patch embedding ``Linear(p^d C, hidden)`` becomes the equivalent conv kernel:
+    ``w.view(hidden, p, p, p, C).permute(0, 4, 1, 2, 3)`` in 3D, ``w.view(hidden, p, p, C).permute(0, 3, 1, 2)``
+    in 2D (same token order).
     """
     out, unknown = {}, []
     for k, v in sd.items():
         if k == _PERCEPTRON_W:
             hidden, fan_in = v.shape
-            c = fan_in // patch_size**3
-            out["patch_embed.proj.weight"] = v.reshape(hidden, patch_size, patch_size, patch_size, c).permute(
-                0, 4, 1, 2, 3).contiguous()
+            c = fan_in // patch_size**dims
+            w = v.reshape(hidden, *(patch_size,) * dims, c)
+            out["patch_embed.proj.weight"] = w.permute(0, dims + 1, *range(1, dims + 1)).contiguous()
             continue
         if k.startswith("vit."):
             for pat, rep in _VIT_RULES:
@@ -89,14 +96,17 @@ def convert_unetr_state(sd: dict, patch_size: int = 16) -> tuple[dict, list[str]
 
 @register_converter("MONAI UNETR (0.7 to 1.6)", priority=20)
 def monai_unetr(container: dict, sd: dict, overrides: dict) -> Detected | None:
-    """The patch size is not stored: 16 (MONAI's default) unless ``patch_size=`` is given; a non-cubic token
-    grid needs ``img_size=(H, W, D)``."""
+    """3D (``unetr``) or ``spatial_dims=2`` (``unetr2d``). The patch size is not stored: 16 (MONAI's default) unless
+    ``patch_size=`` is given; a non-cubic (non-square) token grid needs ``img_size=(H, W, D)`` (``(H, W)``)."""
     if not is_monai_unetr_state(sd):
         return None
     patch = int(overrides.get("patch_size", 16))
+    dims = spatial_dims_of(sd)
     cfg = infer_unetr_config(sd, patch)
     if "img_size" not in cfg and "img_size" not in overrides:
         n = sd["vit.patch_embedding.position_embeddings"].shape[1]
-        raise ValueError(f"MONAI UNETR with {n} patch tokens is not a cube; pass img_size=(H, W, D)")
-    conv, unknown = convert_unetr_state(sd, patch)
-    return Detected("monai-unetr", "unetr", cfg, conv, tuple(DEAD_KEY_PATTERNS), unknown)
+        shape, size = ("a cube", "(H, W, D)") if dims == 3 else ("a square", "(H, W)")
+        raise ValueError(f"MONAI UNETR with {n} patch tokens is not {shape}; pass img_size={size}")
+    conv, unknown = convert_unetr_state(sd, patch, dims)
+    return Detected("monai-unetr" if dims == 3 else "monai-unetr-2d", "unetr" if dims == 3 else "unetr2d", cfg, conv,
+                    tuple(DEAD_KEY_PATTERNS), unknown)
