@@ -72,6 +72,9 @@ def add_parser(sub) -> None:
     _common(e)
     e.add_argument("--num-inputs", type=int, default=50, help="inputs averaged (default 50, as RepLKNet)")
     e.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS), help="area-ratio thresholds")
+    e.add_argument("--stage", nargs="+", default=None, metavar="S",
+                   help="per-stage ERFs of multistage models: 'all', stage numbers (1-based) or map names such as "
+                        "stage4 / head (the decoder head); one panel per model and map")
     e.add_argument("--display-decades", type=float, default=None, metavar="D",
                    help="show the maps on a log scale over D orders of magnitude below the peak, so weak tails are "
                         "visible (default: RepLKNet's log10(x + 1) / max; the numbers always use RepLKNet's)")
@@ -128,7 +131,8 @@ def run_erf(args) -> int:
     models, device = _load_models(args)
     samples = _samples(args, models, "erf", args.num_inputs)
     print(f"ERF of {len(models)} model(s) on {samples.description}")
-    rep = erf_report(models, samples, args.out, args.thresholds, device, not args.no_progress, args.display_decades)
+    rep = erf_report(models, samples, args.out, args.thresholds, device, not args.no_progress, args.display_decades,
+                     args.stage)
     for m in rep["models"]:
         print(f"  {m['label']} [{m['mixer']}]: {m['num_inputs']} inputs, map {m['shape']}, support {m['support']}")
         for r in m["area_ratios"]:

@@ -23,6 +23,16 @@ from .base import InputSpec
 from .mit import IMAGE_AXES, VOLUME_AXES, MiTEncoderConfig, MultiStageModel, build_mit_encoder, init_mit_, mit_sizes
 
 
+def init_decoder_(decoder: nn.Module, std: float = 0.02) -> None:
+    """Hugging Face SegFormer's rule for the head: linear and conv weights normal(0, 0.02), zero biases (MiT's
+    conv rule, std sqrt(2 / fan_out), would start the classifier with logits of std ~5)."""
+    for m in decoder.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.Conv3d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+
+
 class AllMLPDecoder(nn.Module):
     """SegFormer's head on every stage's output: ``Linear(C_i, dim)`` per stage -> resized to the first stage's
     grid (bilinear / trilinear, ``align_corners=False``) -> concatenated last stage first -> ``1x1 conv`` (no
@@ -87,7 +97,8 @@ class _SegFormerBase(MultiStageModel):
         grid = (1, *size) if self.ndim == 2 else size
         self.encoder = build_mit_encoder(cfg, cfg.in_chans, self.axes, grid, self.ndim)
         self.decoder = AllMLPDecoder(cfg.embed_dims, cfg.decoder_dim, cfg.num_classes, self.ndim, cfg.decoder_dropout)
-        init_mit_(self)
+        init_mit_(self.encoder)
+        init_decoder_(self.decoder)
 
     @classmethod
     def input_config(cls, size: tuple[int, ...], num_outputs: int) -> dict:

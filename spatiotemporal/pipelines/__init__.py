@@ -12,11 +12,13 @@ from torch import nn
 from ..models import arch_class
 from .base import ModelSection, Pipeline, class_names_of
 from .image import ImagePipeline, ImageRecipe
+from .image_seg import ImageSegPipeline, ImageSegRecipe
 from .recipes import config_dir, default_recipe, family_of, find_config, known_recipes
 from .video import VideoPipeline, VideoRecipe
 from .volume import VolumePipeline, VolumeRecipe
 
-PIPELINES: dict[str, Pipeline] = {p.modality: p for p in (ImagePipeline(), VideoPipeline(), VolumePipeline())}
+PIPELINES: dict[str, Pipeline] = {p.modality: p for p in (ImagePipeline(), VideoPipeline(), VolumePipeline(),
+                                                          ImageSegPipeline())}
 
 
 def get_pipeline(modality: str) -> Pipeline:
@@ -52,7 +54,8 @@ def pipeline_for_input(path: str | Path) -> Pipeline | None:
 
 
 __all__ = [
-    "ImagePipeline", "ImageRecipe", "ModelSection", "PIPELINES", "Pipeline", "VideoPipeline", "VideoRecipe",
+    "ImagePipeline", "ImageRecipe", "ImageSegPipeline", "ImageSegRecipe",
+    "ModelSection", "PIPELINES", "Pipeline", "VideoPipeline", "VideoRecipe",
     "VolumePipeline", "VolumeRecipe", "class_names_of", "config_dir", "default_recipe", "family_of", "find_config",
     "get_pipeline", "known_recipes", "pipeline_for", "pipeline_for_input", "pipeline_for_recipe",
 ]

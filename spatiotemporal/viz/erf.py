@@ -1,6 +1,8 @@
 """Effective receptive field (ERF), RepLKNet's method (DingXiaoH/RepLKNet-pytorch ``erf/``), for any grid.
 
-For each input ``x (1, C, *S)``: ``y = model.feature_map(x)`` ``(1, D, *G)``; ``central = relu(y[:, :, g_c]).sum()``
+For each input ``x (1, C, *S)``: ``y = model.feature_map(x)`` ``(1, D, *G)`` (or, with ``stage``, the map of that
+name in ``model.feature_maps(x)``: multistage models name each encoder stage and their decoder head);
+``central = relu(y[:, :, g_c]).sum()``
 over all channels at the centre location ``g_c = G // 2`` of the last feature map; ``grad = d central / d x``;
 ``relu(grad)`` summed over batch and channels gives a map over the input grid ``S``: ``(H, W)`` images,
 ``(T, H, W)`` videos, ``(H, W, D)`` volumes. Maps with NaNs are skipped; the rest are averaged. The mean map is
@@ -24,10 +26,20 @@ from tqdm.auto import tqdm
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 
 
-def erf_single(model: nn.Module, x: torch.Tensor) -> np.ndarray:
-    """Gradient map of one batch ``x (B, C, *S)``: ``relu(d central / d x)`` summed over B and C -> ``S``."""
+def feature_map_names(model: nn.Module, x: torch.Tensor) -> list[str]:
+    """The names of ``model.feature_maps(x)`` (an error if the model has no per-stage maps)."""
+    if not callable(getattr(model, "feature_maps", None)):
+        raise ValueError(f"{type(model).__name__} has no per-stage feature maps (feature_maps); it has only the "
+                         "last one (drop --stage)")
+    with torch.no_grad():
+        return list(model.feature_maps(x))
+
+
+def erf_single(model: nn.Module, x: torch.Tensor, stage: str | None = None) -> np.ndarray:
+    """Gradient map of one batch ``x (B, C, *S)``: ``relu(d central / d x)`` summed over B and C -> ``S``; the
+    centre of ``model.feature_map(x)``, or of ``model.feature_maps(x)[stage]``."""
     x = x.detach().clone().requires_grad_(True)
-    y = model.feature_map(x)
+    y = model.feature_map(x) if stage is None else model.feature_maps(x)[stage]
     centre = tuple(s // 2 for s in y.shape[2:])
     central = torch.relu(y[(slice(None), slice(None)) + centre]).sum()
     (grad,) = torch.autograd.grad(central, x)
@@ -35,14 +47,16 @@ def erf_single(model: nn.Module, x: torch.Tensor) -> np.ndarray:
 
 
 def compute_erf(model: nn.Module, inputs: Iterable[torch.Tensor], device: str | torch.device = "cpu",
-                total: int | None = None, desc: str = "ERF", progress: bool = True) -> tuple[np.ndarray, int]:
-    """Mean ERF map over inputs ``(C, *S)`` (batch 1 each, as RepLKNet): ``(map S float64, maps used)``."""
+                total: int | None = None, desc: str = "ERF", progress: bool = True,
+                stage: str | None = None) -> tuple[np.ndarray, int]:
+    """Mean ERF map over inputs ``(C, *S)`` (batch 1 each, as RepLKNet): ``(map S float64, maps used)``; ``stage``
+    names one of ``model.feature_maps`` (default: ``model.feature_map``)."""
     model.eval()
     acc: np.ndarray | None = None
     used = 0
     with tqdm(total=total, desc=desc, unit="input", disable=not progress, leave=False) as bar:
         for x in inputs:
-            m = erf_single(model, x[None].to(device, torch.float32))
+            m = erf_single(model, x[None].to(device, torch.float32), stage)
             bar.update(1)
             if np.isnan(m).any():
                 continue

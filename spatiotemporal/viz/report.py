@@ -11,7 +11,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .embed import extract_embeddings
-from .erf import THRESHOLDS, compute_erf, erf_metrics
+from .erf import THRESHOLDS, compute_erf, erf_metrics, feature_map_names
 from .models import VizModel
 from .plots import plot_erf, plot_tsne
 from .samples import VizSamples
@@ -76,32 +76,50 @@ def tsne_report(models: Sequence[VizModel], samples: VizSamples, out: str | Path
     return report
 
 
+def resolve_stages(model, x, stages: Sequence[str]) -> list[str]:
+    """``stages`` (``all``, names such as ``stage1`` / ``head``, or 1-based stage numbers) -> map names."""
+    names = feature_map_names(model, x)
+    if list(stages) == ["all"]:
+        return names
+    out = [f"stage{s}" if str(s).isdigit() else str(s) for s in stages]
+    bad = [s for s in out if s not in names]
+    if bad:
+        raise ValueError(f"--stage {', '.join(bad)}: {type(model).__name__} has the maps {', '.join(names)} "
+                         "(or give a stage number, or 'all')")
+    return out
+
+
 def erf_report(models: Sequence[VizModel], samples: VizSamples, out: str | Path,
                thresholds: Sequence[float] = THRESHOLDS, device: str = "cpu", progress: bool = True,
-               display_decades: float | None = None) -> dict:
+               display_decades: float | None = None, stages: Sequence[str] | None = None) -> dict:
     """Mean ERF of every model over the same inputs; writes the figure, ``.npz`` (``erf_i``: raw mean map per
-    model, ``panel_labels``, ``panel_sources``) and ``.json`` (per model: inputs used, support, area ratios...).
-    Returns the JSON."""
+    panel, ``panel_labels``, ``panel_sources``) and ``.json`` (per panel: inputs used, support, area ratios...).
+    With ``stages`` (see :func:`resolve_stages`), one panel per model and named feature map (``"stage"``) instead
+    of the last map only. Returns the JSON."""
     png, npz, js = sidecar_paths(out)
-    kind = check_same_kind(models)
-    if kind != samples.kind:
-        raise ValueError(f"the models take {kind}s but the samples are {samples.kind}s")
+    check_same_kind(models)
+    kind = samples.kind
     inputs = [x for x, _ in samples]
     if not inputs:
         raise ValueError(f"no inputs in {samples.description}")
-    erfs, rows = [], []
+    erfs, rows, panels = [], [], []
     for vm in models:
-        erf, used = compute_erf(vm.model, inputs, device, len(inputs), f"ERF {vm.label} [{vm.mixer}]", progress)
-        erfs.append(erf)
-        rows.append({"label": vm.label, "source": vm.source, "mixer": vm.mixer, "num_inputs": used,
-                     **erf_metrics(erf, kind, thresholds)})
+        maps = resolve_stages(vm.model, inputs[0][None].to(device), stages) if stages else [None]
+        for stage in maps:
+            tag = f" · {stage}" if stage else ""
+            erf, used = compute_erf(vm.model, inputs, device, len(inputs), f"ERF {vm.label}{tag} [{vm.mixer}]",
+                                    progress, stage)
+            erfs.append(erf)
+            panels.append((vm, tag))
+            rows.append({"label": vm.label + tag, "source": vm.source, "mixer": vm.mixer, "stage": stage,
+                         "num_inputs": used, **erf_metrics(erf, kind, thresholds)})
     report = {"kind": kind, "data": samples.description, "input_shape": list(inputs[0].shape),
               "map": "log10(mean relu(grad) + 1) / max", "display_decades": display_decades,
               "png": str(png), "npz": str(npz), "models": rows}
-    np.savez_compressed(npz, panel_labels=np.asarray([vm.label for vm in models]),
-                        panel_sources=np.asarray([vm.source for vm in models]),
+    np.savez_compressed(npz, panel_labels=np.asarray([vm.label + tag for vm, tag in panels]),
+                        panel_sources=np.asarray([vm.source for vm, _ in panels]),
                         **{f"erf_{i}": e for i, e in enumerate(erfs)})
-    plot_erf(erfs, kind, [f"{vm.label} [{vm.mixer}]" if kind != "image" else panel_title(vm) for vm in models],
-             rows, png, decades=display_decades)
+    plot_erf(erfs, kind, [f"{vm.label}{tag} [{vm.mixer}]" if kind != "image" else panel_title(vm) + tag
+                          for vm, tag in panels], rows, png, decades=display_decades)
     js.write_text(json.dumps(report, indent=2) + "\n")
     return report
