@@ -46,6 +46,10 @@ class SRAttention(TokenMixer):
         x = self.norm(x)
         b, n, c = x.shape
         if self.sr_ratio > 1:
+            reduced_axes = [g for i, g in enumerate(grid) if self.ndim == 3 or i != self.axis]
+            if min(reduced_axes) < self.sr_ratio:
+                raise ValueError(f"mixer 'sra': the token grid {tuple(grid)} is smaller than sr_ratio "
+                                 f"{self.sr_ratio} on a reduced axis; use a larger input or smaller sr_ratios")
             prefix, tokens = split_prefix(x, num_prefix)
             reduced = apply_on_grid(self.sr, tokens, grid, self.ndim, self.axis)
             kv_in = torch.cat([prefix, self.sr_norm(reduced)], dim=1)

@@ -4,7 +4,8 @@ Each model file registers its family (``@register_arch``) and named variants (``
 this package imports them all.
 """
 
-from . import mit, segformer, timesformer, unetr, vit  # noqa: F401  (register the model families)
+# register the model families and the inflation rules into the SegFormer hierarchy
+from . import inflate_segformer, mit, segformer, timesformer, unetr, vit  # noqa: F401
 from ._registry import (
     ARCHS,
     arch_class,
