@@ -4,7 +4,7 @@ Each model file registers its family (``@register_arch``) and named variants (``
 this package imports them all.
 """
 
-from . import timesformer, unetr, vit  # noqa: F401  (register the model families)
+from . import timesformer, unetr, videomae, vit  # noqa: F401  (register the model families)
 from ._registry import (
     ARCHS,
     arch_class,
@@ -25,6 +25,7 @@ from .inflate import init_from_checkpoint, register_inflation
 from .pretrained import CheckpointInfo, inspect_checkpoint, load_pretrained
 from .timesformer import TimeSformer, TimeSformerConfig
 from .unetr import UNETR, UNETRConfig
+from .videomae import VideoMAE, VideoMAEConfig, VideoMAEPretrainer
 from .vit import VisionTransformer, ViTConfig
 
 __all__ = [
@@ -32,5 +33,5 @@ __all__ = [
     "TimeSformer", "TimeSformerConfig", "UNETR", "UNETRConfig", "ViTConfig", "VisionTransformer", "arch_class",
     "build_model", "create_model", "init_from_checkpoint", "inspect_checkpoint", "list_archs", "list_models",
     "load_pretrained", "model_arch", "model_entry", "model_spec", "register_arch", "register_converter",
-    "register_inflation", "register_model", "save_pretrained",
+    "register_inflation", "register_model", "save_pretrained", "VideoMAE", "VideoMAEConfig", "VideoMAEPretrainer",
 ]

@@ -188,6 +188,11 @@ class Pipeline(ABC):
         self.after_train(summary, class_names)
         return summary
 
+    def pretrain(self, recipe) -> dict:
+        """Self-supervised pretraining (``spatio pretrain``); only the video pipeline has one (masked video)."""
+        raise ValueError(f"no self-supervised pretraining for {self.modality} models (video models: spatio pretrain "
+                         "videomae)")
+
     # ------------------------------------------------------------------ evaluation, prediction, samples
     @abstractmethod
     def evaluate(self, model: nn.Module, recipe, split: str | None, batch_size: int, workers: int,

@@ -18,10 +18,14 @@ from ..data.video import (
     load_test_views,
     resolve_class_names,
 )
-from ..engine import TrainConfig
+from ..engine import Trainer, TrainConfig, config_to_dict
+from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrained
+from ..utils.seeding import seed_everything
 from ..viz.samples import VizSamples, evenly_spaced
 from .base import ModelSection, Pipeline, class_names_of
 from .classification import ClassificationTask, top_classes
+from .masked_video import MaskedPretrainSection, MaskedVideoTask
+from .recipes import family_of
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
 
@@ -40,6 +44,7 @@ class VideoRecipe:
     model: ModelSection = field(default_factory=ModelSection)
     data: VideoDataSection = field(default_factory=VideoDataSection)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(throughput_unit="clips"))
+    pretrain: MaskedPretrainSection = field(default_factory=MaskedPretrainSection)  # `spatio pretrain` only
 
 
 def dataset_root(data: VideoDataSection) -> Path:
@@ -95,6 +100,29 @@ class VideoPipeline(Pipeline):
 
     def task(self, recipe, class_names, spec):
         return ClassificationTask("video", view_reduce=recipe.data.view_reduce, state={"spec": spec})
+
+    def pretrain(self, recipe) -> dict:
+        """Masked-autoencoder pretraining (``recipe.pretrain``) of the recipe's model on the train split, without
+        labels; validation reports the reconstruction loss. Writes ``<out>/encoder.safetensors``: the encoder with
+        the data section, for ``spatio train ... --init``. Returns the run summary."""
+        seed_everything(recipe.train.seed)
+        cls = arch_class(family_of(recipe.model.name))
+        fitted = cls.input_config(self.input_size(recipe), 0)
+        encoder = create_model(recipe.model.name, **{**recipe.model.overrides, **fitted})
+        p = recipe.pretrain
+        model = VideoMAEPretrainer(encoder, p.decoder_dim, p.decoder_depth, p.decoder_heads)
+        self.resolve_data(recipe, encoder)
+        root, d = dataset_root(recipe.data), recipe.data
+        train_ds = VideoClipDataset(root, "train", d.video, seed=recipe.train.seed)
+        val_ds = VideoClipDataset(root, d.eval_split, d.video, seed=recipe.train.seed)
+        trainer = Trainer(model, MaskedVideoTask(p), train_ds, val_ds, recipe.train, collate_fn=collate_videos,
+                          run_config=recipe)
+        summary = trainer.fit()
+        if trainer.dist.is_main:
+            path = save_pretrained(encoder, Path(recipe.train.out) / "encoder.safetensors",
+                                   data=config_to_dict(recipe.data), class_names=[])
+            summary["encoder"] = str(path)
+        return summary
 
     def evaluate(self, model, recipe, split, batch_size, workers, device):
         """Top-1 / top-5 on ``split`` (default: test) with the multi-view protocol (K clips x crops)."""
