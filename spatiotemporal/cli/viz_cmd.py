@@ -1,4 +1,5 @@
-"""``spatio viz tsne`` and ``spatio viz erf``: feature-embedding maps and effective receptive fields."""
+"""``spatio viz tsne``, ``spatio viz erf`` and ``spatio viz attention``: feature-embedding maps, effective receptive
+fields and attention rollout."""
 
 from __future__ import annotations
 
@@ -77,6 +78,17 @@ def add_parser(sub) -> None:
                         "visible (default: RepLKNet's log10(x + 1) / max; the numbers always use RepLKNet's)")
     e.set_defaults(func=run_erf)
 
+    a = vsub.add_parser(
+        "attention", help="attention rollout overlaid on the frames / slices (PNG, optional GIF)",
+        description="Attention rollout (Abnar & Zuidema; TimeSformer's figures): heads averaged, half identity for "
+                    "the residual, block matrices multiplied; divided attention combines each block's temporal and "
+                    "spatial attention (temporal first). The weights are recorded only here (SDPA hides them).")
+    _common(a)
+    a.add_argument("--max-samples", type=int, default=2, help="samples (rows), evenly spaced over the split")
+    a.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the frames")
+    a.add_argument("--gif", action="store_true", help="also write OUT.gif: the first sample's frames / slices")
+    a.set_defaults(func=run_attention)
+
 
 def _load_models(args):
     from ..viz.models import load_viz_model
@@ -139,4 +151,19 @@ def run_erf(args) -> int:
             print(f"    frames (centred window) {frames}; mass per frame "
                   + " ".join(f"{v:.2f}" for v in m["frame_mass"]))
     print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json")
+    return 0
+
+
+def run_attention(args) -> int:
+    from ..viz.attention_report import attention_report
+
+    models, device = _load_models(args)
+    if len(models) != 1:
+        raise ValueError("spatio viz attention draws one model: give one --checkpoint or --model")
+    samples = _samples(args, models, "erf", args.max_samples)
+    rep = attention_report(models[0], samples, args.out, device, args.alpha, args.gif)
+    for s in rep["samples"]:
+        key = "mass_per_frame" if "mass_per_frame" in s else "mass_per_slice"
+        print(f"  {s['class']}: grid {s['grid']}, {key.replace('_', ' ')} " + " ".join(f"{v:.2f}" for v in s[key]))
+    print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json" + (f", {rep['gif']}" if "gif" in rep else ""))
     return 0
