@@ -54,6 +54,8 @@ def add_parser(sub) -> None:
                     "10k points on 2 cores); --backend opentsne uses openTSNE's FFT t-SNE (faster beyond ~10k "
                     "points) when it is installed.")
     _common(t)
+    t.add_argument("--embeddings", action="append", default=[], metavar="DIR",
+                   help="an output folder of `spatio embed` instead of a model (repeatable: one panel each)")
     t.add_argument("--max-samples", type=int, default=None, help="evenly spaced subset of the split")
     t.add_argument("--backend", default="sklearn", choices=BACKENDS, help="t-SNE implementation (default sklearn)")
     t.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (capped at (N-1)/3)")
@@ -118,20 +120,32 @@ def _f(v) -> str:
 
 
 def run_tsne(args) -> int:
-    from ..viz.report import tsne_report
+    from ..viz.report import tsne_of_embedding_files, tsne_report
 
+    if args.embeddings:
+        if args.sources:
+            raise ValueError("spatio viz tsne: give --embeddings or models (--checkpoint / --model), not both")
+        rep = tsne_of_embedding_files(args.embeddings, args.out, backend=args.backend, perplexity=args.perplexity,
+                                      pca_dims=args.pca_dims, k=args.knn_k, seed=args.seed,
+                                      progress=not args.no_progress, n_jobs=args.jobs)
+        _print_tsne(args, rep)
+        return 0
     models, device = _load_models(args)
     samples = _samples(args, models, "tsne", args.max_samples)
     print(f"t-SNE of {len(models)} model(s) on {samples.description}")
     rep = tsne_report(models, samples, args.out, args.backend, args.perplexity, args.pca_dims, args.knn_k,
                       args.seed, args.batch_size, device, not args.no_progress, args.jobs)
+    _print_tsne(args, rep)
+    return 0
+
+
+def _print_tsne(args, rep: dict) -> None:
     print(f"{rep['num_samples']} samples, classes {rep['class_counts']}")
     for p in rep["panels"]:
         print(f"  {p['label']} [{p['mixer']}]: kNN-{args.knn_k} acc 2D {_f(p['knn_acc_2d'])}, silhouette 2D "
               f"{_f(p['silhouette_2d'])} | PCA features: kNN {_f(p['knn_acc_features'])}, silhouette "
               f"{_f(p['silhouette_features'])}")
     print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json")
-    return 0
 
 
 def run_erf(args) -> int:

@@ -205,6 +205,10 @@ class Pipeline(ABC):
         """The prediction for one input file, as a JSON-able dict (``top`` classes, or the ``out`` file)."""
 
     @abstractmethod
+    def dataset_items(self, recipe, split: str):
+        """:class:`~spatiotemporal.viz.samples.DatasetItems`: every item of ``split`` (``spatio embed``)."""
+
+    @abstractmethod
     def viz_samples(self, recipe, split: str, max_samples: int | None, purpose: str):
         """:class:`~spatiotemporal.viz.VizSamples` of ``split`` for ``purpose`` ``"tsne"`` or ``"erf"``."""
 

@@ -18,10 +18,10 @@ from ..data.video import (
     load_test_views,
     resolve_class_names,
 )
-from ..engine import Trainer, TrainConfig, config_to_dict
+from ..engine import TrainConfig, Trainer, config_to_dict
 from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrained
 from ..utils.seeding import seed_everything
-from ..viz.samples import VizSamples, evenly_spaced
+from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of
 from .classification import ClassificationTask, top_classes
 from .masked_video import MaskedPretrainSection, MaskedVideoTask
@@ -151,18 +151,20 @@ class VideoPipeline(Pipeline):
         return {"input": str(path), "views": int(views.shape[0]), "view_reduce": recipe.data.view_reduce,
                 "top": top_classes(logits, names, topk)}
 
-    def viz_samples(self, recipe, split, max_samples, purpose):
-        """Clips ``(3, T, S, S)``: one deterministic clip per video, centre crop (test view clip 0, crop 0)."""
+    def dataset_items(self, recipe, split):
+        """Every clip of ``split``: one deterministic clip per video, centre crop (test view clip 0, crop 0),
+        ``(3, T, S, S)``; ids are the video paths."""
         v = recipe.data.video
         v.test_num_clips, v.test_num_crops, v.test_crop_size = 1, 1, None
         ds = VideoClipDataset(dataset_root(recipe.data), split, v, multi_view=True)
-        idx = evenly_spaced(len(ds), max_samples)
 
-        def iterate():
-            for i in idx:
-                item = ds[i]
-                if "video" in item:
-                    yield item["video"][0], int(item["label"])
+        def get(i):
+            item = ds[i]
+            return (item["video"][0], int(item["label"])) if "video" in item else None
 
         desc = f"{recipe.data.dataset} videos ({split}, {v.num_frames}x{v.crop_size} px)"
-        return VizSamples("video", list(ds.class_names), len(idx), desc, iterate)
+        return DatasetItems("video", list(ds.class_names), [str(p) for p, _ in ds.samples], desc, get)
+
+    def viz_samples(self, recipe, split, max_samples, purpose):
+        """Clips ``(3, T, S, S)`` of :meth:`dataset_items`, evenly spaced."""
+        return self.dataset_items(recipe, split).subset(max_samples)
