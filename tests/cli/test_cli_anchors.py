@@ -100,7 +100,8 @@ def test_embed_resumes_and_tsne_reads_it(tmp_path, capsys, monkeypatch):
     feats, labels, names, meta = read_embeddings(out)
     assert feats.shape == (100, 128) and meta["complete"] and meta["skipped"] == 0
     rows = list(csv.DictReader(open(out / "index.csv")))
-    assert len(rows) == 100 and rows[0]["id"].endswith("000000.mp4") and names[int(rows[0]["label"])] == rows[0]["class"]
+    assert len(rows) == 100 and rows[0]["id"].endswith("000000.mp4")
+    assert names[int(rows[0]["label"])] == rows[0]["class"]
 
     monkeypatch.setattr(VideoPipeline, "dataset_items", orig)
     fresh = tmp_path / "fresh"
