@@ -27,7 +27,7 @@ from ..data.volume import (
 from ..engine import TrainConfig
 from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of
-from .segmentation import SegmentationTask, dice_table
+from .segmentation import InferenceOptions, SegmentationTask, dice_table
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
 SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
@@ -40,6 +40,7 @@ class VolumeDataSection:
     json_name: str = "dataset_0.json"
     overlap: float = 0.25  # sliding-window validation
     sw_batch_size: int = 4
+    inference: InferenceOptions = field(default_factory=InferenceOptions)  # blending, devices, flips, LCC, metrics
     volume: VolumeDataConfig = field(default_factory=VolumeDataConfig)
 
 
@@ -100,8 +101,10 @@ class VolumePipeline(Pipeline):
 
     def _task(self, recipe, class_names, spec=None) -> SegmentationTask:
         d = recipe.data
-        return SegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size,
-                                state={"spec": spec} if spec else None)
+        task = SegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size,
+                                state={"spec": spec} if spec else None, inference=d.inference)
+        task.spacing = tuple(d.volume.pixdim)
+        return task
 
     def task(self, recipe, class_names, spec):
         return self._task(recipe, class_names, spec)
@@ -128,8 +131,7 @@ class VolumePipeline(Pipeline):
         """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine."""
         image, meta = preprocess_volume(path, recipe.data.volume)
         names = class_names_of(model, classes_file, model.config_dict()[type(model).head_key])
-        logits = self._task(recipe, names).predict(model.eval(), image.to(device))
-        labels = restore_label_map(logits.argmax(1)[0].cpu(), meta)
+        labels = restore_label_map(self._task(recipe, names).segment(model.eval(), image.to(device))[0, 0].cpu(), meta)
         stem = Path(path).name.removesuffix(".gz").removesuffix(".nii")
         out_path = Path(out) if out else Path(path).with_name(f"{stem}_pred.nii.gz")
         save_label_map(labels, path, out_path)
