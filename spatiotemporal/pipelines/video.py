@@ -32,7 +32,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpe
 
 @dataclass
 class VideoDataSection:
-    dataset: str = "builtin"  # builtin | kinetics (any folder of {train,val,test}.csv + classes.txt)
+    dataset: str = "builtin"  # builtin | kinetics ({train,val,test}.csv + classes.txt) | ssv2 (its JSON files)
     root: str | None = None
     eval_split: str = "val"
     view_reduce: str = "mean"  # mean | sum (official): how the logits of a video's views are combined
@@ -50,10 +50,11 @@ class VideoRecipe:
 def dataset_root(data: VideoDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_video_dataset(data.root)
-    if data.dataset != "kinetics":
-        raise ValueError(f"data.dataset must be 'builtin' or 'kinetics', got {data.dataset!r}")
+    if data.dataset not in ("kinetics", "ssv2"):
+        raise ValueError(f"data.dataset must be 'builtin', 'kinetics' or 'ssv2', got {data.dataset!r}")
     if not data.root:
-        raise ValueError("--data kinetics needs --data-root DIR (with train.csv, val.csv, test.csv)")
+        what = "train.csv, val.csv, test.csv" if data.dataset == "kinetics" else "the something-something-v2-*.json"
+        raise ValueError(f"--data {data.dataset} needs --data-root DIR (with {what})")
     return Path(data.root)
 
 

@@ -30,7 +30,8 @@ from ..labels_csv import infer_class_names, read_class_file, read_labels_csv
 from ..seeding import seed_item
 from .config import SPLITS, VideoDataConfig
 from .decode import VideoDecodeError, read_clip
-from .sampling import train_clip_indices
+from .sampling import segment_indices, train_clip_indices
+from .ssv2 import read_ssv2_split, ssv2_class_names
 from .transforms import train_clip_transform
 from .views import load_test_views
 
@@ -40,6 +41,8 @@ logger = logging.getLogger("spatiotemporal.data.video")
 def resolve_class_names(root: str | Path, cfg: VideoDataConfig) -> list[str]:
     """``root/classes.txt`` when present, else names inferred from all split CSVs found under ``root``."""
     root = Path(root)
+    if cfg.annotation == "ssv2":
+        return ssv2_class_names(root)
     class_file = root / cfg.class_file
     if class_file.is_file():
         return read_class_file(class_file)
@@ -72,10 +75,13 @@ class VideoClipDataset(Dataset):
         self.split = split
         self.seed = int(seed)
         self.multi_view = (split == "test") if multi_view is None else bool(multi_view)
-        csv_path = self.root / self.cfg.csv_name(split)
         self.class_names = resolve_class_names(self.root, self.cfg)
         base = self.root / self.cfg.path_prefix if self.cfg.path_prefix else self.root
-        self.samples, _ = read_labels_csv(csv_path, root=base, class_names=self.class_names)
+        if self.cfg.annotation == "ssv2":
+            self.samples, _ = read_ssv2_split(self.root, split, base)
+        else:
+            self.samples, _ = read_labels_csv(self.root / self.cfg.csv_name(split), root=base,
+                                              class_names=self.class_names)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._unreadable = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
         self.num_skipped = 0  # per process; use the collated "skipped" lists to count across workers
@@ -123,7 +129,8 @@ class VideoClipDataset(Dataset):
         c = self.cfg
         clip = read_clip(
             path,
-            lambda n, fps: train_clip_indices(n, fps, c.num_frames, c.sampling_rate, rng, c.target_fps),
+            lambda n, fps: segment_indices(n, c.num_frames, rng) if c.sampling == "segments" else
+            train_clip_indices(n, fps, c.num_frames, c.sampling_rate, rng, c.target_fps),
             backend=c.backend,
             short_side=c.decode_short_side,
             num_threads=c.decode_threads,
