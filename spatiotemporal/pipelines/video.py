@@ -23,7 +23,7 @@ from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrain
 from ..utils.seeding import seed_everything
 from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of
-from .classification import ClassificationTask, top_classes
+from .classification import ClassificationTask, MultiLabelTask, top_classes
 from .masked_video import MaskedPretrainSection, MaskedVideoTask
 from .recipes import family_of
 
@@ -100,7 +100,10 @@ class VideoPipeline(Pipeline):
                 VideoClipDataset(root, d.eval_split, d.video, seed=seed, multi_view=True))
 
     def task(self, recipe, class_names, spec):
-        return ClassificationTask("video", view_reduce=recipe.data.view_reduce, state={"spec": spec})
+        d = recipe.data
+        if d.video.multi_label:
+            return MultiLabelTask("video", view_reduce=d.view_reduce, state={"spec": spec})
+        return ClassificationTask("video", view_reduce=d.view_reduce, state={"spec": spec})
 
     def pretrain(self, recipe) -> dict:
         """Masked-autoencoder pretraining (``recipe.pretrain``) of the recipe's model on the train split, without
@@ -138,7 +141,8 @@ class VideoPipeline(Pipeline):
                 skipped.extend(b.get("skipped", []))
                 yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
 
-        metrics = ClassificationTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches())
+        task = (MultiLabelTask if d.video.multi_label else ClassificationTask)("video", view_reduce=d.view_reduce)
+        metrics = task.evaluate(model.eval(), batches())
         return {"split": split, "views": d.video.num_views, "view_reduce": d.view_reduce, **metrics,
                 "skipped": len(skipped), "skipped_paths": skipped[:20]}
 
@@ -149,8 +153,14 @@ class VideoPipeline(Pipeline):
         logits = ClassificationTask("video", view_reduce=recipe.data.view_reduce).combine_views(
             model(views)[None])[0]
         names = class_names_of(model, classes_file, logits.shape[-1])
+        if recipe.data.video.multi_label:  # independent sigmoid probabilities, not a softmax
+            probs = logits.float().sigmoid()
+            top = [{"class": names[i], "index": int(i), "probability": float(probs[i])}
+                   for i in probs.argsort(descending=True)[:topk].tolist()]
+        else:
+            top = top_classes(logits, names, topk)
         return {"input": str(path), "views": int(views.shape[0]), "view_reduce": recipe.data.view_reduce,
-                "top": top_classes(logits, names, topk)}
+                "top": top}
 
     def dataset_items(self, recipe, split):
         """Every clip of ``split``: one deterministic clip per video, centre crop (test view clip 0, crop 0),
@@ -161,7 +171,10 @@ class VideoPipeline(Pipeline):
 
         def get(i):
             item = ds[i]
-            return (item["video"][0], int(item["label"])) if "video" in item else None
+            if "video" not in item:
+                return None
+            label = item["label"]  # multi-label: the first positive class stands for the clip
+            return item["video"][0], int(label.argmax()) if torch.is_tensor(label) and label.ndim else int(label)
 
         desc = f"{recipe.data.dataset} videos ({split}, {v.num_frames}x{v.crop_size} px)"
         return DatasetItems("video", list(ds.class_names), [str(p) for p, _ in ds.samples], desc, get)

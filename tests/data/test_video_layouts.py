@@ -104,3 +104,36 @@ def test_ssv2_recipe_trains_and_evaluates_with_three_crops(ssv2_root, tmp_path, 
     m = json.loads((tmp_path / "eval.json").read_text())
     assert m["views"] == 3 and m["view_reduce"] == "sum" and m["num_samples"] == 3 and m["skipped"] == 1
     torch.manual_seed(0)
+
+
+def test_multilabel_csv_trains_with_bce_and_reports_map(tmp_path, capsys):
+    from spatiotemporal.pipelines.classification import mean_average_precision
+
+    assert mean_average_precision(torch.tensor([[0.9, 0.1], [0.2, 0.8], [0.7, 0.6]]),
+                                  torch.tensor([[1, 0], [0, 1], [1, 1]])) == pytest.approx(100.0)
+    src = ensure_builtin_video_dataset(tmp_path / "cache")
+    root = tmp_path / "ml"
+    root.mkdir()
+    (root / "classes.txt").write_text("dog\nball\nperson\n")
+    tags = ["dog;ball", "person", "ball;person", "dog"]
+    for split, n in (("train", 8), ("val", 4), ("test", 4)):
+        folder = "train" if split == "train" else "val"
+        lines = [f"{src / folder / f'{i:06d}.mp4'} {tags[i % 4]}" for i in range(n)]
+        (root / f"{split}.csv").write_text("\n".join(lines) + "\n")
+    from spatiotemporal.data.labels_csv import read_multilabel_csv
+
+    samples, names = read_multilabel_csv(root / "train.csv", class_names=["dog", "ball", "person"])
+    assert samples[0][1] == [0, 1] and samples[1][1] == [2]
+    out = tmp_path / "run"
+    over = ["model.overrides.depth=1", "data.video.multi_label=true", "data.video.num_frames=4"]
+    rc = main(["train", "timesformer", "--data", "kinetics", "--config", "timesformer_tiny_builtin", "--data-root",
+               str(root), "--out", str(out), "--epochs", "1", "--batch-size", "4", "--workers", "0", *over])
+    assert rc == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["primary_metric"] == "map" and 0 <= summary["final_metrics"]["map"] <= 100
+    capsys.readouterr()
+    rc = main(["predict", str(src / "val" / "000000.mp4"), "--checkpoint", str(out / "checkpoints" / "last.pt"),
+               "--json", "--topk", "3"])
+    res = json.loads(capsys.readouterr().out)
+    assert rc == 0 and sorted(r["class"] for r in res["top"]) == ["ball", "dog", "person"]
+    assert sum(r["probability"] for r in res["top"]) != pytest.approx(1.0, abs=1e-6)  # sigmoids, not a softmax

@@ -49,6 +49,7 @@ class VideoDataConfig:
     path_prefix: str | None = None
     annotation: str = "csv"  # csv: {split}.csv + classes.txt (Kinetics) | ssv2: Something-Something V2 JSON files
     sampling: str = "stride"  # stride: num_frames at sampling_rate (Kinetics) | segments: one per segment (SSv2)
+    multi_label: bool = False  # labels 'path l1;l2' -> multi-hot targets (BCE, mAP)
 
     def __post_init__(self) -> None:
         self.train_jitter_scales = tuple(int(s) for s in self.train_jitter_scales)  # type: ignore[assignment]

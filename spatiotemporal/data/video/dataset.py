@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..labels_csv import infer_class_names, read_class_file, read_labels_csv
+from ..labels_csv import infer_class_names, read_class_file, read_labels_csv, read_multilabel_csv
 from ..seeding import seed_item
 from .config import SPLITS, VideoDataConfig
 from .decode import VideoDecodeError, read_clip
@@ -47,6 +47,9 @@ def resolve_class_names(root: str | Path, cfg: VideoDataConfig) -> list[str]:
     if class_file.is_file():
         return read_class_file(class_file)
     csvs = [root / cfg.csv_name(s) for s in SPLITS if (root / cfg.csv_name(s)).is_file()]
+    if cfg.multi_label:
+        names = {n for c in csvs for n in read_multilabel_csv(c)[1]}
+        return [str(i) for i in range(max(map(int, names)) + 1)] if all(n.isdigit() for n in names) else sorted(names)
     return infer_class_names(csvs)
 
 
@@ -79,6 +82,9 @@ class VideoClipDataset(Dataset):
         base = self.root / self.cfg.path_prefix if self.cfg.path_prefix else self.root
         if self.cfg.annotation == "ssv2":
             self.samples, _ = read_ssv2_split(self.root, split, base)
+        elif self.cfg.multi_label:
+            self.samples, _ = read_multilabel_csv(self.root / self.cfg.csv_name(split), root=base,
+                                                  class_names=self.class_names)
         else:
             self.samples, _ = read_labels_csv(self.root / self.cfg.csv_name(split), root=base,
                                               class_names=self.class_names)
@@ -123,6 +129,8 @@ class VideoClipDataset(Dataset):
             self.num_skipped += 1
             logger.warning("skipping unreadable video %s (%s)", e.path, e.reason)
             return {"skipped": str(path), "index": index}
+        if self.cfg.multi_label:  # multi-hot (K,) float
+            label = torch.zeros(len(self.class_names)).index_fill_(0, torch.as_tensor(label), 1.0)
         return {"video": video, "label": label, "index": index}
 
     def _load_train(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
