@@ -43,7 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("viz", help="t-SNE of embeddings and effective receptive fields")
+    p = sub.add_parser("viz", help="t-SNE of embeddings, effective receptive fields and attention rollout")
     vsub = p.add_subparsers(dest="viz_command", required=True, metavar="WHAT")
 
     t = vsub.add_parser(
