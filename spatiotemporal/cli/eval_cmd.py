@@ -24,6 +24,7 @@ def add_parser(sub) -> None:
     p.add_argument("--split", default=None,
                    help="split to evaluate (default: test for videos, val for images and volumes)")
     p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--overlap", type=float, help="volumes: sliding-window overlap (the recipe's data.overlap)")
     p.add_argument("--device", default="auto")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", dest="json_out", help="output JSON (default: beside the checkpoint)")
@@ -36,7 +37,8 @@ def run(args) -> int:
     model = load_pretrained(args.checkpoint).to(device)
     check_family(name, model)
     pipeline = pipeline_for(model)
-    recipe = pipeline.recipe_from_checkpoint(model, overrides + data_flags(args), args.checkpoint)
+    overlap = [f"data.overlap={args.overlap}"] if args.overlap is not None else []
+    recipe = pipeline.recipe_from_checkpoint(model, overrides + data_flags(args) + overlap, args.checkpoint)
     metrics = pipeline.evaluate(model, recipe, args.split, args.batch_size, args.workers, device)
     out = Path(args.json_out) if args.json_out else Path(args.checkpoint).with_name(
         f"eval_{Path(args.checkpoint).stem}_{metrics['split']}.json")

@@ -7,9 +7,9 @@ import logging
 import os
 import sys
 
-from . import eval_cmd, inflate_cmd, models_cmd, predict_cmd, train_cmd, viz_cmd
+from . import embed_cmd, eval_cmd, inflate_cmd, models_cmd, predict_cmd, pretrain_cmd, train_cmd, viz_cmd
 
-COMMAND_MODULES = [models_cmd, train_cmd, eval_cmd, predict_cmd, inflate_cmd, viz_cmd]
+COMMAND_MODULES = [models_cmd, train_cmd, pretrain_cmd, eval_cmd, predict_cmd, inflate_cmd, viz_cmd, embed_cmd]
 USER_ERRORS = (FileNotFoundError, FileExistsError, ValueError, KeyError, TypeError, PermissionError)
 
 

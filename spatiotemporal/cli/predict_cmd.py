@@ -21,6 +21,7 @@ def add_parser(sub) -> None:
     p.add_argument("--out", help="volumes: output label map (.nii.gz); default INPUT_pred.nii.gz")
     p.add_argument("--classes", help="class-name file (one per line) when the checkpoint has none")
     p.add_argument("--topk", type=int, default=5)
+    p.add_argument("--overlap", type=float, help="volumes: sliding-window overlap (the recipe's data.overlap)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=run)
@@ -38,7 +39,8 @@ def run(args) -> int:
         kind = kind.replace("an video", "a video").replace("an volume", "a volume")
         raise ValueError(f"{args.input} {kind}, but {args.checkpoint} is a {pipeline.modality} model "
                          f"(it takes {', '.join(pipeline.suffixes)})")
-    recipe = pipeline.recipe_from_checkpoint(model, list(args.overrides), args.checkpoint)
+    overlap = [f"data.overlap={args.overlap}"] if args.overlap is not None else []
+    recipe = pipeline.recipe_from_checkpoint(model, list(args.overrides) + overlap, args.checkpoint)
     result = pipeline.predict(model, recipe, args.input, device, out=args.out, topk=args.topk,
                               classes_file=args.classes)
     if args.json:

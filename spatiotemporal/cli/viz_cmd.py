@@ -1,4 +1,5 @@
-"""``spatio viz tsne`` and ``spatio viz erf``: feature-embedding maps and effective receptive fields."""
+"""``spatio viz tsne``, ``spatio viz erf`` and ``spatio viz attention``: feature-embedding maps, effective receptive
+fields and attention rollout."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("viz", help="t-SNE of embeddings and effective receptive fields")
+    p = sub.add_parser("viz", help="t-SNE of embeddings, effective receptive fields and attention rollout")
     vsub = p.add_subparsers(dest="viz_command", required=True, metavar="WHAT")
 
     t = vsub.add_parser(
@@ -53,6 +54,8 @@ def add_parser(sub) -> None:
                     "10k points on 2 cores); --backend opentsne uses openTSNE's FFT t-SNE (faster beyond ~10k "
                     "points) when it is installed.")
     _common(t)
+    t.add_argument("--embeddings", action="append", default=[], metavar="DIR",
+                   help="an output folder of `spatio embed` instead of a model (repeatable: one panel each)")
     t.add_argument("--max-samples", type=int, default=None, help="evenly spaced subset of the split")
     t.add_argument("--backend", default="sklearn", choices=BACKENDS, help="t-SNE implementation (default sklearn)")
     t.add_argument("--perplexity", type=float, default=30.0, help="t-SNE perplexity (capped at (N-1)/3)")
@@ -79,6 +82,17 @@ def add_parser(sub) -> None:
                    help="show the maps on a log scale over D orders of magnitude below the peak, so weak tails are "
                         "visible (default: RepLKNet's log10(x + 1) / max; the numbers always use RepLKNet's)")
     e.set_defaults(func=run_erf)
+
+    a = vsub.add_parser(
+        "attention", help="attention rollout overlaid on the frames / slices (PNG, optional GIF)",
+        description="Attention rollout (Abnar & Zuidema; TimeSformer's figures): heads averaged, half identity for "
+                    "the residual, block matrices multiplied; divided attention combines each block's temporal and "
+                    "spatial attention (temporal first). The weights are recorded only here (SDPA hides them).")
+    _common(a)
+    a.add_argument("--max-samples", type=int, default=2, help="samples (rows), evenly spaced over the split")
+    a.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the frames")
+    a.add_argument("--gif", action="store_true", help="also write OUT.gif: the first sample's frames / slices")
+    a.set_defaults(func=run_attention)
 
 
 def _load_models(args):
@@ -109,20 +123,32 @@ def _f(v) -> str:
 
 
 def run_tsne(args) -> int:
-    from ..viz.report import tsne_report
+    from ..viz.report import tsne_of_embedding_files, tsne_report
 
+    if args.embeddings:
+        if args.sources:
+            raise ValueError("spatio viz tsne: give --embeddings or models (--checkpoint / --model), not both")
+        rep = tsne_of_embedding_files(args.embeddings, args.out, backend=args.backend, perplexity=args.perplexity,
+                                      pca_dims=args.pca_dims, k=args.knn_k, seed=args.seed,
+                                      progress=not args.no_progress, n_jobs=args.jobs)
+        _print_tsne(args, rep)
+        return 0
     models, device = _load_models(args)
     samples = _samples(args, models, "tsne", args.max_samples)
     print(f"t-SNE of {len(models)} model(s) on {samples.description}")
     rep = tsne_report(models, samples, args.out, args.backend, args.perplexity, args.pca_dims, args.knn_k,
                       args.seed, args.batch_size, device, not args.no_progress, args.jobs)
+    _print_tsne(args, rep)
+    return 0
+
+
+def _print_tsne(args, rep: dict) -> None:
     print(f"{rep['num_samples']} samples, classes {rep['class_counts']}")
     for p in rep["panels"]:
         print(f"  {p['label']} [{p['mixer']}]: kNN-{args.knn_k} acc 2D {_f(p['knn_acc_2d'])}, silhouette 2D "
               f"{_f(p['silhouette_2d'])} | PCA features: kNN {_f(p['knn_acc_features'])}, silhouette "
               f"{_f(p['silhouette_features'])}")
     print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json")
-    return 0
 
 
 def run_erf(args) -> int:
@@ -143,4 +169,19 @@ def run_erf(args) -> int:
             print(f"    frames (centred window) {frames}; mass per frame "
                   + " ".join(f"{v:.2f}" for v in m["frame_mass"]))
     print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json")
+    return 0
+
+
+def run_attention(args) -> int:
+    from ..viz.attention_report import attention_report
+
+    models, device = _load_models(args)
+    if len(models) != 1:
+        raise ValueError("spatio viz attention draws one model: give one --checkpoint or --model")
+    samples = _samples(args, models, "erf", args.max_samples)
+    rep = attention_report(models[0], samples, args.out, device, args.alpha, args.gif)
+    for s in rep["samples"]:
+        key = "mass_per_frame" if "mass_per_frame" in s else "mass_per_slice"
+        print(f"  {s['class']}: grid {s['grid']}, {key.replace('_', ' ')} " + " ".join(f"{v:.2f}" for v in s[key]))
+    print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json" + (f", {rep['gif']}" if "gif" in rep else ""))
     return 0

@@ -165,3 +165,46 @@ def read_labels_csv(
     if not samples:
         raise LabelsCSVError(f"{csv_path}: no samples; expected one {_FORMS} per line")
     return samples, names
+
+
+MULTI_SEP = ";"
+
+
+def read_multilabel_csv(
+    csv_path: str | Path,
+    root: str | Path | None = None,
+    class_names: Sequence[str] | None = None,
+) -> tuple[list[tuple[Path, list[int]]], list[str]]:
+    """A multi-label file: the rules above, with the label field a ``;``-separated list of class names or indices
+    (``clip.mp4 dog;ball`` or ``clip.mp4,3;7``). Returns ``([(path, [label indices])], class_names)``; without a
+    class list, the classes are inferred from all the labels of the file as for single labels."""
+    csv_path = Path(csv_path)
+    base = Path(root) if root is not None else csv_path.parent
+    rows = [(lineno, p, [t.strip() for t in token.split(MULTI_SEP) if t.strip()])
+            for lineno, p, token in iter_label_rows(csv_path)]
+    if class_names is None:
+        tokens = [t for _, _, ts in rows for t in ts]
+        ints = [_int(t) for t in tokens]
+        if tokens and all(v is not None for v in ints):
+            names = [str(i) for i in range(max(ints) + 1)]
+        elif any(v is not None for v in ints):
+            raise LabelsCSVError(f"{csv_path}: labels mix integers and class names; give a class list")
+        else:
+            names = sorted(set(tokens))
+    else:
+        names = [str(n) for n in class_names]
+    index = {n: i for i, n in enumerate(names)}
+    samples = []
+    for lineno, path_token, tokens in rows:
+        labels = []
+        for token in tokens:
+            label = index.get(token, _int(token))
+            if label is None or not 0 <= label < len(names):
+                raise LabelsCSVError(f"{csv_path}:{lineno}: label {token!r} is not one of the {len(names)} classes "
+                                     f"or an index below {len(names)}")
+            labels.append(label)
+        if not labels:
+            raise LabelsCSVError(f"{csv_path}:{lineno}: no label; expected 'path l1{MULTI_SEP}l2...'")
+        samples.append((Path(path_token).expanduser() if Path(path_token).expanduser().is_absolute()
+                        else base / path_token, sorted(set(labels))))
+    return samples, names

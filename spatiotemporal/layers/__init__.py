@@ -11,9 +11,9 @@ from .grid import Grid, GridLayout, image_layout, video_layout, volume_layout
 from .init import init_weights_, no_weight_decay_names
 from .mixer import TokenMixer
 from .patch_embed import PatchEmbed2d, PatchEmbed3d
-from .pos_embed import resize_pos_embed_2d, resize_pos_embed_3d, resize_time_embed
+from .pos_embed import resize_pos_embed_2d, resize_pos_embed_3d, resize_time_embed, sinusoid_table
 from .registry import FFNS, MIXERS, build_ffn, build_mixer, list_mixers, register_ffn, register_mixer
-from .sdpa import attend
+from .sdpa import attend, record_attention
 from .sra import SRAttention
 from .stage import MultiStageEncoder, OverlapPatchEmbed, Stage, StageOutput, pixels_to_tokens, stage_layout
 from .xca import LPI, XCA, XCAttention
@@ -24,5 +24,5 @@ __all__ = [
     "SpaceOnlyAttention", "Stage", "StageOutput", "TokenMixer", "XCA", "XCAttention", "attend", "build_ffn",
     "build_mixer", "image_layout", "init_weights_", "list_mixers", "no_weight_decay_names", "pixels_to_tokens",
     "register_ffn", "register_mixer", "resize_pos_embed_2d", "resize_pos_embed_3d", "resize_time_embed",
-    "stage_layout", "video_layout", "volume_layout",
+    "stage_layout", "video_layout", "volume_layout", "sinusoid_table", "record_attention",
 ]

@@ -1,6 +1,7 @@
 """Resizing of learned position and time embeddings to a new grid.
 
 2D uses timm's ``resample_abs_pos_embed``; timm has no 3D or 1D (time) version, so those two are ours.
+``sinusoid_table`` is the fixed 1D table of VideoMAE / "Attention is all you need".
 """
 
 from __future__ import annotations
@@ -52,3 +53,13 @@ def resize_time_embed(te: torch.Tensor, new_t: int, mode: str = "linear") -> tor
         raise ValueError(f"time-embedding interpolation must be 'nearest' or 'linear', got {mode!r}")
     kw = {} if mode == "nearest" else {"align_corners": False}
     return F.interpolate(te.transpose(1, 2).float(), size=new_t, mode=mode, **kw).transpose(1, 2).to(te.dtype)
+
+
+def sinusoid_table(n: int, dim: int) -> torch.Tensor:
+    """Fixed sinusoidal positions ``(1, n, dim)`` over the flattened token index (VideoMAE's table: angle
+    ``pos / 10000^(2*(j//2)/dim)``, sine on even channels, cosine on odd ones), computed in float64."""
+    pos = torch.arange(n, dtype=torch.float64)[:, None]
+    j = torch.arange(dim, dtype=torch.float64)
+    angle = pos / torch.pow(10000.0, 2 * torch.div(j, 2, rounding_mode="floor") / dim)
+    table = torch.where(j.long() % 2 == 0, angle.sin(), angle.cos())
+    return table.float()[None]

@@ -5,7 +5,7 @@ this package imports them all.
 """
 
 # register the model families and the inflation rules into the SegFormer hierarchy
-from . import inflate_segformer, mit, segformer, timesformer, unetr, vit  # noqa: F401
+from . import inflate_segformer, mit, segformer, timesformer, unetr, videomae, vit  # noqa: F401
 from ._registry import (
     ARCHS,
     arch_class,
@@ -28,6 +28,7 @@ from .pretrained import CheckpointInfo, inspect_checkpoint, load_pretrained
 from .segformer import SegFormer, SegFormer3D, SegFormer3DConfig, SegFormerConfig
 from .timesformer import TimeSformer, TimeSformerConfig
 from .unetr import UNETR, UNETR2D, UNETR2DConfig, UNETRConfig
+from .videomae import VideoMAE, VideoMAEConfig, VideoMAEPretrainer
 from .vit import VisionTransformer, ViTConfig
 
 __all__ = [
@@ -37,5 +38,5 @@ __all__ = [
     "load_pretrained", "model_arch", "model_entry", "model_spec", "register_arch", "register_converter",
     "register_inflation", "register_model", "save_pretrained",
     "MiTConfig", "MiTEncoderConfig", "MixVisionTransformer", "SegFormer", "SegFormer3D", "SegFormer3DConfig",
-    "SegFormerConfig", "UNETR2D", "UNETR2DConfig",
+    "SegFormerConfig", "UNETR2D", "UNETR2DConfig", "VideoMAE", "VideoMAEConfig", "VideoMAEPretrainer",
 ]

@@ -2,12 +2,14 @@
 
 Reads our own safetensors + JSON files and training checkpoints (their spec rebuilds the model and says how
 it was trained), and every layout a converter in ``models/convert/`` recognises: official TimeSformer ``.pyth``,
-MONAI UNETR (0.7 to 1.6), timm / facebookresearch/deit ViT and DeiT III. Files are read with
+MONAI UNETR (0.7 to 1.6), timm / facebookresearch/deit ViT and DeiT III, ``transformers`` folders (``config.json`` +
+``model.safetensors``) of TimeSformer and VideoMAE. Files are read with
 ``weights_only=True``. Known dead keys are dropped; any other missing or unused key is an error that names it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import pickle
@@ -40,6 +42,8 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
     if isinstance(src, dict):
         return src, _spec_of(src), "<dict>"
     path = Path(os.fspath(src))
+    if path.is_dir() and (path / "config.json").is_file() and not (path / "model.json").is_file():
+        return _read_transformers_folder(path)
     if path.is_dir():
         path = path / "model.safetensors"
     if not path.exists():
@@ -57,6 +61,25 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
     if not isinstance(obj, dict):
         raise CheckpointFormatError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
     return obj, _spec_of(obj), str(path)
+
+
+def _read_transformers_folder(folder: Path) -> tuple[dict, None, str]:
+    """A ``transformers`` ``save_pretrained`` folder: its weights with ``config.json`` (and
+    ``preprocessor_config.json``) attached for the converters (``models/convert/hf_video.py``)."""
+    weights = folder / "model.safetensors"
+    if not weights.is_file():
+        raise FileNotFoundError(f"{folder}: has config.json but no model.safetensors (save with "
+                                "save_pretrained(..., safe_serialization=True))")
+    extra = {}
+    for key, fname in (("transformers_config", "config.json"), ("transformers_preprocessor",
+                                                                "preprocessor_config.json")):
+        if (folder / fname).is_file():
+            try:
+                extra[key] = json.loads((folder / fname).read_text())
+            except ValueError as e:
+                raise CheckpointFormatError(f"{folder / fname}: not valid JSON ({e})") from e
+    state, _ = read_safetensors(weights)
+    return {**state, **extra}, None, str(folder)
 
 
 def _spec_of(obj: dict) -> dict | None:
@@ -159,7 +182,7 @@ def load_pretrained(src, **overrides) -> nn.Module:
     model.resize_state_dict(sd, det.config, name)
     load_state_strict(model, sd, name, allow)
     model.source_format = det.fmt
-    spec = info.spec or {}
+    spec = info.spec or det.meta
     model.model_name = spec.get("model_name") or getattr(model, "model_name", None)
     model.pretrained_cfg = {k: spec[k] for k in ("data", "class_names", "model_name", "legacy_version")
                             if k in spec}

@@ -188,6 +188,11 @@ class Pipeline(ABC):
         self.after_train(summary, class_names)
         return summary
 
+    def pretrain(self, recipe) -> dict:
+        """Self-supervised pretraining (``spatio pretrain``); only the video pipeline has one (masked video)."""
+        raise ValueError(f"no self-supervised pretraining for {self.modality} models (video models: spatio pretrain "
+                         "videomae)")
+
     # ------------------------------------------------------------------ evaluation, prediction, samples
     @abstractmethod
     def evaluate(self, model: nn.Module, recipe, split: str | None, batch_size: int, workers: int,
@@ -198,6 +203,10 @@ class Pipeline(ABC):
     def predict(self, model: nn.Module, recipe, path: str, device: torch.device, out: str | None = None,
                 topk: int = 5, classes_file: str | None = None) -> dict:
         """The prediction for one input file, as a JSON-able dict (``top`` classes, or the ``out`` file)."""
+
+    @abstractmethod
+    def dataset_items(self, recipe, split: str):
+        """:class:`~spatiotemporal.viz.samples.DatasetItems`: every item of ``split`` (``spatio embed``)."""
 
     @abstractmethod
     def viz_samples(self, recipe, split: str, max_samples: int | None, purpose: str):

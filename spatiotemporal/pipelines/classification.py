@@ -8,7 +8,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from ..engine import all_reduce_sum
+from ..engine import all_gather_object, all_reduce_sum
 
 
 def top_classes(logits: torch.Tensor, names: list[str], k: int = 5) -> list[dict]:
@@ -100,3 +100,51 @@ class ClassificationTask:
 
     def load_state_dict(self, state: dict) -> None:
         self.state.update(state or {})
+
+
+def mean_average_precision(scores: torch.Tensor, targets: torch.Tensor) -> float:
+    """Macro mAP (%) over the classes with at least one positive: scikit-learn's ``average_precision_score`` per
+    class. ``scores``, ``targets``: ``(N, K)``."""
+    from sklearn.metrics import average_precision_score
+
+    y, s = targets.numpy(), scores.numpy()
+    keep = y.sum(0) > 0
+    if not keep.any():
+        return float("nan")
+    return float(average_precision_score(y[:, keep], s[:, keep], average="macro")) * 100
+
+
+class MultiLabelTask(ClassificationTask):
+    """Multi-label classification: targets are multi-hot ``(B, K)``, loss ``BCEWithLogits``; evaluation reports
+    ``map`` (macro mean average precision, %, classes with a positive), the loss and ``num_samples``; multi-view
+    logits are combined as in :class:`ClassificationTask`."""
+
+    primary_metric = "map"
+
+    def __init__(self, input_key: str = "video", view_reduce: str = "mean", state: dict | None = None):
+        super().__init__(input_key, loss_fn=F.binary_cross_entropy_with_logits, view_reduce=view_reduce, state=state)
+
+    def train_step(self, model, batch):
+        x, y = batch[self.input_key], batch["label"]
+        if x.shape[0] == 0:
+            return sum(p.sum() * 0 for p in model.parameters()), {}, 0
+        return self.loss_fn(model(x), y.float()), {}, int(x.shape[0])
+
+    @torch.inference_mode()
+    def evaluate(self, model, loader):
+        scores, targets = [], []
+        for batch in loader:
+            x, y = batch[self.input_key], batch["label"]
+            if x.shape[0] == 0:
+                continue
+            multi_view = x.ndim == (6 if self.input_key == "video" else 5)
+            scores.append(self._logits(model, x, multi_view).float().cpu())
+            targets.append(y.float().cpu())
+        parts = all_gather_object((scores, targets))
+        scores = [s for p in parts for s in p[0]]
+        targets = [t for p in parts for t in p[1]]
+        if not scores:
+            return {"map": float("nan"), "loss": float("nan"), "num_samples": 0.0}
+        s, t = torch.cat(scores), torch.cat(targets)
+        loss = float(F.binary_cross_entropy_with_logits(s, t))
+        return {"map": mean_average_precision(s.sigmoid(), t), "loss": loss, "num_samples": float(len(s))}

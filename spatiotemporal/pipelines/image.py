@@ -22,7 +22,7 @@ from ..data.image import (
     load_rgb,
 )
 from ..engine import TrainConfig
-from ..viz.samples import VizSamples, evenly_spaced
+from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of
 from .classification import ClassificationTask, top_classes
 
@@ -122,8 +122,9 @@ class ImagePipeline(Pipeline):
         names = class_names_of(model, classes_file, logits.shape[-1])
         return {"input": str(path), "top": top_classes(logits, names, topk)}
 
-    def viz_samples(self, recipe, split, max_samples, purpose):
-        """Images ``(3, S, S)`` with the evaluation transform (resize + centre crop + normalise)."""
+    def dataset_items(self, recipe, split):
+        """Every image of ``split`` with the evaluation transform (resize + centre crop + normalise), ``(3, S, S)``;
+        ids are the image paths."""
         cfg = recipe.data.image
         root = data_path(recipe.data)
         tf = eval_transform(cfg)
@@ -134,13 +135,14 @@ class ImagePipeline(Pipeline):
             ds = CsvImageDataset(root / f"{split}.csv", tf, class_names=names)
         else:
             raise FileNotFoundError(f"{root}: no '{split}/' class folders and no '{split}.csv'")
-        idx = evenly_spaced(len(ds), max_samples)
 
-        def iterate():
-            for i in idx:
-                item = ds[i]
-                if "image" in item:
-                    yield item["image"], int(item["label"])
+        def get(i):
+            item = ds[i]
+            return (item["image"], int(item["label"])) if "image" in item else None
 
         desc = f"{recipe.data.dataset} images ({split}, {cfg.img_size} px)"
-        return VizSamples("image", list(ds.class_names), len(idx), desc, iterate)
+        return DatasetItems("image", list(ds.class_names), [p for p, _ in ds.samples], desc, get)
+
+    def viz_samples(self, recipe, split, max_samples, purpose):
+        """Images ``(3, S, S)`` of :meth:`dataset_items`, evenly spaced."""
+        return self.dataset_items(recipe, split).subset(max_samples)

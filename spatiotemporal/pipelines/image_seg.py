@@ -25,7 +25,7 @@ from ..data.image_seg import (
     val_transforms,
 )
 from ..engine import TrainConfig
-from ..viz.samples import VizSamples, crop_centered, evenly_spaced
+from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of
 from .image import IMAGE_SUFFIXES
 from .segmentation import SegmentationTask, dice_table
@@ -133,26 +133,29 @@ class ImageSegPipeline(Pipeline):
         return {"input": str(path), "out": str(out_path), "shape": list(labels.shape),
                 "labels": sorted(int(v) for v in np.unique(labels))}
 
-    def viz_samples(self, recipe, split, max_samples, purpose):
-        """Images through the evaluation chain; ``erf``: one ROI-sized centre crop (zero-padded) per image;
-        ``tsne``: images holding a labelled class, labelled with their largest class."""
+    def dataset_items(self, recipe, split):
+        """Every image of ``split`` through the evaluation chain, one ROI-sized centre crop (zero-padded); ids are
+        the image paths; the label is the image's largest labelled class (0 when it holds none)."""
         c = recipe.data.image
         folder = load_seg_folder(seg_root(recipe.data))
         items = folder.items.get(_split(split)) or []
         ds = Dataset(items, val_transforms(c))
-        idx = evenly_spaced(len(ds), max_samples)
 
-        def iterate():
-            for i in idx:
-                item = ds[i]
-                img, lab = np.asarray(item["image"]), np.asarray(item["label"])[0].astype(int)
-                crop = torch.from_numpy(crop_centered(img, [s // 2 for s in img.shape[1:]], c.roi).copy())
-                if purpose == "erf":
-                    yield crop, 0
-                    continue
-                counts = np.bincount(lab.ravel(), minlength=len(folder.class_names))[1:]
-                if counts.any():
-                    yield crop, int(counts.argmax()) + 1
+        def get(i):
+            item = ds[i]
+            img, lab = np.asarray(item["image"]), np.asarray(item["label"])[0].astype(int)
+            counts = np.bincount(lab.ravel(), minlength=len(folder.class_names))[1:]
+            crop = torch.from_numpy(crop_centered(img, [s // 2 for s in img.shape[1:]], c.roi).copy())
+            return crop, int(counts.argmax()) + 1 if counts.any() else 0
 
         desc = f"{recipe.data.dataset} 2D segmentation images ({split}, {'x'.join(map(str, c.roi))} crops)"
-        return VizSamples("image", list(folder.class_names), len(idx), desc, iterate)
+        return DatasetItems("image", list(folder.class_names), [str(it["image"]) for it in items], desc, get)
+
+    def viz_samples(self, recipe, split, max_samples, purpose):
+        """Centre crops of :meth:`dataset_items`, evenly spaced; ``tsne`` keeps the images holding a labelled
+        class, labelled with their largest class."""
+        sub = self.dataset_items(recipe, split).subset(max_samples)
+        if purpose == "erf":
+            return sub
+        return VizSamples(sub.kind, sub.class_names, sub.total, sub.description,
+                          lambda: ((x, y) for x, y in sub if y > 0))

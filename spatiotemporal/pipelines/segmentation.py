@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from monai.inferers import sliding_window_inference
 from monai.losses import DiceCELoss
-from monai.metrics import DiceMetric
+from monai.metrics import DiceMetric, HausdorffDistanceMetric, SurfaceDiceMetric
 from monai.networks.utils import one_hot
+from monai.transforms import KeepLargestConnectedComponent
 
 from ..engine import all_reduce_sum
 
@@ -28,13 +30,15 @@ class SegmentationTask:
     higher_is_better = True
 
     def __init__(self, class_names: Sequence[str], roi: Sequence[int], overlap: float = 0.25, sw_batch_size: int = 4,
-                 loss_fn=None, state: dict | None = None):
+                 loss_fn=None, state: dict | None = None, inference: InferenceOptions | None = None):
         self.class_names = list(class_names)
         self.roi = tuple(int(r) for r in roi)
         self.overlap = overlap
         self.sw_batch_size = sw_batch_size
         self.loss_fn = loss_fn or DiceCELoss(to_onehot_y=True, softmax=True)
         self.state = dict(state or {})
+        self.inference = inference or InferenceOptions()
+        self.spacing: tuple[float, ...] | None = None  # voxel size (mm) of evaluated label maps, for surface metrics
 
     def train_step(self, model: torch.nn.Module, batch: dict[str, Any]) -> tuple[torch.Tensor, dict, int]:
         x, y = batch["image"], batch["label"]
@@ -42,11 +46,39 @@ class SegmentationTask:
         return loss, {}, int(x.shape[0])
 
     def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Sliding-window logits ``(B, K, H, W, D)`` for a whole volume ``(B, C, H, W, D)``."""
-        use_bf16 = x.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            out = sliding_window_inference(x, self.roi, self.sw_batch_size, model, overlap=self.overlap)
-        return out.float()
+        """Sliding-window scores ``(B, K, H, W, D)`` for a whole volume ``(B, C, H, W, D)``: logits, or with
+        test-time flips the softmax averaged over the flipped passes. ``self.inference`` sets the window blending
+        (``constant`` or ``gaussian``), where the windows run (``sw_device``) and where the whole-volume output is
+        kept (``device``: e.g. the CPU, so that a big CT fits beside a GPU model)."""
+        o = self.inference
+        sw_device = torch.device(o.sw_device) if o.sw_device else x.device
+        out_device = torch.device(o.device) if o.device else x.device
+        use_bf16 = sw_device.type == "cuda" and torch.cuda.is_bf16_supported()
+        flips = flip_axes(o.tta_flips)
+        total = None
+        for axes in flips:
+            xi = x.flip(axes) if axes else x
+            with torch.autocast(sw_device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                out = sliding_window_inference(xi, self.roi, self.sw_batch_size, model, overlap=self.overlap,
+                                               mode=o.mode, sigma_scale=o.sigma_scale, sw_device=sw_device,
+                                               device=out_device)
+            out = out.float()
+            if len(flips) == 1:
+                return out
+            out = out.softmax(1)
+            out = out.flip(axes) if axes else out
+            total = out if total is None else total + out
+        return total / len(flips)
+
+    def segment(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)``: argmax of :meth:`predict`, then the largest connected component per
+        organ when ``inference.largest_component`` is set (MONAI ``KeepLargestConnectedComponent``)."""
+        pred = self.predict(model, x).argmax(1, keepdim=True)
+        if self.inference.largest_component:
+            organs = list(range(1, len(self.class_names)))
+            keep = KeepLargestConnectedComponent(applied_labels=organs, is_onehot=False, independent=True)
+            pred = torch.stack([torch.as_tensor(keep(p)) for p in pred])
+        return pred
 
     @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module, loader: Iterable[dict[str, Any]]) -> dict[str, float]:
@@ -56,9 +88,12 @@ class SegmentationTask:
         sums = torch.zeros(k, dtype=torch.float64, device=device)
         counts = torch.zeros(k, dtype=torch.float64, device=device)
         volumes = torch.zeros(1, dtype=torch.float64, device=device)
+        surface = SurfaceMetrics(k, self.inference.surface_tolerance_mm) if self.inference.surface_metrics else None
         for batch in loader:
             x, y = batch["image"], batch["label"]
-            pred = self.predict(model, x).argmax(1, keepdim=True)
+            pred = self.segment(model, x).to(y.device)
+            if surface is not None:
+                surface.update(pred, y, self.spacing)
             dice = metric(one_hot(pred, k), one_hot(y.long(), k))  # (B, K), NaN where the class is absent
             valid = ~torch.isnan(dice)
             sums += torch.where(valid, dice, 0).sum(0).double()
@@ -74,6 +109,8 @@ class SegmentationTask:
         out["mean_dice"] = sum(fg) / max(len(fg), 1)
         out["mean_dice_bg"] = sum(allc) / max(len(allc), 1)
         out["num_samples"] = float(volumes)
+        if surface is not None:
+            out.update(surface.result(self.class_names))
         return out
 
     def state_dict(self) -> dict:
@@ -81,6 +118,86 @@ class SegmentationTask:
 
     def load_state_dict(self, state: dict) -> None:
         self.state.update(state or {})
+
+
+@dataclass
+class InferenceOptions:
+    """Whole-volume inference settings (MONAI's ``sliding_window_inference`` and post-processing).
+
+    ``mode``: window blending, ``constant`` (MONAI's default) or ``gaussian`` (weights fall off from the window
+    centre with ``sigma_scale`` x the window size). ``sw_device`` / ``device``: where the windows run and where the
+    stitched output lives (None: the input's device). ``tta_flips``: test-time flips, ``none``, ``single`` (one
+    flip per spatial axis + the original: 4 passes) or ``all`` (the 8 combinations of axis flips, nnU-Net's
+    mirroring); their softmax outputs are averaged. ``largest_component``: keep each organ's largest connected
+    component. ``surface_metrics``: also HD95 (mm) and surface Dice at ``surface_tolerance_mm`` per organ.
+    """
+
+    mode: str = "constant"
+    sigma_scale: float = 0.125
+    sw_device: str | None = None
+    device: str | None = None
+    tta_flips: str = "none"
+    largest_component: bool = False
+    surface_metrics: bool = False
+    surface_tolerance_mm: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("constant", "gaussian"):
+            raise ValueError(f"inference mode must be 'constant' or 'gaussian', got {self.mode!r}")
+        if self.tta_flips not in TTA_FLIPS:
+            raise ValueError(f"tta_flips must be one of {sorted(TTA_FLIPS)}, got {self.tta_flips!r}")
+
+
+TTA_FLIPS = {
+    "none": [()],
+    "single": [(), (2,), (3,), (4,)],
+    "all": [(), (2,), (3,), (4,), (2, 3), (2, 4), (3, 4), (2, 3, 4)],
+}
+
+
+def flip_axes(kind: str) -> list[tuple[int, ...]]:
+    """The tensor axes ``(B, C, H, W, D)`` flipped in each test-time pass (``()``: the original)."""
+    return TTA_FLIPS[kind]
+
+
+class SurfaceMetrics:
+    """Per-organ HD95 (mm) and surface Dice (MONAI ``HausdorffDistanceMetric(percentile=95)`` and
+    ``SurfaceDiceMetric``) accumulated over volumes; organs absent from a volume's ground truth are left out."""
+
+    def __init__(self, num_classes: int, tolerance_mm: float):
+        self.k = num_classes
+        self.hd = HausdorffDistanceMetric(include_background=False, percentile=95, reduction="none")
+        self.nsd = SurfaceDiceMetric([tolerance_mm] * (num_classes - 1), include_background=False,
+                                     reduction="none")
+        self.rows: list[torch.Tensor] = []
+
+    def update(self, pred: torch.Tensor, label: torch.Tensor, spacing: Sequence[float] | None = None) -> None:
+        """``pred``, ``label``: ``(B, 1, H, W, D)`` label maps; ``spacing``: voxel size in mm (default 1)."""
+        p, y = one_hot(pred.long(), self.k), one_hot(label.long(), self.k)
+        kw = {"spacing": list(spacing)} if spacing is not None else {}
+        hd = self.hd(p, y, **kw).float().cpu()
+        nsd = self.nsd(p, y, **kw).float().cpu()
+        absent = (y[:, 1:].flatten(2).sum(-1) == 0).cpu()
+        hd[absent], nsd[absent] = float("nan"), float("nan")
+        self.rows.append(torch.stack([hd, nsd], 1))  # (B, 2, K-1)
+
+    def result(self, class_names: Sequence[str]) -> dict[str, float]:
+        """``hd95_<organ>``, ``nsd_<organ>`` and their means over organs (NaN-aware, inf HD95 left out)."""
+        if not self.rows:
+            return {}
+        allr = torch.cat(self.rows)  # (N, 2, K-1)
+        out: dict[str, float] = {}
+        for j, name in enumerate(class_names[1:]):
+            for m, key in ((0, "hd95"), (1, "nsd")):
+                v = allr[:, m, j]
+                v = v[torch.isfinite(v)]
+                if len(v):
+                    out[f"{key}_{name}"] = float(v.mean())
+        for key in ("hd95", "nsd"):
+            vals = [v for k, v in out.items() if k.startswith(key + "_")]
+            if vals:
+                out[f"mean_{key}"] = sum(vals) / len(vals)
+        return out
 
 
 def dice_table(metrics: dict[str, float], class_names: Sequence[str]) -> str:

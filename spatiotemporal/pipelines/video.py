@@ -18,17 +18,21 @@ from ..data.video import (
     load_test_views,
     resolve_class_names,
 )
-from ..engine import TrainConfig
-from ..viz.samples import VizSamples, evenly_spaced
+from ..engine import TrainConfig, Trainer, config_to_dict
+from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrained
+from ..utils.seeding import seed_everything
+from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of
-from .classification import ClassificationTask, top_classes
+from .classification import ClassificationTask, MultiLabelTask, top_classes
+from .masked_video import MaskedPretrainSection, MaskedVideoTask
+from .recipes import family_of
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
 
 
 @dataclass
 class VideoDataSection:
-    dataset: str = "builtin"  # builtin | kinetics (any folder of {train,val,test}.csv + classes.txt)
+    dataset: str = "builtin"  # builtin | kinetics ({train,val,test}.csv + classes.txt) | ssv2 (its JSON files)
     root: str | None = None
     eval_split: str = "val"
     view_reduce: str = "mean"  # mean | sum (official): how the logits of a video's views are combined
@@ -40,15 +44,17 @@ class VideoRecipe:
     model: ModelSection = field(default_factory=ModelSection)
     data: VideoDataSection = field(default_factory=VideoDataSection)
     train: TrainConfig = field(default_factory=lambda: TrainConfig(throughput_unit="clips"))
+    pretrain: MaskedPretrainSection = field(default_factory=MaskedPretrainSection)  # `spatio pretrain` only
 
 
 def dataset_root(data: VideoDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_video_dataset(data.root)
-    if data.dataset != "kinetics":
-        raise ValueError(f"data.dataset must be 'builtin' or 'kinetics', got {data.dataset!r}")
+    if data.dataset not in ("kinetics", "ssv2"):
+        raise ValueError(f"data.dataset must be 'builtin', 'kinetics' or 'ssv2', got {data.dataset!r}")
     if not data.root:
-        raise ValueError("--data kinetics needs --data-root DIR (with train.csv, val.csv, test.csv)")
+        what = "train.csv, val.csv, test.csv" if data.dataset == "kinetics" else "the something-something-v2-*.json"
+        raise ValueError(f"--data {data.dataset} needs --data-root DIR (with {what})")
     return Path(data.root)
 
 
@@ -94,7 +100,33 @@ class VideoPipeline(Pipeline):
                 VideoClipDataset(root, d.eval_split, d.video, seed=seed, multi_view=True))
 
     def task(self, recipe, class_names, spec):
-        return ClassificationTask("video", view_reduce=recipe.data.view_reduce, state={"spec": spec})
+        d = recipe.data
+        if d.video.multi_label:
+            return MultiLabelTask("video", view_reduce=d.view_reduce, state={"spec": spec})
+        return ClassificationTask("video", view_reduce=d.view_reduce, state={"spec": spec})
+
+    def pretrain(self, recipe) -> dict:
+        """Masked-autoencoder pretraining (``recipe.pretrain``) of the recipe's model on the train split, without
+        labels; validation reports the reconstruction loss. Writes ``<out>/encoder.safetensors``: the encoder with
+        the data section, for ``spatio train ... --init``. Returns the run summary."""
+        seed_everything(recipe.train.seed)
+        cls = arch_class(family_of(recipe.model.name))
+        fitted = cls.input_config(self.input_size(recipe), 0)
+        encoder = create_model(recipe.model.name, **{**recipe.model.overrides, **fitted})
+        p = recipe.pretrain
+        model = VideoMAEPretrainer(encoder, p.decoder_dim, p.decoder_depth, p.decoder_heads)
+        self.resolve_data(recipe, encoder)
+        root, d = dataset_root(recipe.data), recipe.data
+        train_ds = VideoClipDataset(root, "train", d.video, seed=recipe.train.seed)
+        val_ds = VideoClipDataset(root, d.eval_split, d.video, seed=recipe.train.seed)
+        trainer = Trainer(model, MaskedVideoTask(p), train_ds, val_ds, recipe.train, collate_fn=collate_videos,
+                          run_config=recipe)
+        summary = trainer.fit()
+        if trainer.dist.is_main:
+            path = save_pretrained(encoder, Path(recipe.train.out) / "encoder.safetensors",
+                                   data=config_to_dict(recipe.data), class_names=[])
+            summary["encoder"] = str(path)
+        return summary
 
     def evaluate(self, model, recipe, split, batch_size, workers, device):
         """Top-1 / top-5 on ``split`` (default: test) with the multi-view protocol (K clips x crops)."""
@@ -109,7 +141,8 @@ class VideoPipeline(Pipeline):
                 skipped.extend(b.get("skipped", []))
                 yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
 
-        metrics = ClassificationTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches())
+        task = (MultiLabelTask if d.video.multi_label else ClassificationTask)("video", view_reduce=d.view_reduce)
+        metrics = task.evaluate(model.eval(), batches())
         return {"split": split, "views": d.video.num_views, "view_reduce": d.view_reduce, **metrics,
                 "skipped": len(skipped), "skipped_paths": skipped[:20]}
 
@@ -120,21 +153,32 @@ class VideoPipeline(Pipeline):
         logits = ClassificationTask("video", view_reduce=recipe.data.view_reduce).combine_views(
             model(views)[None])[0]
         names = class_names_of(model, classes_file, logits.shape[-1])
+        if recipe.data.video.multi_label:  # independent sigmoid probabilities, not a softmax
+            probs = logits.float().sigmoid()
+            top = [{"class": names[i], "index": int(i), "probability": float(probs[i])}
+                   for i in probs.argsort(descending=True)[:topk].tolist()]
+        else:
+            top = top_classes(logits, names, topk)
         return {"input": str(path), "views": int(views.shape[0]), "view_reduce": recipe.data.view_reduce,
-                "top": top_classes(logits, names, topk)}
+                "top": top}
 
-    def viz_samples(self, recipe, split, max_samples, purpose):
-        """Clips ``(3, T, S, S)``: one deterministic clip per video, centre crop (test view clip 0, crop 0)."""
+    def dataset_items(self, recipe, split):
+        """Every clip of ``split``: one deterministic clip per video, centre crop (test view clip 0, crop 0),
+        ``(3, T, S, S)``; ids are the video paths."""
         v = recipe.data.video
         v.test_num_clips, v.test_num_crops, v.test_crop_size = 1, 1, None
         ds = VideoClipDataset(dataset_root(recipe.data), split, v, multi_view=True)
-        idx = evenly_spaced(len(ds), max_samples)
 
-        def iterate():
-            for i in idx:
-                item = ds[i]
-                if "video" in item:
-                    yield item["video"][0], int(item["label"])
+        def get(i):
+            item = ds[i]
+            if "video" not in item:
+                return None
+            label = item["label"]  # multi-label: the first positive class stands for the clip
+            return item["video"][0], int(label.argmax()) if torch.is_tensor(label) and label.ndim else int(label)
 
         desc = f"{recipe.data.dataset} videos ({split}, {v.num_frames}x{v.crop_size} px)"
-        return VizSamples("video", list(ds.class_names), len(idx), desc, iterate)
+        return DatasetItems("video", list(ds.class_names), [str(p) for p, _ in ds.samples], desc, get)
+
+    def viz_samples(self, recipe, split, max_samples, purpose):
+        """Clips ``(3, T, S, S)`` of :meth:`dataset_items`, evenly spaced."""
+        return self.dataset_items(recipe, split).subset(max_samples)

@@ -25,9 +25,9 @@ from ..data.volume import (
     volume_collate,
 )
 from ..engine import TrainConfig
-from ..viz.samples import VizSamples, crop_centered, evenly_spaced
+from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of
-from .segmentation import SegmentationTask, dice_table
+from .segmentation import InferenceOptions, SegmentationTask, dice_table
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
 SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
@@ -40,6 +40,7 @@ class VolumeDataSection:
     json_name: str = "dataset_0.json"
     overlap: float = 0.25  # sliding-window validation
     sw_batch_size: int = 4
+    inference: InferenceOptions = field(default_factory=InferenceOptions)  # blending, devices, flips, LCC, metrics
     volume: VolumeDataConfig = field(default_factory=VolumeDataConfig)
 
 
@@ -100,8 +101,10 @@ class VolumePipeline(Pipeline):
 
     def _task(self, recipe, class_names, spec=None) -> SegmentationTask:
         d = recipe.data
-        return SegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size,
-                                state={"spec": spec} if spec else None)
+        task = SegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size,
+                                state={"spec": spec} if spec else None, inference=d.inference)
+        task.spacing = tuple(d.volume.pixdim)
+        return task
 
     def task(self, recipe, class_names, spec):
         return self._task(recipe, class_names, spec)
@@ -128,49 +131,55 @@ class VolumePipeline(Pipeline):
         """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine."""
         image, meta = preprocess_volume(path, recipe.data.volume)
         names = class_names_of(model, classes_file, model.config_dict()[type(model).head_key])
-        logits = self._task(recipe, names).predict(model.eval(), image.to(device))
-        labels = restore_label_map(logits.argmax(1)[0].cpu(), meta)
+        labels = restore_label_map(self._task(recipe, names).segment(model.eval(), image.to(device))[0, 0].cpu(), meta)
         stem = Path(path).name.removesuffix(".gz").removesuffix(".nii")
         out_path = Path(out) if out else Path(path).with_name(f"{stem}_pred.nii.gz")
         save_label_map(labels, path, out_path)
         return {"input": str(path), "out": str(out_path), "shape": list(labels.shape),
                 "labels": sorted(int(v) for v in np.unique(labels))}
 
+    def dataset_items(self, recipe, split):
+        """Every case of ``split`` through the validation chain, one ROI crop centred on the volume,
+        ``(1, *roi)``; ids are the image paths; the label is 0 (volumes carry label maps, not a class)."""
+        d = recipe.data
+        cfg = dataclasses.replace(d.volume, cache="none")
+        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        items = getattr(dl, _split(split))
+        ds = Dataset(items, val_transforms(cfg))
+
+        def get(i):
+            img = np.asarray(ds[i]["image"])
+            return torch.from_numpy(crop_centered(img, [s // 2 for s in img.shape[1:]], cfg.roi).copy()), 0
+
+        desc = f"{d.dataset} volumes ({split}, {'x'.join(map(str, cfg.roi))} centred crops)"
+        return DatasetItems("volume", list(dl.class_names), [str(it["image"]) for it in items], desc, get)
+
     def viz_samples(self, recipe, split, max_samples, purpose):
-        """Volumes through the validation chain; ``erf``: one centred ROI crop per case; ``tsne``: one crop
-        centred on each labelled organ of a case (label = that organ)."""
+        """Volumes through the validation chain; ``erf``: one centred ROI crop per case (:meth:`dataset_items`);
+        ``tsne``: one crop centred on each labelled organ of a case (label = that organ)."""
+        if purpose == "erf":
+            return self.dataset_items(recipe, split).subset(max_samples)
         d = recipe.data
         cfg = dataclasses.replace(d.volume, cache="none")
         dl = load_volume_datalist(dataset_root(d), d.json_name)
         ds = Dataset(getattr(dl, _split(split)), val_transforms(cfg))
         roi, organs = cfg.roi, len(dl.class_names) - 1
-        if purpose == "erf":
-            idx = evenly_spaced(len(ds), max_samples)
+        total = len(ds) * organs if max_samples is None else min(max_samples, len(ds) * organs)
 
-            def iterate():
-                for i in idx:
-                    img = np.asarray(ds[i]["image"])
-                    yield torch.from_numpy(crop_centered(img, [s // 2 for s in img.shape[1:]], roi).copy()), 0
+        def iterate():
+            n = 0
+            for i in range(len(ds)):
+                item = ds[i]
+                img, lab = np.asarray(item["image"]), np.asarray(item["label"])[0]
+                for k in range(1, organs + 1):
+                    where = np.argwhere(lab == k)
+                    if len(where) == 0:
+                        continue
+                    centre = np.round(where.mean(0)).astype(int)
+                    yield torch.from_numpy(crop_centered(img, centre, roi).copy()), k
+                    n += 1
+                    if n >= total:
+                        return
 
-            total = len(idx)
-        else:
-            total = len(ds) * organs if max_samples is None else min(max_samples, len(ds) * organs)
-
-            def iterate():
-                n = 0
-                for i in range(len(ds)):
-                    item = ds[i]
-                    img, lab = np.asarray(item["image"]), np.asarray(item["label"])[0]
-                    for k in range(1, organs + 1):
-                        where = np.argwhere(lab == k)
-                        if len(where) == 0:
-                            continue
-                        centre = np.round(where.mean(0)).astype(int)
-                        yield torch.from_numpy(crop_centered(img, centre, roi).copy()), k
-                        n += 1
-                        if n >= total:
-                            return
-
-        crops = "crops" if purpose == "erf" else "crops per organ"
-        desc = f"{d.dataset} volumes ({split}, {'x'.join(map(str, roi))} {crops})"
+        desc = f"{d.dataset} volumes ({split}, {'x'.join(map(str, roi))} crops per organ)"
         return VizSamples("volume", list(dl.class_names), total, desc, iterate)

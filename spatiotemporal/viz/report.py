@@ -49,29 +49,41 @@ def tsne_report(models: Sequence[VizModel], samples: VizSamples, out: str | Path
     ``embeddings_i (N, D)``, ``pca_i (N, <=pca_dims)``, ``tsne_i (N, 2)``. ``.json``: settings and per panel
     kNN / silhouette scores. Returns the JSON content.
     """
-    png, npz, js = sidecar_paths(out)
     check_same_kind(models)
     embs, labels = extract_embeddings([vm.model for vm in models], samples, batch_size, device, samples.total,
                                       "t-SNE embeddings", progress)
-    arrays: dict[str, np.ndarray] = {"labels": labels, "class_names": np.asarray(samples.class_names),
-                                     "panel_labels": np.asarray([vm.label for vm in models]),
-                                     "panel_sources": np.asarray([vm.source for vm in models])}
+    info = [{"label": vm.label, "source": vm.source, "mixer": vm.mixer, "title": panel_title(vm)} for vm in models]
+    return tsne_of_embeddings(embs, labels, samples.class_names, info, samples.kind, samples.description, out,
+                              backend, perplexity, pca_dims, k, seed, progress, n_jobs)
+
+
+def tsne_of_embeddings(embs: Sequence[np.ndarray], labels: np.ndarray, class_names: Sequence[str],
+                       info: Sequence[dict], kind: str, description: str, out: str | Path, backend: str = "sklearn",
+                       perplexity: float = 30.0, pca_dims: int = 50, k: int = 5, seed: int = 0,
+                       progress: bool = True, n_jobs: int = 1) -> dict:
+    """PCA -> t-SNE per panel of precomputed embeddings ``(N, D_i)`` with shared ``labels``; ``info`` per panel:
+    ``label``, ``source``, ``mixer``, ``title``. Writes the figure, ``.npz`` and ``.json``; returns the JSON."""
+    png, npz, js = sidecar_paths(out)
+    arrays: dict[str, np.ndarray] = {"labels": labels, "class_names": np.asarray(class_names),
+                                     "panel_labels": np.asarray([p["label"] for p in info]),
+                                     "panel_sources": np.asarray([p["source"] for p in info])}
     maps, panels = [], []
-    panels_bar = tqdm(list(enumerate(zip(models, embs))), desc=f"t-SNE ({backend})", unit="map", disable=not progress,
+    panels_bar = tqdm(list(enumerate(zip(info, embs))), desc=f"t-SNE ({backend})", unit="map", disable=not progress,
                       leave=False)
-    for i, (vm, emb) in panels_bar:
+    for i, (p, emb) in panels_bar:
         reduced = pca_reduce(emb, pca_dims, seed)
         xy = run_tsne(reduced, backend, perplexity, seed, n_jobs)
         arrays.update({f"embeddings_{i}": emb, f"pca_{i}": reduced, f"tsne_{i}": xy})
         maps.append(xy)
-        panels.append({"label": vm.label, "source": vm.source, "mixer": vm.mixer, "embed_dim": int(emb.shape[1]),
-                       **separability(xy, labels, reduced, k)})
-    counts = {samples.class_names[c]: int((labels == c).sum()) for c in sorted(set(labels.tolist()))}
-    report = {"kind": samples.kind, "data": samples.description, "num_samples": int(len(labels)),
+        panels.append({"label": p["label"], "source": p["source"], "mixer": p["mixer"],
+                       "embed_dim": int(emb.shape[1]), **separability(xy, labels, reduced, k)})
+    counts = {class_names[c] if c < len(class_names) else str(c): int((labels == c).sum())
+              for c in sorted(set(labels.tolist()))}
+    report = {"kind": kind, "data": description, "num_samples": int(len(labels)),
               "class_counts": counts, "backend": backend, "perplexity": perplexity, "pca_dims": pca_dims,
               "knn_k": k, "seed": seed, "png": str(png), "npz": str(npz), "panels": panels}
     np.savez_compressed(npz, **arrays)
-    plot_tsne(maps, labels, samples.class_names, [panel_title(vm) for vm in models], panels, png)
+    plot_tsne(maps, labels, class_names, [p["title"] for p in info], panels, png)
     js.write_text(json.dumps(report, indent=2) + "\n")
     return report
 
@@ -87,6 +99,23 @@ def resolve_stages(model, x, stages: Sequence[str]) -> list[str]:
         raise ValueError(f"--stage {', '.join(bad)}: {type(model).__name__} has the maps {', '.join(names)} "
                          "(or give a stage number, or 'all')")
     return out
+
+
+def tsne_of_embedding_files(paths: Sequence[str | Path], out: str | Path, **kw) -> dict:
+    """t-SNE panels of ``spatio embed`` outputs (one panel per folder; they must list the same items)."""
+    from .embed_files import read_embeddings
+
+    loaded = [read_embeddings(p) for p in paths]
+    labels, names = loaded[0][1], loaded[0][2]
+    for p, (_, lab, _, _) in zip(paths, loaded):
+        if lab.shape != labels.shape or (lab != labels).any():
+            raise ValueError(f"{p}: its items differ from {paths[0]}'s (embed the same split with the same data)")
+    info = [{"label": Path(p).name, "source": m.get("source", str(p)), "mixer": f"layer {m.get('layer')}, pool "
+             f"{m.get('pool')}", "title": f"{Path(p).name}\n{m.get('source', '')}"} for p, (_, _, _, m) in
+            zip(paths, loaded)]
+    meta = loaded[0][3]
+    return tsne_of_embeddings([x for x, _, _, _ in loaded], labels, names, info, meta.get("kind", "?"),
+                              meta.get("data_description", ""), out, **kw)
 
 
 def erf_report(models: Sequence[VizModel], samples: VizSamples, out: str | Path,

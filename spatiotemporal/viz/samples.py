@@ -31,6 +31,34 @@ class VizSamples:
         return self.total
 
 
+@dataclass
+class DatasetItems:
+    """Random access to every item of a dataset split, for ``spatio embed`` and ``viz``: ``get(i)`` is ``(x, label)``
+    (``x`` as in :class:`VizSamples`) or None for an unreadable item (skipped and counted by the caller);
+    ``ids[i]`` names item ``i`` (its file)."""
+
+    kind: str
+    class_names: list[str]
+    ids: list[str]
+    description: str
+    get: Callable[[int], tuple[torch.Tensor, int] | None]
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def subset(self, max_samples: int | None) -> VizSamples:
+        """The readable items among ``max_samples`` evenly spaced ones, as :class:`VizSamples`."""
+        idx = evenly_spaced(len(self), max_samples)
+
+        def iterate():
+            for i in idx:
+                item = self.get(i)
+                if item is not None:
+                    yield item
+
+        return VizSamples(self.kind, self.class_names, len(idx), self.description, iterate)
+
+
 def evenly_spaced(n: int, m: int | None) -> list[int]:
     """``m`` indices spread evenly over ``range(n)`` (all of them if ``m`` is None or >= n), so sorted or
     interleaved classes stay balanced in a subset."""

@@ -41,7 +41,7 @@ def test_models_command(capsys):
 
 def test_bad_data_name_is_a_clear_error(capsys):
     assert main(["train", "timesformer", "--data", "ucf101"]) == 2
-    assert "no recipe for timesformer on --data ucf101 (recipes for timesformer: builtin, kinetics)" in \
+    assert "no recipe for timesformer on --data ucf101 (recipes for timesformer: builtin, kinetics, ssv2)" in \
         capsys.readouterr().err
 
 

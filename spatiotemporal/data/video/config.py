@@ -22,7 +22,10 @@ class VideoDataConfig:
     ``sampling_rate`` is the frame stride at ``target_fps`` (native fps when None); ``test_crop_size``
     defaults to ``crop_size``; ``decode_short_side`` resizes at decode time (None keeps the file's size);
     ``decode_threads`` is decord's thread count per reader (1 suits DataLoader workers);
-    ``path_prefix`` is joined to ``root`` for relative CSV paths (TimeSformer ``DATA.PATH_PREFIX``).
+    ``path_prefix`` is joined to ``root`` for relative CSV paths (TimeSformer ``DATA.PATH_PREFIX``; with
+    ``annotation="ssv2"``, the folder of the videos or frame folders). A video path may be a frame folder.
+    ``sampling="segments"``: TSN-style, one frame per segment of the whole video (random in training, the middle
+    at test time), as the official TimeSformer samples Something-Something V2.
     """
 
     num_frames: int = 8
@@ -44,6 +47,9 @@ class VideoDataConfig:
     test_csv: str = "test.csv"
     class_file: str = "classes.txt"
     path_prefix: str | None = None
+    annotation: str = "csv"  # csv: {split}.csv + classes.txt (Kinetics) | ssv2: Something-Something V2 JSON files
+    sampling: str = "stride"  # stride: num_frames at sampling_rate (Kinetics) | segments: one per segment (SSv2)
+    multi_label: bool = False  # labels 'path l1;l2' -> multi-hot targets (BCE, mAP)
 
     def __post_init__(self) -> None:
         self.train_jitter_scales = tuple(int(s) for s in self.train_jitter_scales)  # type: ignore[assignment]
@@ -62,6 +68,12 @@ class VideoDataConfig:
             problems.append("test_num_clips and test_num_crops must be >= 1")
         if self.backend not in BACKENDS:
             problems.append(f"backend must be one of {BACKENDS}, got {self.backend!r}")
+        if self.annotation not in ("csv", "ssv2"):
+            problems.append(f"annotation must be 'csv' or 'ssv2', got {self.annotation!r}")
+        if self.sampling not in ("stride", "segments"):
+            problems.append(f"sampling must be 'stride' or 'segments', got {self.sampling!r}")
+        elif self.sampling == "segments" and self.test_num_clips != 1:
+            problems.append("sampling 'segments' covers the whole video: test_num_clips must be 1")
         if self.target_fps is not None and self.target_fps <= 0:
             problems.append("target_fps must be > 0")
         if problems:

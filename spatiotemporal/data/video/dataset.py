@@ -26,11 +26,12 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..labels_csv import infer_class_names, read_class_file, read_labels_csv
+from ..labels_csv import infer_class_names, read_class_file, read_labels_csv, read_multilabel_csv
 from ..seeding import seed_item
 from .config import SPLITS, VideoDataConfig
 from .decode import VideoDecodeError, read_clip
-from .sampling import train_clip_indices
+from .sampling import segment_indices, train_clip_indices
+from .ssv2 import read_ssv2_split, ssv2_class_names
 from .transforms import train_clip_transform
 from .views import load_test_views
 
@@ -40,10 +41,15 @@ logger = logging.getLogger("spatiotemporal.data.video")
 def resolve_class_names(root: str | Path, cfg: VideoDataConfig) -> list[str]:
     """``root/classes.txt`` when present, else names inferred from all split CSVs found under ``root``."""
     root = Path(root)
+    if cfg.annotation == "ssv2":
+        return ssv2_class_names(root)
     class_file = root / cfg.class_file
     if class_file.is_file():
         return read_class_file(class_file)
     csvs = [root / cfg.csv_name(s) for s in SPLITS if (root / cfg.csv_name(s)).is_file()]
+    if cfg.multi_label:
+        names = {n for c in csvs for n in read_multilabel_csv(c)[1]}
+        return [str(i) for i in range(max(map(int, names)) + 1)] if all(n.isdigit() for n in names) else sorted(names)
     return infer_class_names(csvs)
 
 
@@ -72,10 +78,16 @@ class VideoClipDataset(Dataset):
         self.split = split
         self.seed = int(seed)
         self.multi_view = (split == "test") if multi_view is None else bool(multi_view)
-        csv_path = self.root / self.cfg.csv_name(split)
         self.class_names = resolve_class_names(self.root, self.cfg)
         base = self.root / self.cfg.path_prefix if self.cfg.path_prefix else self.root
-        self.samples, _ = read_labels_csv(csv_path, root=base, class_names=self.class_names)
+        if self.cfg.annotation == "ssv2":
+            self.samples, _ = read_ssv2_split(self.root, split, base)
+        elif self.cfg.multi_label:
+            self.samples, _ = read_multilabel_csv(self.root / self.cfg.csv_name(split), root=base,
+                                                  class_names=self.class_names)
+        else:
+            self.samples, _ = read_labels_csv(self.root / self.cfg.csv_name(split), root=base,
+                                              class_names=self.class_names)
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._unreadable = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
         self.num_skipped = 0  # per process; use the collated "skipped" lists to count across workers
@@ -117,13 +129,16 @@ class VideoClipDataset(Dataset):
             self.num_skipped += 1
             logger.warning("skipping unreadable video %s (%s)", e.path, e.reason)
             return {"skipped": str(path), "index": index}
+        if self.cfg.multi_label:  # multi-hot (K,) float
+            label = torch.zeros(len(self.class_names)).index_fill_(0, torch.as_tensor(label), 1.0)
         return {"video": video, "label": label, "index": index}
 
     def _load_train(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
         c = self.cfg
         clip = read_clip(
             path,
-            lambda n, fps: train_clip_indices(n, fps, c.num_frames, c.sampling_rate, rng, c.target_fps),
+            lambda n, fps: segment_indices(n, c.num_frames, rng) if c.sampling == "segments" else
+            train_clip_indices(n, fps, c.num_frames, c.sampling_rate, rng, c.target_fps),
             backend=c.backend,
             short_side=c.decode_short_side,
             num_threads=c.decode_threads,

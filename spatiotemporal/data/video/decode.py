@@ -335,11 +335,15 @@ class PyAVVideo(VideoSource):
 def open_video(
     path: str | Path, backend: str = "auto", short_side: int | None = None, num_threads: int = 1
 ) -> VideoSource:
-    """Open ``path`` with ``backend`` (``"decord" | "pyav" | "auto"``).
+    """Open ``path`` with ``backend`` (``"decord" | "pyav" | "auto"``); a folder is read as a frame folder.
 
     ``short_side`` resizes at decode time (bilinear, aspect kept, long side floored);
     ``num_threads`` is decord's decoder thread count (0 = all cores; PyAV decodes single-threaded).
     """
+    if Path(path).is_dir():  # a frame folder (one image per frame)
+        from .frames import FrameFolderVideo
+
+        return FrameFolderVideo(path, short_side=short_side)
     name = resolve_backend(backend)
     if name == "decord":
         return DecordVideo(path, short_side=short_side, num_threads=num_threads)
@@ -370,11 +374,14 @@ def read_clip(
     a decord failure is retried with PyAV (``choose_indices`` is called once per distinct
     ``(num_frames, fps)``, so a random choice is not redrawn). Raises :class:`VideoDecodeError`.
     """
-    names = ["decord", "pyav"] if backend == "auto" and _HAS_DECORD else [resolve_backend(backend)]
+    if Path(path).is_dir():
+        names = ["frames"]
+    else:
+        names = ["decord", "pyav"] if backend == "auto" and _HAS_DECORD else [resolve_backend(backend)]
     cache: dict[tuple[int, float], np.ndarray] = {}
     reasons: list[str] = []  # strings only: exceptions would keep tracebacks (and readers) alive
     for name in names:
-        if not Path(path).is_file():
+        if not Path(path).exists():
             reasons.append("file not found")
             break
         try:

@@ -61,6 +61,17 @@ def uniform_clip_indices(
     return np.stack([clip_indices(delta * k / num_clips, span, num_frames, video_frames) for k in range(num_clips)])
 
 
+def segment_indices(video_frames: int, num_frames: int, rng: np.random.Generator | None = None) -> np.ndarray:
+    """TSN-style sampling over the whole video, as the official TimeSformer reads Something-Something V2: the
+    video is cut into ``num_frames`` segments of ``(video_frames - 1) / num_frames`` frames; one frame per segment,
+    random with ``rng`` (training), the segment's middle without. int64 ``(T,)``."""
+    seg = (video_frames - 1) / num_frames
+    bounds = [(int(np.round(seg * i)), int(np.round(seg * (i + 1)))) for i in range(num_frames)]
+    if rng is None:
+        return np.asarray([(a + b) // 2 for a, b in bounds], dtype=np.int64)
+    return np.asarray([rng.integers(a, b + 1) for a, b in bounds], dtype=np.int64)
+
+
 def spatial_crop_offsets(height: int, width: int, size: int, num_crops: int) -> list[tuple[int, int]]:
     """``(y, x)`` top-left corners of ``num_crops`` square crops of ``size`` (TimeSformer ``uniform_crop``).
 

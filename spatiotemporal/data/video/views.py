@@ -8,7 +8,7 @@ import torch
 
 from .config import VideoDataConfig
 from .decode import read_clip
-from .sampling import uniform_clip_indices
+from .sampling import segment_indices, uniform_clip_indices
 from .transforms import multi_crop_transform
 
 
@@ -17,7 +17,8 @@ def load_test_views(path: str | Path, cfg: VideoDataConfig) -> torch.Tensor:
     c = cfg
     clip = read_clip(
         Path(path),
-        lambda n, fps: uniform_clip_indices(n, fps, c.num_frames, c.sampling_rate, c.test_num_clips, c.target_fps),
+        lambda n, fps: segment_indices(n, c.num_frames)[None] if c.sampling == "segments" else
+        uniform_clip_indices(n, fps, c.num_frames, c.sampling_rate, c.test_num_clips, c.target_fps),
         backend=c.backend,
         short_side=c.decode_short_side,
         num_threads=c.decode_threads,

@@ -23,7 +23,8 @@ class Detected:
     """A recognised checkpoint: its format, our arch and config for it, and its state dict in our names.
 
     ``dead_keys``: regexes of keys the source library never uses; they are dropped when our model has no such
-    key (e.g. MONAI's old class token). ``unknown``: keys no rule knew (an error).
+    key (e.g. MONAI's old class token). ``unknown``: keys no rule knew (an error). ``meta``: what the format
+    says about its use, in our spec's names (``class_names``), kept as the model's ``pretrained_cfg``.
     """
 
     fmt: str
@@ -32,6 +33,7 @@ class Detected:
     state: dict[str, torch.Tensor]
     dead_keys: tuple[str, ...] = ()
     unknown: list[str] = field(default_factory=list)
+    meta: dict = field(default_factory=dict)
 
 
 Converter = Callable[[dict, dict, dict], "Detected | None"]
@@ -68,4 +70,4 @@ def detect_format(container: dict, state: dict, overrides: dict, name: str) -> D
 
 
 # Each converter module registers itself; adding a format = a module here and its import line.
-from . import hf_segformer, monai_unetr, official_timesformer, timm_pvt, timm_vit  # noqa: E402,F401
+from . import hf_segformer, hf_video, monai_unetr, official_timesformer, timm_pvt, timm_vit  # noqa: E402,F401

@@ -1,0 +1,172 @@
+"""``spatio embed``: one feature vector per item of a dataset split, written to ``embeddings.safetensors`` (or
+``embeddings.npy``) + ``index.csv`` + ``meta.json`` in an output folder, resumable.
+
+Work is done in chunks of items; each finished chunk is written atomically to ``parts/`` with the settings in
+``meta.json``, so an interrupted run continues at the first missing chunk (same settings required). Unreadable
+items are skipped, counted and listed in ``meta.json``; they have no row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file, save
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..utils.atomic import atomic_write, atomic_write_text
+from .samples import DatasetItems
+
+POOLS = ("default", "cls", "mean")
+FORMATS = ("safetensors", "npy")
+
+
+def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None, pool: str = "default"
+                    ) -> torch.Tensor:
+    """``x (B, ...) -> (B, D)``. ``layer`` None and ``pool`` ``default``: ``model.forward_features`` (the model's own
+    embedding: normed class token, or normed mean). Otherwise the output of encoder block ``layer`` (negative from
+    the end; before the final norm), pooled by its class token (``cls``) or the mean of its grid tokens (``mean``;
+    ``default``: ``cls`` when the model has a class token). Framewise models average their per-frame tokens."""
+    if pool not in POOLS:
+        raise ValueError(f"--pool must be one of {POOLS}, got {pool!r}")
+    if layer is None and pool == "default":
+        return model.forward_features(x)
+    blocks = model.encoder.blocks
+    li = len(blocks) - 1 if layer is None else layer
+    if not -len(blocks) <= li < len(blocks):
+        raise ValueError(f"--layer {layer}: the model has {len(blocks)} blocks (0..{len(blocks) - 1}, or negative)")
+    captured: list[torch.Tensor] = []
+    hook = blocks[li].register_forward_hook(lambda m, i, o: captured.append(o))
+    try:
+        _, _, p = model.forward_tokens(x)
+    finally:
+        hook.remove()
+    tokens = captured[0]
+    tokens = tokens.reshape(x.shape[0], -1, *tokens.shape[1:])  # (B, k, P+N, D), k > 1: one sequence per frame
+    pool = ("cls" if p else "mean") if pool == "default" else pool
+    if pool == "cls":
+        if not p:
+            raise ValueError(f"--pool cls: {type(model).__name__} has no class token; use --pool mean")
+        return tokens[:, :, 0].mean(1)
+    return tokens[:, :, p:].mean((1, 2))
+
+
+def _meta_matches(old: dict, new: dict) -> bool:
+    keys = ("source", "split", "layer", "pool", "num_items", "chunk", "data")
+    return all(old.get(k) == new.get(k) for k in keys)
+
+
+@torch.no_grad()
+def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path, settings: dict,
+                     layer: int | None = None, pool: str = "default", fmt: str = "safetensors", batch_size: int = 8,
+                     chunk: int = 256, device: str | torch.device = "cpu", progress: bool = True) -> dict:
+    """Embed every item of ``items`` into ``out_dir`` (see the module docstring); ``settings`` (source, split,
+    data...) go into ``meta.json`` and must match to resume. Returns the final ``meta.json`` content."""
+    if fmt not in FORMATS:
+        raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    out = Path(out_dir)
+    parts = out / "parts"
+    meta = {**settings, "layer": layer, "pool": pool, "num_items": len(items), "chunk": chunk, "kind": items.kind,
+            "data_description": items.description, "class_names": items.class_names}
+    meta_path = out / "meta.json"
+    if meta_path.is_file():
+        old = json.loads(meta_path.read_text())
+        if old.get("complete"):
+            raise FileExistsError(f"{out}: holds finished embeddings ({old.get('source')}); choose another --out")
+        if not _meta_matches(old, meta):
+            raise FileExistsError(f"{meta_path}: an unfinished run with other settings ({old.get('source')}, "
+                                  f"layer {old.get('layer')}, pool {old.get('pool')}); choose another --out")
+    parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(meta_path, json.dumps(meta, indent=2))
+    model.eval()
+    n_chunks = (len(items) + chunk - 1) // chunk
+    done = {int(p.stem.split("-")[1]) for p in parts.glob("part-*.safetensors")}
+    bar = tqdm(total=len(items), initial=min(len(done) * chunk, len(items)), desc="embed", unit="item",
+               disable=not progress)
+    for c in range(n_chunks):
+        if c in done:
+            continue
+        arrays = _embed_chunk(model, items, range(c * chunk, min((c + 1) * chunk, len(items))), layer, pool,
+                              batch_size, device, bar)
+        atomic_write(parts / f"part-{c:05d}.safetensors", lambda f, a=arrays: f.write(save(a)))
+    bar.close()
+    return _finish(out, items, meta, n_chunks, fmt)
+
+
+def _embed_chunk(model: nn.Module, items: DatasetItems, indices: range, layer: int | None, pool: str,
+                 batch_size: int, device, bar) -> dict[str, np.ndarray]:
+    """Features of the readable items among ``indices``: ``rows``, ``labels``, ``features (n, D)``, ``skipped``."""
+    rows, labels, feats, skipped, xs = [], [], [], [], []
+    for pos, i in enumerate(indices):
+        item = items.get(i)
+        bar.update(1)
+        if item is None:
+            skipped.append(i)
+        else:
+            xs.append(item[0])
+            rows.append(i)
+            labels.append(int(item[1]))
+        if xs and (len(xs) == batch_size or pos == len(indices) - 1):
+            x = torch.stack(xs).to(device, torch.float32)
+            feats.append(pooled_features(model, x, layer, pool).float().cpu().numpy())
+            xs = []
+    return {"rows": np.asarray(rows, dtype=np.int64), "labels": np.asarray(labels, dtype=np.int64),
+            "skipped": np.asarray(skipped, dtype=np.int64),
+            "features": np.concatenate(feats).astype(np.float32) if feats else np.zeros((0, 0), np.float32)}
+
+
+def _finish(out: Path, items: DatasetItems, meta: dict, n_chunks: int, fmt: str) -> dict:
+    loaded = [load_file(str(out / "parts" / f"part-{c:05d}.safetensors")) for c in range(n_chunks)]
+    feats = [p["features"] for p in loaded if p["features"].size]
+    if not feats:
+        raise ValueError(f"no readable item in {items.description}: nothing to embed")
+    features = np.concatenate(feats)
+    rows = np.concatenate([p["rows"] for p in loaded])
+    labels = np.concatenate([p["labels"] for p in loaded])
+    skipped = [items.ids[int(i)] for p in loaded for i in p["skipped"]]
+    if fmt == "safetensors":
+        atomic_write(out / "embeddings.safetensors", lambda f: f.write(save({"features": features, "labels": labels},
+                                                                            metadata={"index": "index.csv"})))
+    else:
+        buf = io.BytesIO()
+        np.save(buf, features)
+        atomic_write(out / "embeddings.npy", lambda f: f.write(buf.getvalue()))
+    text = io.StringIO()
+    w = csv.writer(text)
+    w.writerow(["row", "id", "label", "class"])
+    for r, (i, y) in enumerate(zip(rows.tolist(), labels.tolist())):
+        name = items.class_names[y] if 0 <= y < len(items.class_names) else str(y)
+        w.writerow([r, items.ids[i], y, name])
+    atomic_write_text(out / "index.csv", text.getvalue())
+    meta.update(complete=True, format=fmt, num_rows=int(len(rows)), dim=int(features.shape[1]),
+                skipped=len(skipped), skipped_ids=skipped[:50])
+    atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
+    shutil.rmtree(out / "parts", ignore_errors=True)
+    return meta
+
+
+def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:
+    """The output of ``spatio embed`` (its folder, or a file in it) -> ``(features (N, D), labels (N,),
+    class_names, meta)``."""
+    folder = Path(path)
+    folder = folder if folder.is_dir() else folder.parent
+    meta_path = folder / "meta.json"
+    if not meta_path.is_file():
+        raise FileNotFoundError(f"{folder}: no meta.json; expected the output folder of spatio embed")
+    meta = json.loads(meta_path.read_text())
+    if not meta.get("complete"):
+        raise ValueError(f"{folder}: unfinished embeddings; run the same spatio embed command again to finish them")
+    if meta["format"] == "safetensors":
+        arrays = load_file(str(folder / "embeddings.safetensors"))
+        features, labels = arrays["features"], arrays["labels"]
+    else:
+        features = np.load(folder / "embeddings.npy")
+        with open(folder / "index.csv", newline="") as f:
+            labels = np.asarray([int(r["label"]) for r in csv.DictReader(f)], dtype=np.int64)
+    return features, labels, list(meta.get("class_names") or []), meta
