@@ -11,6 +11,7 @@ from pathlib import Path
 from ..engine import resolve_device
 from ..models import load_pretrained
 from ..pipelines import pipeline_for, pipeline_for_input
+from ..utils.errors import UserInputError
 
 
 def add_parser(sub) -> None:
@@ -36,8 +37,8 @@ def run(args) -> int:
         other = pipeline_for_input(args.input)
         kind = f"looks like an {other.modality} file" if other else "is not a file type it reads"
         kind = kind.replace("an video", "a video").replace("an volume", "a volume")
-        raise ValueError(f"{args.input} {kind}, but {args.checkpoint} is a {pipeline.modality} model "
-                         f"(it takes {', '.join(pipeline.suffixes)})")
+        raise UserInputError(f"{args.input} {kind}, but {args.checkpoint} is a {pipeline.modality} model "
+                             f"(it takes {', '.join(pipeline.suffixes)})")
     recipe = pipeline.recipe_from_checkpoint(model, list(args.overrides), args.checkpoint)
     result = pipeline.predict(model, recipe, args.input, device, out=args.out, topk=args.topk,
                               classes_file=args.classes)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..pipelines import default_recipe, family_of, pipeline_for, pipeline_for_recipe
+from ..utils.errors import UserInputError
 from .common import data_flags
 
 
@@ -53,8 +54,8 @@ def run(args) -> int:
         pipeline = pipeline_for_recipe(args.config)
         config, model = args.config, (None if args.name == family else args.name)
         if pipeline.modality != pipeline_for(family).modality:
-            raise ValueError(f"--config {args.config} is a {pipeline.modality} recipe; {args.name} is a "
-                             f"{pipeline_for(family).modality} model")
+            raise UserInputError(f"--config {args.config} is a {pipeline.modality} recipe; {args.name} is a "
+                                 f"{pipeline_for(family).modality} model")
     else:
         pipeline = pipeline_for(args.name)
         config, model = default_recipe(args.name, args.data)

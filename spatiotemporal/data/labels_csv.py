@@ -22,12 +22,14 @@ import csv
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from ..utils.errors import SpatioUserError
+
 HEADER_PATHS = {"path", "video", "video_path", "image", "image_path", "filename", "file"}
 HEADER_LABELS = {"label", "labels", "class", "class_name", "label_id", "target"}
 _FORMS = "'path label' or 'path,label'"
 
 
-class LabelsCSVError(ValueError):
+class LabelsCSVError(SpatioUserError, ValueError):
     """A malformed labels or class file; the message starts with ``file:line:``."""
 
 

@@ -5,7 +5,7 @@ Layering: imports torch / timm and ``spatiotemporal.data.samplers`` only (never 
 
 from ..utils.atomic import atomic_torch_save, atomic_write_text
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
-from .config import ConfigError, config_to_dict, dump_config, load_config, parse_overrides
+from .config import ConfigError, config_to_dict, dump_config, load_config, parse_overrides, read_yaml
 from .distributed import (
     DistInfo,
     all_gather_object,
@@ -29,7 +29,7 @@ from .train_config import TrainConfig
 from .trainer import SamplerFactory, Trainer, move_to_device
 
 __all__ = [
-    "ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides",
+    "ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides", "read_yaml",
     "OptimConfig", "build_optimizer", "param_groups", "ScheduleConfig", "LRSchedule",
     "TrainConfig", "Trainer", "Task", "SamplerFactory", "move_to_device",
     "save_checkpoint", "load_checkpoint", "checkpoint_dir", "atomic_torch_save", "atomic_write_text",

@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..data.samplers import ResumableSampler
 from ..utils.atomic import atomic_write_text, remove_orphaned_temp_files
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, non_finite, save_checkpoint
-from .config import config_to_dict, dump_config
+from .config import ConfigError, config_to_dict, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed
 from .errors import NoUsableSamples, TrainingDiverged
 from .loading import SkipCounter, available_cores, move_to_device, rng_isolated
@@ -119,7 +119,7 @@ class Trainer:
     ) -> None:
         for name in ("batch_size", "accum_steps", "epochs", "log_every"):
             if getattr(cfg, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(cfg, name)}")
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(cfg, name)}")
         self.model = model
         self.task = task
         self.train_dataset = train_dataset
@@ -382,7 +382,7 @@ class Trainer:
         same_layout = (ckpt["world_size"], ckpt["batch_size"], ckpt["accum_steps"]) == (
             d.world_size, cfg.batch_size, cfg.accum_steps)
         if ckpt["batches_done"] and not same_layout:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot resume mid-epoch with a different layout: checkpoint world_size/batch_size/accum "
                 f"{ckpt['world_size']}/{ckpt['batch_size']}/{ckpt['accum_steps']}, this run "
                 f"{d.world_size}/{cfg.batch_size}/{cfg.accum_steps}"

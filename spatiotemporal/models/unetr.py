@@ -18,6 +18,7 @@ from torch import nn
 from ..layers import PatchEmbed3d, init_weights_, resize_pos_embed_3d, volume_layout
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
+from .convert import CheckpointFormatError
 from .encoder import BlockStack, EncoderConfig
 
 MONAI_SKIPS = (3, 6, 9)  # 0-based outputs of blocks 4, 7, 10, as in MONAI's code
@@ -128,7 +129,8 @@ class UNETR(SpatioModel):
         size = src_cfg.get("img_size", self.cfg.img_size)
         old = tuple(int(s) // int(src_cfg.get("patch_size", self.cfg.patch_size)) for s in size)
         if math.prod(old) != pe.shape[1]:
-            raise ValueError(f"{name}: pos_embed has {pe.shape[1]} tokens, not the grid {old} of img_size {size}")
+            raise CheckpointFormatError(f"{name}: pos_embed has {pe.shape[1]} tokens, not the grid {old} of "
+                                        f"img_size {size}")
         sd["pos_embed"] = resize_pos_embed_3d(pe, old, self.grid_size, 0, self.cfg.pos_interp)
 
     def _to_map(self, x: torch.Tensor, grid) -> torch.Tensor:

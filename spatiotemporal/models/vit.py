@@ -12,6 +12,7 @@ from torch import nn
 from ..layers import PatchEmbed2d, image_layout, init_weights_, resize_pos_embed_2d
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
+from .convert import CheckpointFormatError
 from .encoder import BlockStack, EncoderConfig
 from .heads import Pool
 
@@ -128,7 +129,7 @@ def resize_2d_pos_embed(sd: dict, src_cfg: dict, new_grid: tuple[int, int], pref
     side = int(src_cfg.get("img_size", 224)) // int(src_cfg.get("patch_size", 16))
     if pe.shape[1] != prefix + side * side:
         grid = pe.shape[1] - prefix
-        raise ValueError(
+        raise CheckpointFormatError(
             f"{name}: pos_embed has {pe.shape[1]} slots; expected {prefix} prefix slot(s) + a {side}x{side} grid "
             f"= {prefix + side * side} (img_size {src_cfg.get('img_size')} / patch {src_cfg.get('patch_size')})"
             + (f"; it would fit a {math.isqrt(grid)}x{math.isqrt(grid)} grid" if grid > 0 and

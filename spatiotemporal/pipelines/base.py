@@ -19,6 +19,7 @@ from torch import nn
 
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
 from ..models import arch_class, create_model, init_from_checkpoint, model_entry, model_spec
+from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
 from .recipes import family_of, find_config
 
@@ -138,8 +139,8 @@ class Pipeline(ABC):
         seed_everything(recipe.train.seed)
         cls = arch_class(family_of(recipe.model.name))
         if cls.modality != self.modality:
-            raise ValueError(f"model.name {recipe.model.name!r} is a {cls.modality} model; this recipe "
-                             f"is for {self.modality} data")
+            raise UserInputError(f"model.name {recipe.model.name!r} is a {cls.modality} model; this recipe "
+                                 f"is for {self.modality} data")
         fitted = cls.input_config(self.input_size(recipe), len(class_names))
         model = create_model(recipe.model.name, **{**recipe.model.overrides, **fitted})
         if recipe.train.init:
@@ -219,5 +220,6 @@ def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[s
     else:
         names = list((getattr(model, "pretrained_cfg", None) or {}).get("class_names") or [])
     if names and len(names) != n:
-        raise ValueError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with {n} outputs")
+        raise UserInputError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with "
+                             f"{n} outputs")
     return names or [str(i) for i in range(n)]

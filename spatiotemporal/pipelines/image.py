@@ -22,6 +22,7 @@ from ..data.image import (
     load_rgb,
 )
 from ..engine import TrainConfig
+from ..utils.errors import UserInputError
 from ..viz.samples import VizSamples, evenly_spaced
 from .base import ModelSection, Pipeline, class_names_of
 from .classification import ClassificationTask, top_classes
@@ -52,9 +53,9 @@ def data_path(data: ImageDataSection):
     if data.dataset == "builtin":
         return image_root(None, data.root)
     if data.dataset != "imagenet":
-        raise ValueError(f"data.dataset must be 'builtin' or 'imagenet', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset must be 'builtin' or 'imagenet', got {data.dataset!r}")
     if not data.root:
-        raise ValueError("--data imagenet needs --data-root DIR (with train/ and val/, or train.csv and val.csv)")
+        raise UserInputError("--data imagenet needs --data-root DIR (with train/ and val/, or train.csv and val.csv)")
     return image_root(data.root)
 
 
@@ -108,7 +109,7 @@ class ImagePipeline(Pipeline):
         """Top-1 / top-5 on the validation images (resize + centre crop)."""
         split = split or "val"
         if split != "val":
-            raise ValueError(f"image evaluation reads the 'val' split, got {split!r}")
+            raise UserInputError(f"image evaluation reads the 'val' split, got {split!r}")
         _, val_ds = build_image_datasets(data_path(recipe.data), recipe.data.image, seed=recipe.train.seed)
         loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, num_workers=workers,
                                              collate_fn=collate_images)

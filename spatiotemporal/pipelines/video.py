@@ -19,6 +19,7 @@ from ..data.video import (
     resolve_class_names,
 )
 from ..engine import TrainConfig
+from ..utils.errors import UserInputError
 from ..viz.samples import VizSamples, evenly_spaced
 from .base import ModelSection, Pipeline, class_names_of
 from .classification import ClassificationTask, top_classes
@@ -46,9 +47,9 @@ def dataset_root(data: VideoDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_video_dataset(data.root)
     if data.dataset != "kinetics":
-        raise ValueError(f"data.dataset must be 'builtin' or 'kinetics', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset must be 'builtin' or 'kinetics', got {data.dataset!r}")
     if not data.root:
-        raise ValueError("--data kinetics needs --data-root DIR (with train.csv, val.csv, test.csv)")
+        raise UserInputError("--data kinetics needs --data-root DIR (with train.csv, val.csv, test.csv)")
     return Path(data.root)
 
 

@@ -25,6 +25,7 @@ from ..data.volume import (
     volume_collate,
 )
 from ..engine import TrainConfig
+from ..utils.errors import UserInputError
 from ..viz.samples import VizSamples, crop_centered, evenly_spaced
 from .base import ModelSection, Pipeline, class_names_of
 from .segmentation import SegmentationTask, dice_table
@@ -54,17 +55,17 @@ def dataset_root(data: VolumeDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_volume_dataset(data.root)
     if data.dataset != "btcv":
-        raise ValueError(f"data.dataset must be 'builtin' or 'btcv', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset must be 'builtin' or 'btcv', got {data.dataset!r}")
     if not data.root:
-        raise ValueError(f"--data btcv needs --data-root DIR (with {data.json_name}, imagesTr/, labelsTr/)")
+        raise UserInputError(f"--data btcv needs --data-root DIR (with {data.json_name}, imagesTr/, labelsTr/)")
     return Path(data.root)
 
 
 def _split(split: str | None) -> str:
     split = split or "val"
     if split not in SPLITS:
-        raise ValueError(f"volume sets have the splits 'train' and 'val' (the dataset JSON's 'training' and "
-                         f"'validation' lists), got {split!r}")
+        raise UserInputError(f"volume sets have the splits 'train' and 'val' (the dataset JSON's 'training' and "
+                             f"'validation' lists), got {split!r}")
     return SPLITS[split]
 
 

@@ -28,6 +28,8 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from ...utils.errors import UserInputError
+
 CACHE_MODES = ("memory", "disk", "none")
 KEYS = ("image", "label")
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # nibabel's world convention (NibabelReader gives RAS)
@@ -78,17 +80,17 @@ class VolumeDataConfig:
         self.roi = _triple(self.roi, "roi", int)
         self.flip_prob = _triple(self.flip_prob, "flip_prob", float)
         if any(p <= 0 for p in self.pixdim):
-            raise ValueError(f"VolumeDataConfig.pixdim must be positive mm spacings, got {self.pixdim}")
+            raise UserInputError(f"VolumeDataConfig.pixdim must be positive mm spacings, got {self.pixdim}")
         if any(r <= 0 for r in self.roi):
-            raise ValueError(f"VolumeDataConfig.roi must be positive voxel sizes, got {self.roi}")
+            raise UserInputError(f"VolumeDataConfig.roi must be positive voxel sizes, got {self.roi}")
         if self.cache not in CACHE_MODES:
-            raise ValueError(f"VolumeDataConfig.cache must be one of {CACHE_MODES}, got {self.cache!r}")
+            raise UserInputError(f"VolumeDataConfig.cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if len(self.orientation) != 3:
-            raise ValueError(f"VolumeDataConfig.orientation must be 3 axcodes like 'RAS', got {self.orientation!r}")
+            raise UserInputError(f"VolumeDataConfig.orientation must be 3 axcodes like 'RAS', got {self.orientation!r}")
         if self.num_samples < 1:
-            raise ValueError(f"VolumeDataConfig.num_samples must be >= 1, got {self.num_samples}")
+            raise UserInputError(f"VolumeDataConfig.num_samples must be >= 1, got {self.num_samples}")
         if not 0.0 <= self.cache_rate <= 1.0:
-            raise ValueError(f"VolumeDataConfig.cache_rate must be in [0, 1], got {self.cache_rate}")
+            raise UserInputError(f"VolumeDataConfig.cache_rate must be in [0, 1], got {self.cache_rate}")
 
     def deterministic_key(self) -> dict[str, Any]:
         """Fields that change the cached (deterministic) part of the chain."""
@@ -101,7 +103,7 @@ def _triple(v: Any, name: str, kind: type) -> tuple:
         v = (v, v, v)
     v = tuple(kind(x) for x in v)
     if len(v) != 3:
-        raise ValueError(f"VolumeDataConfig.{name} must have 3 values (one per axis), got {v}")
+        raise UserInputError(f"VolumeDataConfig.{name} must have 3 values (one per axis), got {v}")
     return v
 
 

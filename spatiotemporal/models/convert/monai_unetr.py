@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from . import Detected, register_converter
+from . import CheckpointFormatError, Detected, register_converter
 from .vit_keys import block_depth, heads_for_width
 
 #: Keys MONAI itself never uses, by version: the <=0.8 class token, the <=0.8 always-built
@@ -97,6 +97,6 @@ def monai_unetr(container: dict, sd: dict, overrides: dict) -> Detected | None:
     cfg = infer_unetr_config(sd, patch)
     if "img_size" not in cfg and "img_size" not in overrides:
         n = sd["vit.patch_embedding.position_embeddings"].shape[1]
-        raise ValueError(f"MONAI UNETR with {n} patch tokens is not a cube; pass img_size=(H, W, D)")
+        raise CheckpointFormatError(f"MONAI UNETR with {n} patch tokens is not a cube; pass img_size=(H, W, D)")
     conv, unknown = convert_unetr_state(sd, patch)
     return Detected("monai-unetr", "unetr", cfg, conv, tuple(DEAD_KEY_PATTERNS), unknown)
