@@ -7,7 +7,9 @@ with ``--debug`` or ``SPATIO_DEBUG=1``). User errors are exactly:
   recipe key, a flag, a checkpoint, a data file, a diverged or empty run); their message names the file, line or
   key and says what was expected;
 - ``OSError`` (a missing file, a folder that cannot be written, a full disk): the system refused a path the
-  user gave; the line names the path.
+  user gave; the line names the path;
+- any exception caused by one of those (libraries re-raise what a callback raised, e.g. MONAI's
+  ``RuntimeError("applying transform ...")``): the user error's line is printed.
 
 Ctrl-C stops with ``spatio COMMAND: interrupted`` and exit status 130 (training says which checkpoint to
 ``--resume`` from). Any other exception is a bug in spatiotemporal: its traceback is printed (exit status 1).
@@ -20,7 +22,7 @@ import logging
 import os
 import sys
 
-from ..utils.errors import SpatioUserError
+from ..utils.errors import SpatioUserError, user_error_in
 from . import eval_cmd, inflate_cmd, models_cmd, predict_cmd, train_cmd, viz_cmd
 
 COMMAND_MODULES = [models_cmd, train_cmd, eval_cmd, predict_cmd, inflate_cmd, viz_cmd]
@@ -70,6 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"spatio {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:  # a library's wrapper around a user error (MONAI: RuntimeError("applying transform"))
+        cause = user_error_in(e)
+        if debug or cause is None:
+            raise
+        print(f"spatio {args.command}: error: {error_line(cause)}", file=sys.stderr)
+        return 2
 
 
 def error_line(e: BaseException) -> str:

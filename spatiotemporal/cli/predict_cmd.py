@@ -28,8 +28,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if Path(args.input).is_dir():
+        raise IsADirectoryError(f"{args.input} is a folder; predict takes one file (a video, an image or a NIfTI "
+                                f"volume)")
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"input not found: {args.input}")
+    if args.topk < 1:
+        raise UserInputError(f"--topk must be >= 1, got {args.topk}")
     device = resolve_device(args.device)
     model = load_pretrained(args.checkpoint).to(device)
     pipeline = pipeline_for(model)

@@ -11,7 +11,9 @@ Rules of a labels file (UTF-8, a byte-order mark is accepted):
 - Relative paths are resolved against ``root`` (default: the file's folder); ``~`` is expanded.
 - A label is a class name or an integer class index. With a class list, a token equal to a class name maps to
   that name's index, otherwise it must be an index into the list. Without one, the labels of a file are all
-  integers (classes ``"0"`` .. ``str(max)``) or all names (classes = the sorted names).
+  integers (classes ``"0"`` .. ``str(max)``) or all names (classes = the sorted names). Sparse integer labels
+  (e.g. only 0 and 40: a 41-class model, 39 classes no file uses) are accepted with a warning that names the
+  files and how to name the classes (a class file).
 - Every error is a ``LabelsCSVError`` (a ``ValueError``) whose message starts with ``file:line:`` and says what
   was expected.
 """
@@ -19,10 +21,14 @@ Rules of a labels file (UTF-8, a byte-order mark is accepted):
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..utils.errors import SpatioUserError
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 HEADER_PATHS = {"path", "video", "video_path", "image", "image_path", "filename", "file"}
 HEADER_LABELS = {"label", "labels", "class", "class_name", "label_id", "target"}
@@ -105,6 +111,7 @@ def infer_class_names(csv_paths: Sequence[str | Path]) -> list[str]:
     All-integer labels give ``[str(i) for i in range(max + 1)]``; all-name labels give the sorted names.
     """
     top = -1
+    used: set[int] = set()
     names: set[str] = set()
     kind: tuple[str, str] | None = None  # (first kind seen, where)
     for csv_path in csv_paths:
@@ -125,7 +132,22 @@ def infer_class_names(csv_paths: Sequence[str | Path]) -> list[str]:
                 raise LabelsCSVError(f"{where}: negative label {value}; expected a class index >= 0 or a name")
             else:
                 top = max(top, value)
+                used.add(value)
+    if top >= 0 and len(used) < top + 1:
+        _warn_sparse(csv_paths, used, top)
     return [str(i) for i in range(top + 1)] if top >= 0 else sorted(names)
+
+
+def _warn_sparse(csv_paths: Sequence[str | Path], used: set[int], top: int) -> None:
+    """Once per set of files: integer labels with gaps make classes that no sample has."""
+    shown = ", ".join(map(str, sorted(used)[:8])) + (", ..." if len(used) > 8 else "")
+    files = ", ".join(str(p) for p in csv_paths)
+    msg = (f"{files}: integer labels {shown} ({len(used)} distinct) and no class list make {top + 1} classes, "
+           f"{top + 1 - len(used)} of which no sample has (a {top + 1}-output model); to name the classes write a "
+           f"class file (classes.txt: one name per line, line i = label i), or relabel the samples 0..{len(used) - 1}")
+    if msg not in _warned:
+        _warned.add(msg)
+        log.warning(msg)
 
 
 def read_labels_csv(

@@ -22,6 +22,7 @@ from .distributed import (
 from .errors import NoUsableSamples, TrainingDiverged
 from .metrics_log import MetricsLogger, read_metrics
 from .optim import OptimConfig, build_optimizer, param_groups
+from .progress import track
 from .rng import get_rng_state, seed_everything, set_rng_state
 from .schedule import LRSchedule, ScheduleConfig
 from .task import Task
@@ -36,5 +37,5 @@ __all__ = [
     "CheckpointError", "TrainingDiverged", "NoUsableSamples",
     "DistInfo", "init_distributed", "resolve_device", "is_distributed", "get_rank", "get_world_size",
     "is_main_process", "all_reduce_sum", "all_reduce_mean", "all_gather_object", "barrier",
-    "MetricsLogger", "read_metrics", "seed_everything", "get_rng_state", "set_rng_state",
+    "MetricsLogger", "read_metrics", "seed_everything", "get_rng_state", "set_rng_state", "track",
 ]

@@ -15,6 +15,7 @@ A run is never poisoned or silently wrong:
   :class:`~.errors.NoUsableSamples` (the rule for evaluations: the task's ``num_samples`` metric
   when it reports one). An empty validation set is refused before training starts.
 - a non-finite evaluation metric is never a best; ``best.pt`` and ``last.pt`` are written atomically.
+- Ctrl-C (``KeyboardInterrupt``) leaves the last checkpoint whole and logs which one ``--resume`` continues from.
 """
 
 from __future__ import annotations
@@ -180,6 +181,16 @@ class Trainer:
             hint = (f"the last good checkpoint is {path} (step {good}): continue from it with --resume "
                     f"(train.resume=true) and a lower train.optim.lr")
         return TrainingDiverged(f"{where}; nothing non-finite was saved; {hint}")
+
+    def _interrupted(self) -> str:
+        where = f"interrupted at step {self.state.step} (epoch {self._epoch_position():.2f})"
+        if self._last_good is None:
+            every = self.cfg.checkpoint_every
+            return (f"{where}; no checkpoint was written yet (the first comes at the end of epoch 1"
+                    + (f" or at step {every}" if every else "; train.checkpoint_every=N writes one every N steps")
+                    + ")")
+        path, good = self._last_good
+        return f"{where}; {path} (step {good}) is whole: continue from it with --resume (train.resume=true)"
 
     def _no_training_samples(self, epoch_done: bool) -> NoUsableSamples:
         s, skips = self.state, self.train_skips
@@ -668,6 +679,9 @@ class Trainer:
         try:
             while self.state.epoch < self.cfg.epochs and not self._stop:
                 self._run_epoch()
+        except KeyboardInterrupt:
+            self._warn("%s", self._interrupted())
+            raise
         finally:
             self.metrics.close()
         return self._summary()

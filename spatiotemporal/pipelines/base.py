@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..data.labels_csv import read_class_file
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
 from ..models import arch_class, create_model, init_from_checkpoint, model_entry, model_spec
 from ..utils.errors import UserInputError
@@ -119,6 +120,11 @@ class Pipeline(ABC):
         size = self.size_overrides(img_size, num_frames)
         return load_config(self.recipe_cls, config_to_dict(recipe), size) if size else recipe
 
+    def data_file_overrides(self, spec: str) -> list[str]:
+        """``--data-file SPEC`` as recipe overrides: the file(s) of a dataset folder that list its samples, named
+        by each pipeline in its own recipe keys (the CLI knows no modality). None by default."""
+        raise UserInputError(f"--data-file {spec}: {self.modality} datasets have no index file to choose")
+
     def describe_data(self, recipe) -> str:
         """A one-line summary of the preprocessing, for messages."""
         return str(config_to_dict(recipe.data))
@@ -214,9 +220,12 @@ class Pipeline(ABC):
 
 
 def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[str]:
-    """Class names: ``classes_file`` (one per line), else the checkpoint's, else the indices."""
+    """Class names: ``classes_file`` (one per line, read like ``classes.txt``), else the checkpoint's, else the
+    indices."""
     if classes_file:
-        names = [ln.strip() for ln in Path(classes_file).read_text().splitlines() if ln.strip()]
+        if not Path(classes_file).is_file():
+            raise FileNotFoundError(f"--classes {classes_file}: file not found (expected one class name per line)")
+        names = read_class_file(classes_file)
     else:
         names = list((getattr(model, "pretrained_cfg", None) or {}).get("class_names") or [])
     if names and len(names) != n:

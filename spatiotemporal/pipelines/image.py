@@ -21,7 +21,7 @@ from ..data.image import (
     image_root,
     load_rgb,
 )
-from ..engine import TrainConfig
+from ..engine import TrainConfig, track
 from ..utils.errors import UserInputError
 from ..viz.samples import VizSamples, evenly_spaced
 from .base import ModelSection, Pipeline, class_names_of
@@ -71,6 +71,10 @@ class ImagePipeline(Pipeline):
         c = recipe.data.image
         return f"{c.img_size} px, crop ratio {c.eval_crop_ratio}, mean {c.mean}, std {c.std}"
 
+    def data_file_overrides(self, spec: str) -> list[str]:
+        raise UserInputError(f"--data-file {spec}: image datasets have no index file to choose; --data-root holds "
+                             f"train/ and val/ class folders, or train.csv and val.csv")
+
     def input_size(self, recipe) -> tuple[int, ...]:
         return (recipe.data.image.img_size,) * 2
 
@@ -113,7 +117,8 @@ class ImagePipeline(Pipeline):
         _, val_ds = build_image_datasets(data_path(recipe.data), recipe.data.image, seed=recipe.train.seed)
         loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, num_workers=workers,
                                              collate_fn=collate_images)
-        batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
+        batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+                   for b in track(loader, f"eval {split}", "batches"))
         return {"split": split, **ClassificationTask("image").evaluate(model.eval(), batches)}
 
     @torch.inference_mode()

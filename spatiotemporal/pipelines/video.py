@@ -18,7 +18,7 @@ from ..data.video import (
     load_test_views,
     resolve_class_names,
 )
-from ..engine import TrainConfig
+from ..engine import TrainConfig, track
 from ..utils.errors import UserInputError
 from ..viz.samples import VizSamples, evenly_spaced
 from .base import ModelSection, Pipeline, class_names_of
@@ -66,6 +66,16 @@ class VideoPipeline(Pipeline):
         return (f"{v.num_frames} frames at stride {v.sampling_rate}, {v.crop_size} px, mean {v.mean}, std {v.std}, "
                 f"{v.num_views} test view(s)")
 
+    def data_file_overrides(self, spec: str) -> list[str]:
+        """``--data-file SPLIT=FILE``: the labels file of a split (``train``, ``val``, ``test``) or the class file
+        (``classes``) in ``--data-root``, instead of ``SPLIT.csv`` / ``classes.txt``."""
+        keys = {"train": "train_csv", "val": "val_csv", "test": "test_csv", "classes": "class_file"}
+        which, eq, name = spec.partition("=")
+        if not eq or which not in keys or not name:
+            raise UserInputError(f"--data-file {spec}: video datasets have one labels file per split; expected "
+                                 f"SPLIT=FILE with SPLIT one of {', '.join(keys)} (e.g. --data-file val=val_small.csv)")
+        return [f"data.video.{keys[which]}={name}"]
+
     def input_size(self, recipe) -> tuple[int, ...]:
         v = recipe.data.video
         return (v.num_frames, v.crop_size, v.crop_size)
@@ -106,7 +116,7 @@ class VideoPipeline(Pipeline):
         skipped: list[str] = []
 
         def batches():
-            for b in loader:
+            for b in track(loader, f"eval {split}", "batches"):
                 skipped.extend(b.get("skipped", []))
                 yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
 

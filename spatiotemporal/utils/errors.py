@@ -36,12 +36,13 @@ class UnknownOptionError(SpatioUserError, TypeError):
 
 
 def user_error_in(e: BaseException) -> SpatioUserError | None:
-    """The first :class:`SpatioUserError` in ``e``'s chain of causes (libraries such as MONAI re-raise what a
-    transform raised as ``RuntimeError("applying transform ...") from e``), or None."""
+    """The first :class:`SpatioUserError` in ``e``'s chain of explicit causes (``raise ... from``: libraries such
+    as MONAI re-raise what a transform raised as ``RuntimeError("applying transform ...") from e``), or None. An
+    exception raised *while handling* a user error (``__context__`` only) is not caused by it: None."""
     seen = set()
     while e is not None and id(e) not in seen:
         if isinstance(e, SpatioUserError):
             return e
         seen.add(id(e))
-        e = e.__cause__ or e.__context__
+        e = e.__cause__
     return None

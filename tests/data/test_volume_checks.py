@@ -156,6 +156,8 @@ def test_build_fails_before_training_listing_every_bad_case(tmp_path):
     with pytest.raises(VolumeDataError) as e:
         build_volume_datasets(root, builtin_volume_config(cache="none"))
     msg = str(e.value)
-    assert "2 of 3 case(s) failed" in msg
+    first = msg.splitlines()[0]  # the line the CLI prints: the first failure, and which other cases failed
+    assert "dataset_0.json: training[0]" in first and "values [9]" in first
+    assert first.endswith("2 of 3 cases failed the input checks (also [2])")
     assert "dataset_0.json: training[0]" in msg and "values [9]" in msg
     assert "dataset_0.json: training[2]" in msg and "(12, 10, 7)" in msg

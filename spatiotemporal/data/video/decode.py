@@ -97,7 +97,8 @@ def resolve_backend(backend: str) -> str:
     if backend == "auto":
         return "decord" if _HAS_DECORD else "pyav"
     if backend == "decord" and not _HAS_DECORD:
-        raise ImportError("backend 'decord' requested but decord is not installed (pip install decord)")
+        raise UserInputError("data.video.backend=decord, but decord is not installed: pip install decord, or "
+                             "use data.video.backend=pyav")
     return backend
 
 
