@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..engine import resolve_device
+from ..engine import atomic_write_text, resolve_device
 from ..models import load_pretrained
 from ..pipelines import pipeline_for
 from .common import check_family, data_flags, split_words
@@ -43,7 +43,7 @@ def run(args) -> int:
     metrics = pipeline.evaluate(model, recipe, args.split, args.batch_size, args.workers, device)
     out = Path(args.json_out) if args.json_out else Path(args.checkpoint).with_name(
         f"eval_{Path(args.checkpoint).stem}_{metrics['split']}.json")
-    out.write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(out, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out}")
     return 0

@@ -63,18 +63,31 @@ def iter_label_rows(csv_path: str | Path) -> Iterator[tuple[int, str, str]]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"labels file {csv_path} does not exist (expected one {_FORMS} per line)")
-    with open(csv_path, encoding="utf-8-sig", newline="") as f:
-        first = True
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            path, label = _fields(line, f"{csv_path}:{lineno}")
-            if first and path.lower() in HEADER_PATHS and label.lower() in HEADER_LABELS:
-                first = False
-                continue
+    first = True
+    for lineno, raw in enumerate(_utf8_lines(csv_path), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        path, label = _fields(line, f"{csv_path}:{lineno}")
+        if first and path.lower() in HEADER_PATHS and label.lower() in HEADER_LABELS:
             first = False
-            yield lineno, path, label
+            continue
+        first = False
+        yield lineno, path, label
+
+
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file (a byte-order mark is dropped); a line that is not UTF-8 is a
+    ``LabelsCSVError`` naming it."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise LabelsCSVError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                                     f"{e.start + 1}); save the file as UTF-8") from None
 
 
 def _int(token: str) -> int | None:
@@ -87,7 +100,7 @@ def _int(token: str) -> int | None:
 def read_class_file(path: str | Path) -> list[str]:
     """Class names of a class file (``classes.txt``: one name per line, index = line number)."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = [ln.rstrip("\r\n") for ln in _utf8_lines(path)]
     while lines and not lines[-1].strip():
         lines.pop()
     names: list[str] = []

@@ -388,6 +388,20 @@ class Trainer:
             self._clock += time.perf_counter() - t0  # checkpoint writes are not training time
         self._last_good = (last, pending["step"])
 
+    def _check_fits(self, saved: dict[str, torch.Tensor]) -> None:
+        """A resumed model must be the one the run started with: one line naming what differs otherwise."""
+        own = self.raw_model.state_dict()
+        diff = [f"{k} missing" for k in own if k not in saved] + [f"{k} unexpected" for k in saved if k not in own]
+        diff += [f"{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}" for k in saved
+                 if k in own and saved[k].shape != own[k].shape]
+        if diff:
+            last = self._last_good[0]
+            raise CheckpointError(
+                f"cannot resume: {last} holds another model than this run's ({len(diff)} tensors differ: "
+                f"{', '.join(diff[:3])}{', ...' if len(diff) > 3 else ''}): the model or data settings changed since "
+                f"the run started; resume with those of {self.out / 'config.yaml'}, or start a new run (another "
+                f"--out) from its weights with --init {last}")
+
     def _restore(self, ckpt: dict[str, Any]) -> None:
         cfg, d, s = self.cfg, self.dist, self.state
         same_layout = (ckpt["world_size"], ckpt["batch_size"], ckpt["accum_steps"]) == (
@@ -398,6 +412,7 @@ class Trainer:
                 f"{ckpt['world_size']}/{ckpt['batch_size']}/{ckpt['accum_steps']}, this run "
                 f"{d.world_size}/{cfg.batch_size}/{cfg.accum_steps}"
             )
+        self._check_fits(ckpt["model"])
         self.raw_model.load_state_dict(ckpt["model"])
         weights_only = "optimizer" not in ckpt
         if weights_only:  # a best.pt copied over last.pt

@@ -15,7 +15,7 @@ from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock,
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed3d, init_weights_, resize_pos_embed_3d, volume_layout
+from ..layers import PatchEmbed3d, init_weights_, patch_grid, resize_pos_embed_3d, volume_layout
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .convert import CheckpointFormatError
@@ -96,7 +96,7 @@ class UNETR(SpatioModel):
         if 2**s != cfg.patch_size or s < 2:
             raise ValueError(f"patch_size must be a power of two >= 4, got {cfg.patch_size}")
         self.stages = s
-        self.grid_size = tuple(int(i) // cfg.patch_size for i in cfg.img_size)
+        self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
         self.skips = resolve_skips(cfg, s)
         h, f = cfg.hidden_size, cfg.feature_size
         self.patch_embed = PatchEmbed3d(cfg.patch_size, cfg.in_channels, h)

@@ -90,6 +90,10 @@ class Pipeline(ABC):
             tree = {"data": stored}
             for key, value in parse_overrides(overrides):
                 log.info("%s = %r from the command line (the checkpoint has %r)", key, value, _lookup(tree, key))
+            want, got = tuple(model.input_spec().size), tuple(self.input_size(recipe))
+            if want != got:
+                raise UserInputError(f"{' '.join(overrides)}: the data would give inputs of size {got}, but the model "
+                                     f"of {where} takes {want}; leave the input-size keys as the checkpoint has them")
             return recipe
         run_cfg = run_config_path(checkpoint) if checkpoint else None
         if run_cfg is not None:
