@@ -8,8 +8,13 @@ import logging
 import shutil
 
 import pytest
+import torch
 
 from spatiotemporal.cli.main import main
+from spatiotemporal.data.video import load_test_views
+from spatiotemporal.models import load_pretrained
+from spatiotemporal.pipelines import pipeline_for
+from spatiotemporal.pipelines.classification import ClassificationTask
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -90,3 +95,45 @@ def test_eval_off_a_terminal_writes_plain_progress_lines_and_takes_another_split
     assert lines[0] == "eval val: 3 batches"
     assert lines[1].startswith("eval val: 1/3 batches (") and lines[-1].startswith("eval val: 3/3 batches (")
     assert "eta 00:00:00" in lines[-1]
+
+
+def test_every_training_video_corrupt_or_an_empty_val_csv_stops_in_one_line(video_root, tmp_path, capsys):
+    root = tmp_path / "kinetics"
+    shutil.copytree(video_root, root)
+    for line in (root / "train.csv").read_text().splitlines():
+        (root / line.split()[0]).write_text("not a video")
+    out = tmp_path / "run"
+    common = ["train", "timesformer", "--config", "timesformer_tiny_builtin", "--data", "kinetics", "--data-root",
+              str(root), "--out", str(out), "--workers", "0", "--batch-size", "50", "--epochs", "1",
+              "model.overrides.depth=1"]
+    capsys.readouterr()
+    assert main(common) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("spatio train: error: epoch 1 had no usable training sample in 8 batches per rank: 400 "
+                          f"inputs were skipped as unreadable (e.g. {root}/") and "\n" not in err
+    assert not (out / "checkpoints").exists()  # no best.pt of a model trained on nothing
+    (root / "val.csv").write_text("")
+    assert main(common) == 2
+    assert capsys.readouterr().err.strip() == (f"spatio train: error: {root / 'val.csv'}: no samples; expected one "
+                                               "'path label' or 'path,label' per line")
+
+
+def test_predict_combines_the_views_by_the_rule_eval_uses(video_root, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", "timesformer", "--out", str(out), *TINY, "model.overrides.depth=1",
+                 "data.video.test_num_crops=3"]) == 0
+    ckpt = out / "checkpoints" / "last.pt"
+    video = video_root / (video_root / "val.csv").read_text().split()[0]
+    capsys.readouterr()
+    assert main(["predict", str(video), "--checkpoint", str(ckpt), "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    model = load_pretrained(ckpt)
+    recipe = pipeline_for(model).recipe_from_checkpoint(model, [], ckpt)
+    with torch.inference_mode():
+        per_view = model(load_test_views(video, recipe.data.video))  # (V, K)
+    assert res["views"] == per_view.shape[0] == recipe.data.video.num_views > 1
+    assert res["view_reduce"] == recipe.data.view_reduce == "mean"
+    probs = per_view.mean(0).softmax(-1)  # the mean of the view logits, as ClassificationTask.evaluate combines them
+    assert torch.allclose(ClassificationTask("video").combine_views(per_view[None])[0], per_view.mean(0))
+    for r in res["top"]:
+        assert r["probability"] == pytest.approx(float(probs[r["index"]]), abs=1e-6)

@@ -308,3 +308,32 @@ def test_nan_block_in_a_ct_is_refused_by_predict_or_zeroed_with_a_warning(runs, 
     assert main(["predict", str(clean), "--checkpoint", str(ckpt), "--out", str(tmp_path / "p2.nii.gz")]) == 0
     assert np.array_equal(np.asarray(nib.load(str(out)).dataobj), np.asarray(nib.load(str(tmp_path / "p2.nii.gz"))
                                                                               .dataobj))  # the rule: NaN -> 0
+
+
+def test_divergence_stops_in_one_line_and_the_last_good_checkpoint_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    common = ["train", "timesformer", "--out", out, "--workers", "0", "--batch-size", "4", "--epochs", "1",
+              "model.overrides.depth=1", "train.checkpoint_every=1", "train.sched.warmup_steps=0"]
+    msg = one_line(capsys, [*common, "train.optim.lr=1e6"])
+    last = out / "checkpoints" / "last.pt"
+    good = torch.load(last, weights_only=True)
+    assert msg.startswith("training diverged at step ") and "the training loss is nan; nothing non-finite was saved" \
+        in msg and f"the last good checkpoint is {last} (step {good['step']}): continue from it with --resume" in msg
+    assert all(torch.isfinite(v).all() for v in good["model"].values() if v.is_floating_point())
+    assert main([str(a) for a in [*common, "train.optim.lr=1e-3", "--resume", "--max-steps", good["step"] + 2]]) == 0
+    assert torch.load(last, weights_only=True)["step"] == good["step"] + 2
+
+
+def test_a_position_embedding_of_another_grid_names_the_file_and_the_grid(runs, video, tmp_path, capsys):
+    model = load_pretrained(runs["video"] / "checkpoints" / "last.pt")
+    sd = {k: v.clone() for k, v in model.state_dict().items()}
+    sd["pos_embed"] = sd["pos_embed"][:, :10]
+    from safetensors.torch import save_file
+
+    from spatiotemporal.models import model_spec
+
+    bad = tmp_path / "bad.safetensors"
+    save_file(sd, str(bad), metadata={"spatiotemporal": json.dumps(model_spec(model))})
+    assert one_line(capsys, ["predict", video, "--checkpoint", bad]) == (
+        f"{bad}: pos_embed has 10 slots; expected 1 prefix slot(s) + a 4x4 grid = 17 (img_size 32 / patch 8); it would "
+        "fit a 3x3 grid")
