@@ -56,6 +56,8 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
         return state, spec, str(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
+    except MemoryError:
+        raise
     except Exception as e:  # torch raises many types for a foreign or damaged file (KeyError, OSError, ...)
         first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
         raise CheckpointFormatError(
