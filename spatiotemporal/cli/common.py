@@ -5,13 +5,14 @@ from __future__ import annotations
 import yaml
 
 from ..pipelines import family_of
+from ..utils.errors import UserInputError
 
 
 def split_words(words: list[str]) -> tuple[str | None, list[str]]:
     """``[NAME] [KEY=VALUE ...]`` -> ``(NAME or None, overrides)``."""
     names = [w for w in words if "=" not in w]
     if len(names) > 1:
-        raise ValueError(f"expected at most one model name before the KEY=VALUE overrides, got {names}")
+        raise UserInputError(f"expected at most one model name before the KEY=VALUE overrides, got {names}")
     return (names[0] if names else None), [w for w in words if "=" in w]
 
 
@@ -21,7 +22,7 @@ def parse_kv(items: list[str]) -> dict:
     for item in items:
         key, eq, value = item.partition("=")
         if not eq or not key:
-            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+            raise UserInputError(f"expected KEY=VALUE, got {item!r}")
         out[key.strip()] = yaml.safe_load(value) if value.strip() else None
     return out
 
@@ -38,4 +39,4 @@ def data_flags(args) -> list[str]:
 def check_family(name: str | None, model) -> None:
     """``spatio eval NAME --checkpoint C``: NAME, when given, must be C's family."""
     if name is not None and family_of(name) != model.arch:
-        raise ValueError(f"the checkpoint holds a {model.arch} model, not {name}")
+        raise UserInputError(f"the checkpoint holds a {model.arch} model, not {name}")

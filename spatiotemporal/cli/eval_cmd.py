@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..engine import resolve_device
+from ..engine import atomic_write_text, resolve_device
 from ..models import load_pretrained
 from ..pipelines import pipeline_for
 from .common import check_family, data_flags, split_words
@@ -21,6 +21,8 @@ def add_parser(sub) -> None:
     p.add_argument("--checkpoint", required=True)
     p.add_argument("--data", help="dataset (default: the one the checkpoint was trained on)")
     p.add_argument("--data-root")
+    p.add_argument("--data-file", action="append", metavar="FILE", help="the file of --data-root that lists the "
+                   "samples: volumes NAME (the dataset JSON); videos SPLIT=FILE (repeatable)")
     p.add_argument("--split", default=None,
                    help="split to evaluate (default: test for videos, val for images and volumes)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -38,11 +40,12 @@ def run(args) -> int:
     check_family(name, model)
     pipeline = pipeline_for(model)
     overlap = [f"data.overlap={args.overlap}"] if args.overlap is not None else []
-    recipe = pipeline.recipe_from_checkpoint(model, overrides + data_flags(args) + overlap, args.checkpoint)
+    files = [o for spec in args.data_file or [] for o in pipeline.data_file_overrides(spec)]
+    recipe = pipeline.recipe_from_checkpoint(model, overrides + data_flags(args) + overlap + files, args.checkpoint)
     metrics = pipeline.evaluate(model, recipe, args.split, args.batch_size, args.workers, device)
     out = Path(args.json_out) if args.json_out else Path(args.checkpoint).with_name(
         f"eval_{Path(args.checkpoint).stem}_{metrics['split']}.json")
-    out.write_text(json.dumps(metrics, indent=2))
+    atomic_write_text(out, json.dumps(metrics, indent=2) + "\n")
     print(json.dumps(metrics, indent=2))
     print(f"wrote {out}")
     return 0

@@ -11,6 +11,7 @@ from pathlib import Path
 from ..engine import resolve_device
 from ..models import load_pretrained
 from ..pipelines import pipeline_for, pipeline_for_input
+from ..utils.errors import UserInputError
 
 
 def add_parser(sub) -> None:
@@ -28,8 +29,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if Path(args.input).is_dir():
+        raise IsADirectoryError(f"{args.input} is a folder; predict takes one file (a video, an image or a NIfTI "
+                                f"volume)")
     if not Path(args.input).is_file():
         raise FileNotFoundError(f"input not found: {args.input}")
+    if args.topk < 1:
+        raise UserInputError(f"--topk must be >= 1, got {args.topk}")
     device = resolve_device(args.device)
     model = load_pretrained(args.checkpoint).to(device)
     pipeline = pipeline_for(model)
@@ -37,8 +43,8 @@ def run(args) -> int:
         other = pipeline_for_input(args.input)
         kind = f"looks like an {other.modality} file" if other else "is not a file type it reads"
         kind = kind.replace("an video", "a video").replace("an volume", "a volume")
-        raise ValueError(f"{args.input} {kind}, but {args.checkpoint} is a {pipeline.modality} model "
-                         f"(it takes {', '.join(pipeline.suffixes)})")
+        raise UserInputError(f"{args.input} {kind}, but {args.checkpoint} is a {pipeline.modality} model "
+                             f"(it takes {', '.join(pipeline.suffixes)})")
     overlap = [f"data.overlap={args.overlap}"] if args.overlap is not None else []
     recipe = pipeline.recipe_from_checkpoint(model, list(args.overrides) + overlap, args.checkpoint)
     result = pipeline.predict(model, recipe, args.input, device, out=args.out, topk=args.topk,

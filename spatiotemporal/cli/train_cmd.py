@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from ..pipelines import default_recipe, family_of, pipeline_for, pipeline_for_recipe
+from ..utils.errors import UserInputError
 from .common import data_flags
 
 
@@ -16,6 +17,9 @@ def _common_flags(p) -> None:
                    "recipe for --data")
     p.add_argument("--data", help="dataset (default: the built-in one)")
     p.add_argument("--data-root", help="dataset directory")
+    p.add_argument("--data-file", action="append", metavar="FILE", help="the file of --data-root that lists the "
+                   "samples: volumes NAME (the dataset JSON, default dataset_0.json); videos SPLIT=FILE "
+                   "(train=, val=, test=, classes=; repeatable)")
     p.add_argument("--out", help="run directory")
     p.add_argument("--epochs", type=int)
     p.add_argument("--max-steps", type=int)
@@ -53,11 +57,13 @@ def run(args) -> int:
         pipeline = pipeline_for_recipe(args.config)
         config, model = args.config, (None if args.name == family else args.name)
         if pipeline.modality != pipeline_for(family).modality:
-            raise ValueError(f"--config {args.config} is a {pipeline.modality} recipe; {args.name} is a "
-                             f"{pipeline_for(family).modality} model")
+            raise UserInputError(f"--config {args.config} is a {pipeline.modality} recipe; {args.name} is a "
+                                 f"{pipeline_for(family).modality} model")
     else:
         pipeline = pipeline_for(args.name)
         config, model = default_recipe(args.name, args.data)
+    for spec in args.data_file or []:
+        overrides += pipeline.data_file_overrides(spec)
     summary = pipeline.train(pipeline.load_recipe(config, overrides, model))
     print(json.dumps(summary, indent=2, default=str))
     return 0

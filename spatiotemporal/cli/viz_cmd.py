@@ -7,6 +7,7 @@ import argparse
 
 from ..engine import resolve_device
 from ..pipelines import get_pipeline
+from ..utils.errors import UserInputError
 from ..viz.erf import THRESHOLDS
 from ..viz.tsne import BACKENDS
 
@@ -99,7 +100,7 @@ def _load_models(args):
     from ..viz.models import load_viz_model
 
     if not args.sources:
-        raise ValueError(f"spatio viz {args.viz_command}: give at least one --checkpoint or --model")
+        raise UserInputError(f"spatio viz {args.viz_command}: give at least one --checkpoint or --model")
     device = resolve_device(args.device)
     models = [load_viz_model(**{("spec" if kind == "model" else kind): value}, device=device, seed=args.seed)
               for kind, value in args.sources]

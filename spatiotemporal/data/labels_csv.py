@@ -11,7 +11,9 @@ Rules of a labels file (UTF-8, a byte-order mark is accepted):
 - Relative paths are resolved against ``root`` (default: the file's folder); ``~`` is expanded.
 - A label is a class name or an integer class index. With a class list, a token equal to a class name maps to
   that name's index, otherwise it must be an index into the list. Without one, the labels of a file are all
-  integers (classes ``"0"`` .. ``str(max)``) or all names (classes = the sorted names).
+  integers (classes ``"0"`` .. ``str(max)``) or all names (classes = the sorted names). Sparse integer labels
+  (e.g. only 0 and 40: a 41-class model, 39 classes no file uses) are accepted with a warning that names the
+  files and how to name the classes (a class file).
 - Every error is a ``LabelsCSVError`` (a ``ValueError``) whose message starts with ``file:line:`` and says what
   was expected.
 """
@@ -19,15 +21,21 @@ Rules of a labels file (UTF-8, a byte-order mark is accepted):
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+
+from ..utils.errors import SpatioUserError
+
+log = logging.getLogger(__name__)
+_warned: set[str] = set()
 
 HEADER_PATHS = {"path", "video", "video_path", "image", "image_path", "filename", "file"}
 HEADER_LABELS = {"label", "labels", "class", "class_name", "label_id", "target"}
 _FORMS = "'path label' or 'path,label'"
 
 
-class LabelsCSVError(ValueError):
+class LabelsCSVError(SpatioUserError, ValueError):
     """A malformed labels or class file; the message starts with ``file:line:``."""
 
 
@@ -55,18 +63,31 @@ def iter_label_rows(csv_path: str | Path) -> Iterator[tuple[int, str, str]]:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise FileNotFoundError(f"labels file {csv_path} does not exist (expected one {_FORMS} per line)")
-    with open(csv_path, encoding="utf-8-sig", newline="") as f:
-        first = True
-        for lineno, raw in enumerate(f, start=1):
-            line = raw.strip()
-            if not line or line.startswith("#"):
-                continue
-            path, label = _fields(line, f"{csv_path}:{lineno}")
-            if first and path.lower() in HEADER_PATHS and label.lower() in HEADER_LABELS:
-                first = False
-                continue
+    first = True
+    for lineno, raw in enumerate(_utf8_lines(csv_path), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        path, label = _fields(line, f"{csv_path}:{lineno}")
+        if first and path.lower() in HEADER_PATHS and label.lower() in HEADER_LABELS:
             first = False
-            yield lineno, path, label
+            continue
+        first = False
+        yield lineno, path, label
+
+
+def _utf8_lines(path: Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file (a byte-order mark is dropped); a line that is not UTF-8 is a
+    ``LabelsCSVError`` naming it."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise LabelsCSVError(f"{path}:{lineno}: not UTF-8 text (byte 0x{raw[e.start]:02x} at column "
+                                     f"{e.start + 1}); save the file as UTF-8") from None
 
 
 def _int(token: str) -> int | None:
@@ -79,7 +100,7 @@ def _int(token: str) -> int | None:
 def read_class_file(path: str | Path) -> list[str]:
     """Class names of a class file (``classes.txt``: one name per line, index = line number)."""
     path = Path(path)
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    lines = [ln.rstrip("\r\n") for ln in _utf8_lines(path)]
     while lines and not lines[-1].strip():
         lines.pop()
     names: list[str] = []
@@ -103,6 +124,7 @@ def infer_class_names(csv_paths: Sequence[str | Path]) -> list[str]:
     All-integer labels give ``[str(i) for i in range(max + 1)]``; all-name labels give the sorted names.
     """
     top = -1
+    used: set[int] = set()
     names: set[str] = set()
     kind: tuple[str, str] | None = None  # (first kind seen, where)
     for csv_path in csv_paths:
@@ -123,7 +145,22 @@ def infer_class_names(csv_paths: Sequence[str | Path]) -> list[str]:
                 raise LabelsCSVError(f"{where}: negative label {value}; expected a class index >= 0 or a name")
             else:
                 top = max(top, value)
+                used.add(value)
+    if top >= 0 and len(used) < top + 1:
+        _warn_sparse(csv_paths, used, top)
     return [str(i) for i in range(top + 1)] if top >= 0 else sorted(names)
+
+
+def _warn_sparse(csv_paths: Sequence[str | Path], used: set[int], top: int) -> None:
+    """Once per set of files: integer labels with gaps make classes that no sample has."""
+    shown = ", ".join(map(str, sorted(used)[:8])) + (", ..." if len(used) > 8 else "")
+    files = ", ".join(str(p) for p in csv_paths)
+    msg = (f"{files}: integer labels {shown} ({len(used)} distinct) and no class list make {top + 1} classes, "
+           f"{top + 1 - len(used)} of which no sample has (a {top + 1}-output model); to name the classes write a "
+           f"class file (classes.txt: one name per line, line i = label i), or relabel the samples 0..{len(used) - 1}")
+    if msg not in _warned:
+        _warned.add(msg)
+        log.warning(msg)
 
 
 def read_labels_csv(

@@ -5,7 +5,7 @@ Layering: imports torch / timm and ``spatiotemporal.data.samplers`` only (never 
 
 from ..utils.atomic import atomic_torch_save, atomic_write_text
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
-from .config import ConfigError, config_to_dict, dump_config, load_config, parse_overrides
+from .config import ConfigError, config_to_dict, dump_config, load_config, parse_overrides, read_yaml
 from .distributed import (
     DistInfo,
     all_gather_object,
@@ -22,6 +22,7 @@ from .distributed import (
 from .errors import NoUsableSamples, TrainingDiverged
 from .metrics_log import MetricsLogger, read_metrics
 from .optim import OptimConfig, build_optimizer, param_groups
+from .progress import track
 from .rng import get_rng_state, seed_everything, set_rng_state
 from .schedule import LRSchedule, ScheduleConfig
 from .task import Task
@@ -29,12 +30,12 @@ from .train_config import TrainConfig
 from .trainer import SamplerFactory, Trainer, move_to_device
 
 __all__ = [
-    "ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides",
+    "ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides", "read_yaml",
     "OptimConfig", "build_optimizer", "param_groups", "ScheduleConfig", "LRSchedule",
     "TrainConfig", "Trainer", "Task", "SamplerFactory", "move_to_device",
     "save_checkpoint", "load_checkpoint", "checkpoint_dir", "atomic_torch_save", "atomic_write_text",
     "CheckpointError", "TrainingDiverged", "NoUsableSamples",
     "DistInfo", "init_distributed", "resolve_device", "is_distributed", "get_rank", "get_world_size",
     "is_main_process", "all_reduce_sum", "all_reduce_mean", "all_gather_object", "barrier",
-    "MetricsLogger", "read_metrics", "seed_everything", "get_rng_state", "set_rng_state",
+    "MetricsLogger", "read_metrics", "seed_everything", "get_rng_state", "set_rng_state", "track",
 ]

@@ -13,13 +13,14 @@ A checkpoint is a dict of tensors and plain Python values only (see ``Trainer._p
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..utils.atomic import atomic_copy, atomic_torch_save
+from ..utils.errors import SpatioUserError
+from ..utils.finite import non_finite
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "checkpoint_dir",
            "non_finite"]
@@ -27,7 +28,7 @@ __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_chec
 CHECKPOINT_FORMAT = "spatiotemporal.engine/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(SpatioUserError, ValueError):
     """A checkpoint file that cannot be used (truncated, not weights-only, not ours); one-line message."""
 
 
@@ -65,16 +66,3 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             f"{path}: not a spatiotemporal training checkpoint (expected format '{CHECKPOINT_FORMAT}')"
         )
     return ckpt
-
-
-def non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
-    """Names of the floating-point tensors holding a NaN or an infinity (one sync per device)."""
-    by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
-    for k, t in named:
-        if isinstance(t, torch.Tensor) and t.is_floating_point():
-            by_device.setdefault(t.device, []).append((k, torch.isfinite(t).all()))
-    bad = []
-    for pairs in by_device.values():
-        ok = torch.stack([flag for _, flag in pairs]).tolist()
-        bad += [k for (k, _), good in zip(pairs, ok) if not good]
-    return bad

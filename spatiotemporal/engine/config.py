@@ -18,13 +18,14 @@ from typing import Any, Literal, Union
 import yaml
 
 from ..utils.atomic import atomic_write_text
+from ..utils.errors import SpatioUserError
 
-__all__ = ["ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides"]
+__all__ = ["ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides", "read_yaml"]
 
 _MISSING = object()
 
 
-class ConfigError(ValueError):
+class ConfigError(SpatioUserError, ValueError):
     """A recipe or override that does not fit the schema."""
 
 
@@ -269,7 +270,9 @@ def _apply_override(tree: dict, cls: type, key: str, value: Any, source: str) ->
             _fail(path, source, f"is a {_type_name(tp)}, it has no sub-key '{parts[i + 1]}'")
 
 
-def _build(cls: type, tree: Mapping) -> Any:
+def _build(cls: type, tree: Mapping, prefix: str = "") -> Any:
+    """The dataclass of ``tree``; a ``ValueError`` of a section's own checks (``__post_init__``) becomes a
+    :class:`ConfigError` naming the section."""
     kwargs = {}
     for name, tp in _field_types(cls).items():
         if name not in tree:
@@ -277,11 +280,34 @@ def _build(cls: type, tree: Mapping) -> Any:
         value = tree[name]
         inner, _ = _unwrap_optional(tp)
         if _is_dataclass_type(inner) and isinstance(value, Mapping):
-            value = _build(inner, value)
+            value = _build(inner, value, f"{prefix}.{name}" if prefix else name)
         elif _is_dataclass_type(inner) and value is not None and not isinstance(value, inner):
             raise ConfigError(f"key '{name}': expected section {_type_name(inner)}, got {value!r}")
         kwargs[name] = value
-    return cls(**kwargs)
+    try:
+        return cls(**kwargs)
+    except ValueError as e:
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"section '{prefix}': {e}" if prefix else str(e)) from e
+
+
+def read_yaml(path: str | pathlib.Path) -> Any:
+    """A YAML file's content; ``FileNotFoundError`` if missing, :class:`ConfigError` (``file:line:column``) if it
+    is not valid YAML."""
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason} at byte {e.start}); expected a YAML "
+                          "recipe") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else str(path)
+        what = " ".join(str(x) for x in (getattr(e, "context", None), getattr(e, "problem", None)) if x) or str(e)
+        raise ConfigError(f"{where}: not valid YAML ({what})") from e
 
 
 def load_config(schema_cls: type, source: str | pathlib.Path | Mapping | None = None, overrides: Iterable[str] = (),
@@ -299,12 +325,7 @@ def load_config(schema_cls: type, source: str | pathlib.Path | Mapping | None = 
         _merge_section(tree, schema_cls, source, "", source_name or "stored config")
     elif source is not None:
         path = pathlib.Path(source)
-        if not path.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from e
+        data = read_yaml(path)
         if data is not None:
             _merge_section(tree, schema_cls, data, "", str(path))
     for key, value in parse_overrides(overrides):

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from ..utils.errors import SpatioUserError
+
 __all__ = ["TrainingDiverged", "NoUsableSamples"]
 
 
-class TrainingDiverged(FloatingPointError):
+class TrainingDiverged(SpatioUserError, FloatingPointError):
     """Non-finite loss, weights, optimiser state or evaluation metric. Raised before anything non-finite
     is written: the message names the step, the epoch and the last good checkpoint to resume from."""
 
 
-class NoUsableSamples(ValueError):
+class NoUsableSamples(SpatioUserError, ValueError):
     """An epoch or an evaluation without a single usable sample (every input skipped, or an empty split)."""

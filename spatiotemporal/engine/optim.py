@@ -8,12 +8,15 @@ Scaling ViT: body 0.03, head 3.0).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import torch
 from timm.optim import create_optimizer_v2
 from timm.optim._param_groups import param_groups_layer_decay, param_groups_weight_decay
+
+from .config import ConfigError
 
 __all__ = ["OptimConfig", "build_optimizer", "param_groups"]
 
@@ -34,6 +37,14 @@ class OptimConfig:
     no_decay_1d: bool = True
     use_no_weight_decay: bool = True  # honour model.no_weight_decay() (pos/cls embeddings in timm ViTs)
     layer_decay: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("lr", "weight_decay", "head_weight_decay", "momentum"):
+            value = getattr(self, name)
+            if value is not None and not (math.isfinite(value) and value >= 0):
+                raise ConfigError(f"train.optim.{name} must be a finite number >= 0, got {value}")
+        if self.layer_decay is not None and not 0 < self.layer_decay <= 1:
+            raise ConfigError(f"train.optim.layer_decay must be in (0, 1] or null (off), got {self.layer_decay}")
 
 
 def param_groups(model: torch.nn.Module, cfg: OptimConfig) -> list[dict[str, Any]]:

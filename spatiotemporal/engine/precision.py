@@ -6,6 +6,8 @@ import contextlib
 
 import torch
 
+from .config import ConfigError
+
 __all__ = ["amp_dtype", "autocast", "make_grad_scaler"]
 
 
@@ -21,9 +23,9 @@ def amp_dtype(mode: str, device: torch.device) -> torch.dtype | None:
         return torch.bfloat16
     if mode == "fp16":
         if device.type != "cuda":
-            raise ValueError("amp=fp16 needs a CUDA device; use amp=bf16 or amp=none on CPU")
+            raise ConfigError("train.amp=fp16 needs a CUDA device; use amp=bf16 or amp=none on CPU")
         return torch.float16
-    raise ValueError(f"amp '{mode}': expected none, bf16, fp16 or auto")
+    raise ConfigError(f"train.amp '{mode}': expected none, bf16, fp16 or auto")
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None):

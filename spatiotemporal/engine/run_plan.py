@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .config import ConfigError
 from .train_config import TrainConfig
 
 __all__ = ["RunPlan", "plan_run"]
@@ -50,7 +51,8 @@ def plan_run(samples_per_rank: int, world_size: int, cfg: TrainConfig) -> RunPla
     n, b = samples_per_rank, cfg.batch_size
     nb = n // b if cfg.drop_last else math.ceil(n / b)
     if nb == 0:
-        raise ValueError(f"training set gives no batch: {n} samples per rank < batch_size {b} (drop_last)")
+        raise ConfigError(f"the training set gives no batch: {n} samples per rank < train.batch_size {b} with "
+                          f"train.drop_last=true: lower --batch-size or set train.drop_last=false")
     steps_per_epoch = math.ceil(nb / cfg.accum_steps)
     scheduled = cfg.epochs * steps_per_epoch
     total = scheduled if cfg.max_steps is None else min(scheduled, cfg.max_steps)

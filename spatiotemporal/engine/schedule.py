@@ -15,6 +15,9 @@ from typing import Any, Literal
 
 import torch
 
+from .checkpoint import CheckpointError
+from .config import ConfigError
+
 __all__ = ["ScheduleConfig", "LRSchedule"]
 
 
@@ -49,11 +52,11 @@ class LRSchedule:
             raise ValueError(f"steps_per_epoch must be >= 1, got {steps_per_epoch}")
         if cfg.name == "step" and cfg.lrs:
             if len(cfg.steps) != len(cfg.lrs):
-                raise ValueError(
+                raise ConfigError(
                     f"sched.steps {cfg.steps} and sched.lrs {cfg.lrs} must have the same length"
                 )
             if cfg.steps[0] != 0 or list(cfg.steps) != sorted(cfg.steps):
-                raise ValueError(f"sched.steps must be increasing and start at 0, got {cfg.steps}")
+                raise ConfigError(f"sched.steps must be increasing and start at 0, got {cfg.steps}")
         self.optimizer = optimizer
         self.cfg = cfg
         self.base_lr = float(base_lr)
@@ -102,7 +105,7 @@ class LRSchedule:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("steps_per_epoch", self.steps_per_epoch) != self.steps_per_epoch:
-            raise ValueError(
+            raise CheckpointError(
                 f"checkpoint schedule has {state['steps_per_epoch']} optimiser steps per epoch, this run "
                 f"{self.steps_per_epoch}: batch size, accumulation, world size or dataset changed"
             )

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from .config import ConfigError
 from .optim import OptimConfig
 from .schedule import ScheduleConfig
 
@@ -45,3 +46,18 @@ class TrainConfig:
     tensorboard: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)
+
+    def __post_init__(self) -> None:
+        """Refuse values that would train nothing or fail late (after the model and data are built)."""
+        at_least = {"epochs": 1, "batch_size": 1, "accum_steps": 1, "log_every": 1, "max_steps": 1,
+                    "eval_batch_size": 1, "num_workers": 0, "checkpoint_every": 0, "eval_every": 0,
+                    "log_interval_s": 0}
+        for name, low in at_least.items():
+            value = getattr(self, name)
+            if value is not None and value < low:
+                flag = {"epochs": " (--epochs)", "batch_size": " (--batch-size)", "max_steps": " (--max-steps)",
+                        "num_workers": " (--workers)"}.get(name, "")
+                unset = " or unset" if name in ("max_steps", "eval_batch_size") else ""
+                raise ConfigError(f"train.{name}{flag} must be >= {low}{unset}, got {value}")
+        if self.clip_grad is not None and not self.clip_grad > 0:
+            raise ConfigError(f"train.clip_grad must be > 0 or null (off), got {self.clip_grad}")

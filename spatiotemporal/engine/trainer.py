@@ -15,6 +15,7 @@ A run is never poisoned or silently wrong:
   :class:`~.errors.NoUsableSamples` (the rule for evaluations: the task's ``num_samples`` metric
   when it reports one). An empty validation set is refused before training starts.
 - a non-finite evaluation metric is never a best; ``best.pt`` and ``last.pt`` are written atomically.
+- Ctrl-C (``KeyboardInterrupt``) leaves the last checkpoint whole and logs which one ``--resume`` continues from.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..data.samplers import ResumableSampler
 from ..utils.atomic import atomic_write_text, remove_orphaned_temp_files
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, non_finite, save_checkpoint
-from .config import config_to_dict, dump_config
+from .config import ConfigError, config_to_dict, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed
 from .errors import NoUsableSamples, TrainingDiverged
 from .loading import SkipCounter, available_cores, move_to_device, rng_isolated
@@ -119,7 +120,7 @@ class Trainer:
     ) -> None:
         for name in ("batch_size", "accum_steps", "epochs", "log_every"):
             if getattr(cfg, name) < 1:
-                raise ValueError(f"train.{name} must be >= 1, got {getattr(cfg, name)}")
+                raise ConfigError(f"train.{name} must be >= 1, got {getattr(cfg, name)}")
         self.model = model
         self.task = task
         self.train_dataset = train_dataset
@@ -180,6 +181,16 @@ class Trainer:
             hint = (f"the last good checkpoint is {path} (step {good}): continue from it with --resume "
                     f"(train.resume=true) and a lower train.optim.lr")
         return TrainingDiverged(f"{where}; nothing non-finite was saved; {hint}")
+
+    def _interrupted(self) -> str:
+        where = f"interrupted at step {self.state.step} (epoch {self._epoch_position():.2f})"
+        if self._last_good is None:
+            every = self.cfg.checkpoint_every
+            return (f"{where}; no checkpoint was written yet (the first comes at the end of epoch 1"
+                    + (f" or at step {every}" if every else "; train.checkpoint_every=N writes one every N steps")
+                    + ")")
+        path, good = self._last_good
+        return f"{where}; {path} (step {good}) is whole: continue from it with --resume (train.resume=true)"
 
     def _no_training_samples(self, epoch_done: bool) -> NoUsableSamples:
         s, skips = self.state, self.train_skips
@@ -377,16 +388,31 @@ class Trainer:
             self._clock += time.perf_counter() - t0  # checkpoint writes are not training time
         self._last_good = (last, pending["step"])
 
+    def _check_fits(self, saved: dict[str, torch.Tensor]) -> None:
+        """A resumed model must be the one the run started with: one line naming what differs otherwise."""
+        own = self.raw_model.state_dict()
+        diff = [f"{k} missing" for k in own if k not in saved] + [f"{k} unexpected" for k in saved if k not in own]
+        diff += [f"{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}" for k in saved
+                 if k in own and saved[k].shape != own[k].shape]
+        if diff:
+            last = self._last_good[0]
+            raise CheckpointError(
+                f"cannot resume: {last} holds another model than this run's ({len(diff)} tensors differ: "
+                f"{', '.join(diff[:3])}{', ...' if len(diff) > 3 else ''}): the model or data settings changed since "
+                f"the run started; resume with those of {self.out / 'config.yaml'}, or start a new run (another "
+                f"--out) from its weights with --init {last}")
+
     def _restore(self, ckpt: dict[str, Any]) -> None:
         cfg, d, s = self.cfg, self.dist, self.state
         same_layout = (ckpt["world_size"], ckpt["batch_size"], ckpt["accum_steps"]) == (
             d.world_size, cfg.batch_size, cfg.accum_steps)
         if ckpt["batches_done"] and not same_layout:
-            raise ValueError(
+            raise ConfigError(
                 f"cannot resume mid-epoch with a different layout: checkpoint world_size/batch_size/accum "
                 f"{ckpt['world_size']}/{ckpt['batch_size']}/{ckpt['accum_steps']}, this run "
                 f"{d.world_size}/{cfg.batch_size}/{cfg.accum_steps}"
             )
+        self._check_fits(ckpt["model"])
         self.raw_model.load_state_dict(ckpt["model"])
         weights_only = "optimizer" not in ckpt
         if weights_only:  # a best.pt copied over last.pt
@@ -668,6 +694,9 @@ class Trainer:
         try:
             while self.state.epoch < self.cfg.epochs and not self._stop:
                 self._run_epoch()
+        except KeyboardInterrupt:
+            self._warn("%s", self._interrupted())
+            raise
         finally:
             self.metrics.close()
         return self._summary()

@@ -10,7 +10,7 @@ from .ffn import MixFFN, Mlp
 from .grid import Grid, GridLayout, image_layout, video_layout, volume_layout
 from .init import init_weights_, no_weight_decay_names
 from .mixer import TokenMixer
-from .patch_embed import PatchEmbed2d, PatchEmbed3d
+from .patch_embed import PatchEmbed2d, PatchEmbed3d, patch_grid
 from .pos_embed import resize_pos_embed_2d, resize_pos_embed_3d, resize_time_embed, sinusoid_table
 from .registry import FFNS, MIXERS, build_ffn, build_mixer, list_mixers, register_ffn, register_mixer
 from .sdpa import attend, record_attention
@@ -26,3 +26,4 @@ __all__ = [
     "register_ffn", "register_mixer", "resize_pos_embed_2d", "resize_pos_embed_3d", "resize_time_embed",
     "stage_layout", "video_layout", "volume_layout", "sinusoid_table", "record_attention",
 ]
+__all__ += ["patch_grid"]

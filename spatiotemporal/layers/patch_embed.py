@@ -9,6 +9,17 @@ from torch import nn
 from .grid import Grid
 
 
+def patch_grid(img_size, patch_size) -> tuple[int, ...]:
+    """The token grid of an input of ``img_size`` cut into ``patch_size`` patches (ints or per-axis tuples of one
+    length); a size that is not a multiple of the patch is a ``ValueError``: its border would be dropped, and
+    the model could not take inputs of that size."""
+    sizes = tuple(img_size) if isinstance(img_size, (tuple, list)) else (int(img_size),) * 2
+    patches = tuple(patch_size) if isinstance(patch_size, (tuple, list)) else (int(patch_size),) * len(sizes)
+    if any(int(s) % p for s, p in zip(sizes, patches)):
+        raise ValueError(f"img_size {img_size} is not a multiple of patch_size {patch_size}")
+    return tuple(int(s) // p for s, p in zip(sizes, patches))
+
+
 class PatchEmbed2d(nn.Module):
     """``Conv2d(k=p, s=p)`` per image or per frame.
 

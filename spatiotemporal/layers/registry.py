@@ -10,6 +10,7 @@ import inspect
 
 from torch import nn
 
+from ..utils.errors import UnknownNameError, UnknownOptionError
 from .grid import GridLayout
 from .mixer import FFN_CONTRACT, MIXER_CONTRACT, TokenMixer
 
@@ -42,7 +43,7 @@ def _lookup(table: dict, name: str, what: str):
     if name not in table:
         close = difflib.get_close_matches(str(name), list(table), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise KeyError(f"unknown {what} {name!r}.{hint} Registered: {', '.join(sorted(table))}")
+        raise UnknownNameError(f"unknown {what} {name!r}.{hint} Registered: {', '.join(sorted(table))}")
     return table[name]
 
 
@@ -56,13 +57,13 @@ def _check_options(cls: type, name: str, what: str, contract: tuple[str, ...], k
     valid = own_options(cls, contract)
     clash = sorted(set(kwargs) & set(contract))
     if clash:
-        raise TypeError(f"{what} {name!r}: {clash} are set by the model, not in {what}_kwargs")
+        raise UnknownOptionError(f"{what} {name!r}: {clash} are set by the model, not in {what}_kwargs")
     unknown = sorted(set(kwargs) - set(valid))
     if unknown:
         hints = [m for k in unknown for m in difflib.get_close_matches(k, valid, n=1)]
         hint = f" Did you mean {hints}?" if hints else ""
-        raise TypeError(f"{what} {name!r} got unknown argument(s) {unknown}.{hint} "
-                        f"Valid: {valid if valid else 'none'}")
+        raise UnknownOptionError(f"{what} {name!r} got unknown argument(s) {unknown}.{hint} "
+                                 f"Valid: {valid if valid else 'none'}")
 
 
 def build_mixer(name: str, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,

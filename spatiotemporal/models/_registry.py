@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from ..utils.errors import SpatioUserError, UnknownNameError, UnknownOptionError, UserInputError
+
 #: Config keys accepted under another name: ``attention`` is the historical name of the ``mixer`` slot.
 CONFIG_ALIASES = {"attention": "mixer"}
 
@@ -68,7 +70,7 @@ def list_archs() -> list[str]:
 
 def arch_class(arch: str) -> type[nn.Module]:
     if arch not in ARCHS:
-        raise KeyError(f"unknown model family {arch!r}; known: {', '.join(sorted(ARCHS))}")
+        raise UnknownNameError(f"unknown model family {arch!r}; known: {', '.join(sorted(ARCHS))}")
     return ARCHS[arch]
 
 
@@ -76,7 +78,7 @@ def model_entry(name: str) -> ModelEntry:
     if name not in _MODELS:
         close = difflib.get_close_matches(name, list(_MODELS) + list(ARCHS), n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise KeyError(f"unknown model {name!r}.{hint} See `spatio models` for the registered names")
+        raise UnknownNameError(f"unknown model {name!r}.{hint} See `spatio models` for the registered names")
     return _MODELS[name]
 
 
@@ -87,7 +89,7 @@ def resolve_aliases(values: dict) -> dict:
         if old in out:
             v = out.pop(old)
             if new in out and out[new] != v:
-                raise TypeError(f"config keys {old!r} ({v!r}) and {new!r} ({out[new]!r}) name the same slot")
+                raise UnknownOptionError(f"config keys {old!r} ({v!r}) and {new!r} ({out[new]!r}) name the same slot")
             out[new] = v
     return out
 
@@ -101,7 +103,7 @@ def build_config(arch: str, values: dict):
     if unknown:
         hints = [m for k in unknown for m in difflib.get_close_matches(k, valid, n=1)]
         hint = f" Did you mean {hints}?" if hints else ""
-        raise TypeError(f"unknown {arch} config key(s) {unknown}.{hint} Valid keys: {', '.join(valid)}")
+        raise UnknownOptionError(f"unknown {arch} config key(s) {unknown}.{hint} Valid keys: {', '.join(valid)}")
     for k, v in vals.items():  # lists from JSON/YAML back to tuples (configs hold no lists)
         if isinstance(v, list):
             vals[k] = tuple(v)
@@ -109,8 +111,18 @@ def build_config(arch: str, values: dict):
 
 
 def build_model(arch: str, values: dict) -> nn.Module:
-    """Instantiate ``arch`` from a config dict (e.g. one saved with a checkpoint)."""
-    return arch_class(arch)(build_config(arch, values))
+    """Instantiate ``arch`` from a config dict (e.g. one saved with a checkpoint).
+
+    Layers and models check their arguments with ``ValueError`` ("dim 128 is not divisible by num_heads 5"); here
+    the values come from a recipe, a flag or a checkpoint, so such an error is the user's: it is re-raised as
+    :class:`UserInputError` naming the family (other exception types are bugs and pass unchanged)."""
+    cfg = build_config(arch, values)
+    try:
+        return arch_class(arch)(cfg)
+    except ValueError as e:
+        if isinstance(e, SpatioUserError):
+            raise
+        raise UserInputError(f"cannot build a {arch} model with this config: {e}") from e
 
 
 def create_model(name: str, **overrides) -> nn.Module:

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from ..layers import no_weight_decay_names
+from ..utils.errors import UserInputError
 
 MODALITIES = ("image", "video", "volume", "image_seg")
 
@@ -59,7 +60,7 @@ class SpatioModel(nn.Module):
         if cls.modality == "volume":
             return {"img_size": tuple(size), cls.head_key: num_outputs}
         if size[-1] != size[-2]:
-            raise ValueError(f"{cls.__name__} takes square inputs, got {size[-2]}x{size[-1]}")
+            raise UserInputError(f"{cls.__name__} takes square inputs, got {size[-2]}x{size[-1]}")
         out = {"img_size": size[-1], cls.head_key: num_outputs}
         return {"num_frames": size[0], **out} if cls.modality == "video" else out
 

@@ -79,7 +79,11 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict | None]:
     except (SafetensorError, OSError, ValueError) as e:
         raise CheckpointFormatError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); "
                                     "is it truncated or another format?") from e
-    if META_KEY in meta:
-        return state, json.loads(meta[META_KEY])
     side = path.with_suffix(".json")
-    return state, json.loads(side.read_text()) if side.exists() else None
+    where, text = (f"{path} (metadata)", meta[META_KEY]) if META_KEY in meta else (str(side), None)
+    if text is None and not side.exists():
+        return state, None
+    try:
+        return state, json.loads(text if text is not None else side.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise CheckpointFormatError(f"{where}: the model spec is not valid JSON ({e})") from e

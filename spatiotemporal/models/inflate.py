@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from ..layers import resize_pos_embed_2d
+from ..utils.errors import UserInputError
 from ._registry import build_model
 from .pretrained import inspect_checkpoint, load_pretrained, load_state_strict
 from .timesformer import TimeSformer
@@ -83,8 +84,8 @@ def inflate_vit_to_timesformer(vit: VisionTransformer, **cfg) -> TimeSformer:
     The head is copied when the class counts agree, otherwise freshly initialised.
     """
     if vit.cls_token is None:
-        raise ValueError("TimeSformer pools with a class token; this ViT has none (global_pool="
-                         f"{vit.cfg.global_pool!r}). Inflate a class-token ViT, or into UNETR.")
+        raise UserInputError("TimeSformer pools with a class token; this ViT has none (global_pool="
+                             f"{vit.cfg.global_pool!r}). Inflate a class-token ViT, or into UNETR.")
     c = vit.cfg
     forced = dict(patch_size=c.patch_size, in_chans=c.in_chans, embed_dim=c.embed_dim, depth=c.depth,
                   mlp_ratio=c.mlp_ratio, **_encoder_shape(vit))
@@ -113,7 +114,7 @@ def inflate_patch_kernel(w2d: torch.Tensor, in_channels: int, depth: int, mode: 
     so a volume whose slices are all equal gives the 2D model's embedding of one slice.
     """
     if mode not in ("average", "center"):
-        raise ValueError(f"depth mode must be 'average' or 'center', got {mode!r}")
+        raise UserInputError(f"depth mode must be 'average' or 'center', got {mode!r}")
     gray = w2d.sum(1, keepdim=True)
     w = gray if in_channels == 1 else gray.repeat(1, in_channels, 1, 1) / in_channels
     if in_channels == w2d.shape[1]:
@@ -171,7 +172,7 @@ def init_from_checkpoint(target: nn.Module, checkpoint, source_overrides: dict |
         model = INFLATIONS[(src_arch, dst_arch)](load_pretrained(info, **src_over), **inflate_kw, **cfg)
     else:
         pairs = ", ".join(f"{a} -> {b}" for a, b in sorted(INFLATIONS))
-        raise ValueError(f"{info.name}: a {src_arch} checkpoint cannot initialise a {dst_arch} model "
-                         f"(same family, or one of: {pairs})")
+        raise UserInputError(f"{info.name}: a {src_arch} checkpoint cannot initialise a {dst_arch} model "
+                             f"(same family, or one of: {pairs})")
     model.model_name = getattr(target, "model_name", None)
     return model.train()

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ import torch
 from torch import nn
 from torch.nn.modules.utils import consume_prefix_in_state_dict_if_present
 
+from ..utils.finite import non_finite
 from ._registry import arch_class, build_model, model_entry, resolve_aliases
 from .checkpoint_io import read_safetensors, upgrade_spec
 from .convert import CheckpointFormatError, Detected, detect_format
@@ -45,7 +45,14 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
     if path.is_dir() and (path / "config.json").is_file() and not (path / "model.json").is_file():
         return _read_transformers_folder(path)
     if path.is_dir():
-        path = path / "model.safetensors"
+        found = [p for p in (path / "model.safetensors", path / "checkpoints" / "best.pt",
+                             path / "checkpoints" / "last.pt") if p.is_file()]
+        if not found:
+            raise FileNotFoundError(f"checkpoint not found: {path} is a folder without model.safetensors or "
+                                    f"checkpoints/best.pt (expected a checkpoint file or a run folder)")
+        if found[0].name != "model.safetensors":
+            log.info("%s is a run folder: reading %s", path, found[0])
+        path = found[0]
     if not path.exists():
         raise FileNotFoundError(f"checkpoint not found: {path}")
     if path.suffix == ".safetensors":
@@ -53,10 +60,14 @@ def read_checkpoint(src) -> tuple[dict, dict | None, str]:
         return state, spec, str(path)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as e:
+    except MemoryError:
+        raise
+    except Exception as e:  # torch raises many types for a foreign or damaged file (KeyError, OSError, ...)
+        first = next((ln.strip() for ln in str(e).splitlines() if ln.strip()), "")
         raise CheckpointFormatError(
-            f"{path}: cannot be read as a weights-only checkpoint ({type(e).__name__}: {str(e).splitlines()[0]}). "
-            "spatiotemporal never unpickles arbitrary objects; re-save the file's state_dict with torch.save."
+            f"{path}: cannot be read as a weights-only checkpoint ({type(e).__name__}: {first}); is it truncated, "
+            "another format, or a pickle with code in it? spatiotemporal never unpickles arbitrary objects: "
+            "re-save the file's state_dict with torch.save"
         ) from e
     if not isinstance(obj, dict):
         raise CheckpointFormatError(f"{path}: expected a dict of tensors, got {type(obj).__name__}")
@@ -116,6 +127,11 @@ def inspect_checkpoint(src, overrides: dict | None = None) -> CheckpointInfo:
     overrides = overrides or {}
     obj, spec, name = read_checkpoint(src)
     sd = _state_of(obj)
+    bad = non_finite(sd.items())
+    if bad:
+        raise CheckpointFormatError(
+            f"{name}: {len(bad)} of {len(sd)} weight tensors hold NaN or infinite values ({_shown(bad)}): it was "
+            "saved from a diverged model and would predict nonsense; use an earlier checkpoint")
     if spec is not None:
         spec = upgrade_spec(spec)
         return CheckpointInfo(name, Detected("spatiotemporal", spec["arch"], dict(spec["config"]), sd), spec)
@@ -129,6 +145,10 @@ def inspect_checkpoint(src, overrides: dict | None = None) -> CheckpointInfo:
     return CheckpointInfo(name, detect_format(obj, sd, overrides, name), None)
 
 
+def _shown(keys: list[str], n: int = 5) -> str:
+    return ", ".join(keys[:n]) + (f" and {len(keys) - n} more" if len(keys) > n else "")
+
+
 def load_state_strict(model: nn.Module, sd: dict, name: str, allow_missing: tuple[str, ...] = ()) -> None:
     """``load_state_dict(strict=True)`` with an error that lists missing, unused and mis-shaped keys."""
     own = model.state_dict()
@@ -139,11 +159,11 @@ def load_state_strict(model: nn.Module, sd: dict, name: str, allow_missing: tupl
     if missing or unused or shapes:
         parts = []
         if missing:
-            parts.append(f"missing keys {missing}")
+            parts.append(f"{len(missing)} missing keys ({_shown(missing)})")
         if unused:
-            parts.append(f"unused keys {unused}")
+            parts.append(f"{len(unused)} unused keys ({_shown(unused)})")
         if shapes:
-            parts.append(f"shape mismatches {shapes}")
+            parts.append(f"{len(shapes)} shape mismatches ({_shown(shapes)})")
         raise CheckpointFormatError(f"{name}: checkpoint does not fit {type(model).__name__}: " + "; ".join(parts))
     model.load_state_dict({**{k: own[k] for k in own if k not in sd}, **sd}, strict=True)
 

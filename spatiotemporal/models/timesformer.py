@@ -9,7 +9,15 @@ from einops import rearrange
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed2d, image_layout, init_weights_, resize_pos_embed_2d, resize_time_embed, video_layout
+from ..layers import (
+    PatchEmbed2d,
+    image_layout,
+    init_weights_,
+    patch_grid,
+    resize_pos_embed_2d,
+    resize_time_embed,
+    video_layout,
+)
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
@@ -73,7 +81,7 @@ class TimeSformer(SpatioModel):
         self.cfg = cfg
         d = cfg.embed_dim
         self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, d)
-        self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
+        self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1] + 1, d))
         self.time_embed = None if cfg.framewise else nn.Parameter(torch.zeros(1, cfg.num_frames, d))

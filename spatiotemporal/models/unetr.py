@@ -16,9 +16,17 @@ from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock,
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed2d, PatchEmbed3d, image_layout, init_weights_, resize_pos_embed_3d, volume_layout
+from ..layers import (
+    PatchEmbed2d,
+    PatchEmbed3d,
+    image_layout,
+    init_weights_,
+    resize_pos_embed_3d,
+    volume_layout,
+)
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
+from .convert import CheckpointFormatError
 from .encoder import BlockStack, EncoderConfig
 
 MONAI_SKIPS = (3, 6, 9)  # 0-based outputs of blocks 4, 7, 10, as in MONAI's code
@@ -128,7 +136,7 @@ class UNETR(SpatioModel):
     @classmethod
     def token_grid(cls, img_size, patch_size: int) -> tuple[int, int, int]:
         """The token grid of an input size: ``(H', W', D')``, or ``(1, H', W')`` in 2D."""
-        g = tuple(int(i) // int(patch_size) for i in img_size)
+        g = patch_grid(tuple(img_size), int(patch_size))
         return g if cls.spatial_dims == 3 else (1, *g)
 
     def input_spec(self) -> InputSpec:
@@ -141,7 +149,8 @@ class UNETR(SpatioModel):
         size = src_cfg.get("img_size", self.cfg.img_size)
         old = self.token_grid(size, src_cfg.get("patch_size", self.cfg.patch_size))
         if math.prod(old) != pe.shape[1]:
-            raise ValueError(f"{name}: pos_embed has {pe.shape[1]} tokens, not the grid {old} of img_size {size}")
+            raise CheckpointFormatError(f"{name}: pos_embed has {pe.shape[1]} tokens, not the grid {old} of "
+                                        f"img_size {size}")
         sd["pos_embed"] = resize_pos_embed_3d(pe, old, self.grid_size, 0, self.cfg.pos_interp)
 
     def _to_map(self, x: torch.Tensor, grid) -> torch.Tensor:

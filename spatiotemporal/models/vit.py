@@ -9,9 +9,10 @@ import torch
 from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed2d, image_layout, init_weights_, resize_pos_embed_2d
+from ..layers import PatchEmbed2d, image_layout, init_weights_, patch_grid, resize_pos_embed_2d
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
+from .convert import CheckpointFormatError
 from .encoder import BlockStack, EncoderConfig
 from .heads import Pool
 
@@ -63,7 +64,7 @@ class VisionTransformer(SpatioModel):
         self.cfg = cfg
         d = cfg.embed_dim
         self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, d)
-        self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
+        self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
         self.num_prefix = 1 if cfg.class_token else 0
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if cfg.class_token else None
         n_pos = self.grid_size[0] * self.grid_size[1] + (0 if cfg.no_embed_class else self.num_prefix)
@@ -128,7 +129,7 @@ def resize_2d_pos_embed(sd: dict, src_cfg: dict, new_grid: tuple[int, int], pref
     side = int(src_cfg.get("img_size", 224)) // int(src_cfg.get("patch_size", 16))
     if pe.shape[1] != prefix + side * side:
         grid = pe.shape[1] - prefix
-        raise ValueError(
+        raise CheckpointFormatError(
             f"{name}: pos_embed has {pe.shape[1]} slots; expected {prefix} prefix slot(s) + a {side}x{side} grid "
             f"= {prefix + side * side} (img_size {src_cfg.get('img_size')} / patch {src_cfg.get('patch_size')})"
             + (f"; it would fit a {math.isqrt(grid)}x{math.isqrt(grid)} grid" if grid > 0 and

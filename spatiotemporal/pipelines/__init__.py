@@ -9,7 +9,9 @@ from pathlib import Path
 
 from torch import nn
 
+from ..engine import read_yaml
 from ..models import arch_class
+from ..utils.errors import UnknownNameError, UserInputError
 from .base import ModelSection, Pipeline, class_names_of
 from .image import ImagePipeline, ImageRecipe
 from .image_seg import ImageSegPipeline, ImageSegRecipe
@@ -23,7 +25,7 @@ PIPELINES: dict[str, Pipeline] = {p.modality: p for p in (ImagePipeline(), Video
 
 def get_pipeline(modality: str) -> Pipeline:
     if modality not in PIPELINES:
-        raise KeyError(f"no pipeline for modality {modality!r}; known: {', '.join(sorted(PIPELINES))}")
+        raise UnknownNameError(f"no pipeline for modality {modality!r}; known: {', '.join(sorted(PIPELINES))}")
     return PIPELINES[modality]
 
 
@@ -36,12 +38,12 @@ def pipeline_for(obj: nn.Module | str) -> Pipeline:
 
 def pipeline_for_recipe(path: str | Path) -> Pipeline:
     """The pipeline of a recipe file, from the family of its ``model.name``."""
-    import yaml
-
-    data = yaml.safe_load(Path(find_config(path)).read_text()) or {}
-    name = (data.get("model") or {}).get("name")
+    file = find_config(path)
+    data = read_yaml(file) or {}
+    model = data.get("model") if isinstance(data, dict) else None
+    name = model.get("name") if isinstance(model, dict) else None
     if not name:
-        raise ValueError(f"{path}: the recipe names no model (model.name)")
+        raise UserInputError(f"{file}: the recipe names no model (expected a model.name key)")
     return pipeline_for(name)
 
 

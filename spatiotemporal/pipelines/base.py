@@ -17,8 +17,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from ..data.labels_csv import read_class_file
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
 from ..models import arch_class, create_model, init_from_checkpoint, model_entry, model_spec
+from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
 from .recipes import family_of, find_config
 
@@ -88,6 +90,10 @@ class Pipeline(ABC):
             tree = {"data": stored}
             for key, value in parse_overrides(overrides):
                 log.info("%s = %r from the command line (the checkpoint has %r)", key, value, _lookup(tree, key))
+            want, got = tuple(model.input_spec().size), tuple(self.input_size(recipe))
+            if want != got:
+                raise UserInputError(f"{' '.join(overrides)}: the data would give inputs of size {got}, but the model "
+                                     f"of {where} takes {want}; leave the input-size keys as the checkpoint has them")
             return recipe
         run_cfg = run_config_path(checkpoint) if checkpoint else None
         if run_cfg is not None:
@@ -118,6 +124,11 @@ class Pipeline(ABC):
         size = self.size_overrides(img_size, num_frames)
         return load_config(self.recipe_cls, config_to_dict(recipe), size) if size else recipe
 
+    def data_file_overrides(self, spec: str) -> list[str]:
+        """``--data-file SPEC`` as recipe overrides: the file(s) of a dataset folder that list its samples, named
+        by each pipeline in its own recipe keys (the CLI knows no modality). None by default."""
+        raise UserInputError(f"--data-file {spec}: {self.modality} datasets have no index file to choose")
+
     def describe_data(self, recipe) -> str:
         """A one-line summary of the preprocessing, for messages."""
         return str(config_to_dict(recipe.data))
@@ -138,8 +149,8 @@ class Pipeline(ABC):
         seed_everything(recipe.train.seed)
         cls = arch_class(family_of(recipe.model.name))
         if cls.modality != self.modality:
-            raise ValueError(f"model.name {recipe.model.name!r} is a {cls.modality} model; this recipe "
-                             f"is for {self.modality} data")
+            raise UserInputError(f"model.name {recipe.model.name!r} is a {cls.modality} model; this recipe "
+                                 f"is for {self.modality} data")
         fitted = cls.input_config(self.input_size(recipe), len(class_names))
         model = create_model(recipe.model.name, **{**recipe.model.overrides, **fitted})
         if recipe.train.init:
@@ -190,7 +201,7 @@ class Pipeline(ABC):
 
     def pretrain(self, recipe) -> dict:
         """Self-supervised pretraining (``spatio pretrain``); only the video pipeline has one (masked video)."""
-        raise ValueError(f"no self-supervised pretraining for {self.modality} models (video models: spatio pretrain "
+        raise UserInputError(f"no self-supervised pretraining for {self.modality} models (video models: spatio pretrain "
                          "videomae)")
 
     # ------------------------------------------------------------------ evaluation, prediction, samples
@@ -222,11 +233,15 @@ class Pipeline(ABC):
 
 
 def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[str]:
-    """Class names: ``classes_file`` (one per line), else the checkpoint's, else the indices."""
+    """Class names: ``classes_file`` (one per line, read like ``classes.txt``), else the checkpoint's, else the
+    indices."""
     if classes_file:
-        names = [ln.strip() for ln in Path(classes_file).read_text().splitlines() if ln.strip()]
+        if not Path(classes_file).is_file():
+            raise FileNotFoundError(f"--classes {classes_file}: file not found (expected one class name per line)")
+        names = read_class_file(classes_file)
     else:
         names = list((getattr(model, "pretrained_cfg", None) or {}).get("class_names") or [])
     if names and len(names) != n:
-        raise ValueError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with {n} outputs")
+        raise UserInputError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with "
+                             f"{n} outputs")
     return names or [str(i) for i in range(n)]

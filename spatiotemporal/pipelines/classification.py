@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from ..engine import all_gather_object, all_reduce_sum
+from ..utils.errors import UserInputError
 
 
 def top_classes(logits: torch.Tensor, names: list[str], k: int = 5) -> list[dict]:
@@ -48,7 +49,7 @@ class ClassificationTask:
         state: dict | None = None,
     ):
         if view_reduce not in ("mean", "sum"):
-            raise ValueError(f"view_reduce must be 'mean' or 'sum', got {view_reduce!r}")
+            raise UserInputError(f"view_reduce must be 'mean' or 'sum', got {view_reduce!r}")
         self.input_key = input_key
         self.loss_fn = loss_fn or F.cross_entropy
         self.mixup_fn = mixup_fn

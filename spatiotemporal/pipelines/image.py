@@ -21,7 +21,8 @@ from ..data.image import (
     image_root,
     load_rgb,
 )
-from ..engine import TrainConfig
+from ..engine import TrainConfig, track
+from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of
 from .classification import ClassificationTask, top_classes
@@ -52,9 +53,9 @@ def data_path(data: ImageDataSection):
     if data.dataset == "builtin":
         return image_root(None, data.root)
     if data.dataset != "imagenet":
-        raise ValueError(f"data.dataset must be 'builtin' or 'imagenet', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset must be 'builtin' or 'imagenet', got {data.dataset!r}")
     if not data.root:
-        raise ValueError("--data imagenet needs --data-root DIR (with train/ and val/, or train.csv and val.csv)")
+        raise UserInputError("--data imagenet needs --data-root DIR (with train/ and val/, or train.csv and val.csv)")
     return image_root(data.root)
 
 
@@ -69,6 +70,10 @@ class ImagePipeline(Pipeline):
     def describe_data(self, recipe) -> str:
         c = recipe.data.image
         return f"{c.img_size} px, crop ratio {c.eval_crop_ratio}, mean {c.mean}, std {c.std}"
+
+    def data_file_overrides(self, spec: str) -> list[str]:
+        raise UserInputError(f"--data-file {spec}: image datasets have no index file to choose; --data-root holds "
+                             f"train/ and val/ class folders, or train.csv and val.csv")
 
     def input_size(self, recipe) -> tuple[int, ...]:
         return (recipe.data.image.img_size,) * 2
@@ -108,11 +113,12 @@ class ImagePipeline(Pipeline):
         """Top-1 / top-5 on the validation images (resize + centre crop)."""
         split = split or "val"
         if split != "val":
-            raise ValueError(f"image evaluation reads the 'val' split, got {split!r}")
+            raise UserInputError(f"image evaluation reads the 'val' split, got {split!r}")
         _, val_ds = build_image_datasets(data_path(recipe.data), recipe.data.image, seed=recipe.train.seed)
         loader = torch.utils.data.DataLoader(val_ds, batch_size=batch_size, num_workers=workers,
                                              collate_fn=collate_images)
-        batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
+        batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+                   for b in track(loader, f"eval {split}", "batches"))
         return {"split": split, **ClassificationTask("image").evaluate(model.eval(), batches)}
 
     @torch.inference_mode()

@@ -12,6 +12,7 @@ from pathlib import Path
 import yaml
 
 from ..models import ARCHS, model_entry
+from ..utils.errors import UserInputError
 
 
 def config_dir() -> Path:
@@ -56,6 +57,6 @@ def default_recipe(name: str, dataset: str | None) -> tuple[str, str | None]:
     table = default_recipes().get(family, {})
     if dataset not in table:
         known = ", ".join(sorted(table)) or "none"
-        raise ValueError(f"no recipe for {family} on --data {dataset} (recipes for {family}: {known}); pass "
-                         f"--config FILE, or add one to {config_dir() / 'defaults.yaml'}")
+        raise UserInputError(f"no recipe for {family} on --data {dataset} (recipes for {family}: {known}); pass "
+                             f"--config FILE, or add one to {config_dir() / 'defaults.yaml'}")
     return table[dataset], (None if name == family else name)

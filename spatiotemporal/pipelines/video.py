@@ -18,8 +18,9 @@ from ..data.video import (
     load_test_views,
     resolve_class_names,
 )
-from ..engine import TrainConfig, Trainer, config_to_dict
+from ..engine import TrainConfig, Trainer, config_to_dict, track
 from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrained
+from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
 from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of
@@ -51,10 +52,10 @@ def dataset_root(data: VideoDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_video_dataset(data.root)
     if data.dataset not in ("kinetics", "ssv2"):
-        raise ValueError(f"data.dataset must be 'builtin', 'kinetics' or 'ssv2', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset must be 'builtin', 'kinetics' or 'ssv2', got {data.dataset!r}")
     if not data.root:
         what = "train.csv, val.csv, test.csv" if data.dataset == "kinetics" else "the something-something-v2-*.json"
-        raise ValueError(f"--data {data.dataset} needs --data-root DIR (with {what})")
+        raise UserInputError(f"--data {data.dataset} needs --data-root DIR (with {what})")
     return Path(data.root)
 
 
@@ -70,6 +71,16 @@ class VideoPipeline(Pipeline):
         v = recipe.data.video
         return (f"{v.num_frames} frames at stride {v.sampling_rate}, {v.crop_size} px, mean {v.mean}, std {v.std}, "
                 f"{v.num_views} test view(s)")
+
+    def data_file_overrides(self, spec: str) -> list[str]:
+        """``--data-file SPLIT=FILE``: the labels file of a split (``train``, ``val``, ``test``) or the class file
+        (``classes``) in ``--data-root``, instead of ``SPLIT.csv`` / ``classes.txt``."""
+        keys = {"train": "train_csv", "val": "val_csv", "test": "test_csv", "classes": "class_file"}
+        which, eq, name = spec.partition("=")
+        if not eq or which not in keys or not name:
+            raise UserInputError(f"--data-file {spec}: video datasets have one labels file per split; expected "
+                                 f"SPLIT=FILE with SPLIT one of {', '.join(keys)} (e.g. --data-file val=val_small.csv)")
+        return [f"data.video.{keys[which]}={name}"]
 
     def input_size(self, recipe) -> tuple[int, ...]:
         v = recipe.data.video
@@ -137,7 +148,7 @@ class VideoPipeline(Pipeline):
         skipped: list[str] = []
 
         def batches():
-            for b in loader:
+            for b in track(loader, f"eval {split}", "batches"):
                 skipped.extend(b.get("skipped", []))
                 yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
 

@@ -4,9 +4,11 @@ windows; label maps in the patient's space; crops for ``viz``."""
 from __future__ import annotations
 
 import dataclasses
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 import torch
 from monai.data import Dataset
@@ -24,10 +26,14 @@ from ..data.volume import (
     validate_datalist,
     volume_collate,
 )
-from ..engine import TrainConfig
+from ..engine import TrainConfig, track
+from ..engine.progress import progress_enabled
+from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of
-from .segmentation import InferenceOptions, SegmentationTask, dice_table
+from .segmentation import DiceSums, InferenceOptions, SegmentationTask, SurfaceMetrics, dice_table
+
+log = logging.getLogger("spatiotemporal.pipelines")
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz")
 SPLITS = {"train": "training", "training": "training", "val": "validation", "validation": "validation"}
@@ -55,17 +61,23 @@ def dataset_root(data: VolumeDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_volume_dataset(data.root)
     if data.dataset != "btcv":
-        raise ValueError(f"data.dataset must be 'builtin' or 'btcv', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset must be 'builtin' or 'btcv', got {data.dataset!r}")
     if not data.root:
-        raise ValueError(f"--data btcv needs --data-root DIR (with {data.json_name}, imagesTr/, labelsTr/)")
-    return Path(data.root)
+        raise UserInputError(f"--data btcv needs --data-root DIR (with {data.json_name}, imagesTr/, labelsTr/)")
+    root = Path(data.root).expanduser()
+    if root.is_dir() and not (root / data.json_name).is_file():
+        found = sorted(p.name for p in root.glob("*.json"))
+        there = f"the JSON files there: {', '.join(found)}" if found else "there is no .json file there"
+        raise UserInputError(f"dataset JSON {root / data.json_name} not found ({there}): choose the dataset's "
+                             f"decathlon-style JSON with --data-file NAME (recipe key data.json_name)")
+    return root
 
 
 def _split(split: str | None) -> str:
     split = split or "val"
     if split not in SPLITS:
-        raise ValueError(f"volume sets have the splits 'train' and 'val' (the dataset JSON's 'training' and "
-                         f"'validation' lists), got {split!r}")
+        raise UserInputError(f"volume sets have the splits 'train' and 'val' (the dataset JSON's 'training' and "
+                             f"'validation' lists), got {split!r}")
     return SPLITS[split]
 
 
@@ -84,6 +96,10 @@ class VolumePipeline(Pipeline):
 
     def input_size(self, recipe) -> tuple[int, ...]:
         return tuple(recipe.data.volume.roi)
+
+    def data_file_overrides(self, spec: str) -> list[str]:
+        """``--data-file NAME``: the decathlon-style JSON in ``--data-root`` (``data.json_name``)."""
+        return [f"data.json_name={spec}"]
 
     def resolve_data(self, recipe, model: nn.Module) -> None:
         recipe.data.volume.roi = tuple(int(s) for s in model.input_spec().size)
@@ -111,19 +127,40 @@ class VolumePipeline(Pipeline):
 
     def after_train(self, summary, class_names):
         if summary.get("final_metrics"):
-            print(dice_table(summary["final_metrics"], class_names))
+            print(dice_table({"resampled grid": summary["final_metrics"]}, class_names))
 
+    @torch.inference_mode()
     def evaluate(self, model, recipe, split, batch_size, workers, device):
-        """Per-class Dice (with and without background) on a split, sliding-window."""
+        """Per-class Dice (with and without background) of every case of a split, sliding-window, on the original
+        grid (the prediction mapped back to the patient's voxels with ``restore_label_map`` against the label
+        file as it is, as BTCV reports it) and, under ``resampled_grid``, on the grid the model sees (resampled
+        and cropped, what training validates on). ``batch_size`` and ``workers`` are unused: one case at a time."""
         d, key = recipe.data, _split(split)
         dl = load_volume_datalist(dataset_root(d), d.json_name)
         items, names = getattr(dl, key), dl.class_names
-        validate_datalist(items, names, where=f"{dl.json_path}: {key}")
-        ds = Dataset(items, val_transforms(d.volume))
-        loader = torch.utils.data.DataLoader(ds, batch_size=1, collate_fn=volume_collate)
-        batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
-        metrics = self._task(recipe, names).evaluate(model.eval(), batches)
-        print(dice_table(metrics, names))
+        validate_datalist(items, names, where=f"{dl.json_path}: {key}", nonfinite=d.volume.nonfinite)
+        task, model = self._task(recipe, names), model.eval()
+        original, resampled = DiceSums(names, device), DiceSums(names, device)
+        surface = d.inference.surface_metrics
+        tol = d.inference.surface_tolerance_mm
+        surf_orig, surf_res = (SurfaceMetrics(len(names), tol) for _ in range(2)) if surface else (None, None)
+        for item in track(items, f"eval {key}", "cases", interval_s=0):
+            image, meta = preprocess_volume(item["image"], d.volume, label=item["label"])
+            pred = task.segment(model, image.to(device))[0]
+            resampled.add(pred, meta["label"])
+            ref_img = nib.load(item["label"])
+            ref = np.rint(np.asanyarray(ref_img.dataobj).reshape(meta["original_shape"]))
+            ref = torch.from_numpy(ref.astype(np.int64))
+            pred_orig = torch.from_numpy(restore_label_map(pred.cpu(), meta).astype(np.int64))
+            original.add(pred_orig, ref)
+            if surface:  # HD95 (mm) and surface Dice on each grid, with its voxel size
+                surf_res.update(pred[None].cpu(), meta["label"][None, None].cpu(), d.volume.pixdim)
+                surf_orig.update(pred_orig[None, None], ref[None, None], ref_img.header.get_zooms()[:3])
+        metrics = {"grid": "original", **original.result(), "resampled_grid": resampled.result()}
+        if surface:
+            metrics.update(surf_orig.result(names))
+            metrics["resampled_grid"].update(surf_res.result(names))
+        print(dice_table({"original grid": metrics, "resampled grid": metrics["resampled_grid"]}, names))
         return {"split": key, **metrics}
 
     @torch.inference_mode()
@@ -131,7 +168,12 @@ class VolumePipeline(Pipeline):
         """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine."""
         image, meta = preprocess_volume(path, recipe.data.volume)
         names = class_names_of(model, classes_file, model.config_dict()[type(model).head_key])
-        labels = restore_label_map(self._task(recipe, names).segment(model.eval(), image.to(device))[0, 0].cpu(), meta)
+        bar = progress_enabled("auto", True)
+        if not bar:
+            log.info("%s: sliding windows of %s over the preprocessed volume %s", path,
+                     "x".join(map(str, recipe.data.volume.roi)), "x".join(map(str, meta["model_shape"])))
+        seg = self._task(recipe, names).segment(model.eval(), image.to(device), progress=bar)
+        labels = restore_label_map(seg[0, 0].cpu(), meta)
         stem = Path(path).name.removesuffix(".gz").removesuffix(".nii")
         out_path = Path(out) if out else Path(path).with_name(f"{stem}_pred.nii.gz")
         save_label_map(labels, path, out_path)

@@ -9,6 +9,7 @@ permissions (unlike ``tempfile.mkstemp`` / ``mkdtemp``, which give 0600 / 0700).
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import shutil
@@ -39,6 +40,8 @@ def _cannot_write(path: Path, e: OSError) -> OSError:
     ``PermissionError`` for EACCES."""
     if e.errno is None:
         return type(e)(f"cannot write {path}: {e}")
+    if isinstance(e, FileExistsError):  # from mkdir: a file stands where a folder of the path should be
+        return NotADirectoryError(errno.ENOTDIR, f"cannot write ({e.filename} is a file, not a folder)", str(path))
     return OSError(e.errno, f"cannot write ({e.strerror})", str(path))
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from .errors import UserInputError
+
 __all__ = ["resolve_device"]
 
 
@@ -19,9 +21,9 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
     try:
         device = torch.device(spec)
     except RuntimeError as e:
-        raise ValueError(f"device '{spec}': expected auto, cpu, cuda or cuda:N") from e
+        raise UserInputError(f"device '{spec}': expected auto, cpu, cuda or cuda:N") from e
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device '{spec}' requested but CUDA is not available")
+        raise UserInputError(f"device '{spec}' requested but CUDA is not available")
     if device.type not in ("cpu", "cuda"):
-        raise ValueError(f"device '{spec}': expected auto, cpu, cuda or cuda:N")
+        raise UserInputError(f"device '{spec}': expected auto, cpu, cuda or cuda:N")
     return device

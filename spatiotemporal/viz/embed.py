@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..utils.errors import UserInputError
+
 
 def _batches(samples: Iterable[tuple[torch.Tensor, int]], batch_size: int):
     xs, ys = [], []
@@ -45,5 +47,5 @@ def extract_embeddings(models: Sequence[nn.Module], samples: Iterable[tuple[torc
             labels.extend(y)
             bar.update(len(y))
     if not labels:
-        raise ValueError("no samples to embed (the dataset split is empty or every item was unreadable)")
+        raise UserInputError("no samples to embed (the dataset split is empty or every item was unreadable)")
     return [np.concatenate(f).astype(np.float32) for f in feats], np.asarray(labels, dtype=np.int64)

@@ -23,6 +23,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..utils.errors import UserInputError
+
 THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 
 
@@ -63,7 +65,7 @@ def compute_erf(model: nn.Module, inputs: Iterable[torch.Tensor], device: str | 
             acc = m if acc is None else acc + m
             used += 1
     if acc is None:
-        raise ValueError("no usable ERF map: no inputs, or every gradient map had NaNs")
+        raise UserInputError("no usable ERF map: no inputs, or every gradient map had NaNs")
     return acc / used, used
 
 

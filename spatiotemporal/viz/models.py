@@ -12,6 +12,8 @@ from pathlib import Path
 import yaml
 from torch import nn
 
+from ..utils.errors import UserInputError
+
 MIXER_KEYS = ("attention", "mixer", "mixer_kwargs", "framewise")
 GENERIC_STEMS = {"model", "last", "best", "checkpoint", "final", "latest", "ema"}
 
@@ -38,11 +40,11 @@ def parse_model_spec(spec: str) -> tuple[str, dict]:
     for part in _split_top(rest):
         key, eq, value = part.partition("=")
         if not eq or not key.strip():
-            raise ValueError(f"model spec {spec!r}: expected key=value after ':', got {part!r}")
+            raise UserInputError(f"model spec {spec!r}: expected key=value after ':', got {part!r}")
         try:
             parsed = yaml.safe_load(value)
         except yaml.YAMLError as e:
-            raise ValueError(f"model spec {spec!r}: cannot parse the value of {key!r}: {e}") from e
+            raise UserInputError(f"model spec {spec!r}: cannot parse the value of {key!r}: {e}") from e
         target = overrides
         *path, last = key.strip().split(".")
         for p in path:
@@ -89,7 +91,7 @@ def load_viz_model(checkpoint: str | Path | None = None, spec: str | None = None
     from ..utils.seeding import seed_everything
 
     if (checkpoint is None) == (spec is None):
-        raise ValueError("give exactly one of a checkpoint or a model spec")
+        raise UserInputError("give exactly one of a checkpoint or a model spec")
     if checkpoint is not None:
         model = load_pretrained(checkpoint)
         label, source = checkpoint_label(checkpoint), str(checkpoint)

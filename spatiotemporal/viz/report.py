@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..utils.errors import UserInputError
 from .embed import extract_embeddings
 from .erf import THRESHOLDS, compute_erf, erf_metrics, feature_map_names
 from .models import VizModel
@@ -22,7 +23,7 @@ def sidecar_paths(out: str | Path) -> tuple[Path, Path, Path]:
     """``(png, npz, json)`` paths: ``out`` and the same stem with ``.npz`` / ``.json``."""
     out = Path(out)
     if out.suffix.lower() != ".png":
-        raise ValueError(f"--out must be a .png file, got {out}")
+        raise UserInputError(f"--out must be a .png file, got {out}")
     out.parent.mkdir(parents=True, exist_ok=True)
     return out, out.with_suffix(".npz"), out.with_suffix(".json")
 
@@ -31,7 +32,7 @@ def check_same_kind(models: Sequence[VizModel]) -> str:
     """The common input kind of all models (an error naming the odd one out otherwise)."""
     kinds = {vm.label: type(vm.model).modality for vm in models}
     if len(set(kinds.values())) != 1:
-        raise ValueError(f"all models of one figure must take the same input kind, got {kinds}")
+        raise UserInputError(f"all models of one figure must take the same input kind, got {kinds}")
     return next(iter(kinds.values()))
 
 
@@ -126,11 +127,12 @@ def erf_report(models: Sequence[VizModel], samples: VizSamples, out: str | Path,
     With ``stages`` (see :func:`resolve_stages`), one panel per model and named feature map (``"stage"``) instead
     of the last map only. Returns the JSON."""
     png, npz, js = sidecar_paths(out)
-    check_same_kind(models)
-    kind = samples.kind
+    kind = check_same_kind(models)
+    if kind != samples.kind:
+        raise UserInputError(f"the models take {kind}s but the samples are {samples.kind}s")
     inputs = [x for x, _ in samples]
     if not inputs:
-        raise ValueError(f"no inputs in {samples.description}")
+        raise UserInputError(f"no inputs in {samples.description}")
     erfs, rows, panels = [], [], []
     for vm in models:
         maps = resolve_stages(vm.model, inputs[0][None].to(device), stages) if stages else [None]

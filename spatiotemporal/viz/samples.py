@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..utils.errors import UserInputError
+
 
 @dataclass
 class VizSamples:
@@ -65,7 +67,7 @@ def evenly_spaced(n: int, m: int | None) -> list[int]:
     if m is None or m >= n:
         return list(range(n))
     if m <= 0:
-        raise ValueError(f"--max-samples / --num-inputs must be >= 1, got {m}")
+        raise UserInputError(f"--max-samples / --num-inputs must be >= 1, got {m}")
     return sorted({int(round(v)) for v in np.linspace(0, n - 1, m)})
 
 

@@ -16,6 +16,8 @@ from sklearn.metrics import silhouette_score
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
+from ..utils.errors import UserInputError
+
 BACKENDS = ("sklearn", "opentsne")
 
 
@@ -45,7 +47,7 @@ def run_tsne(x: np.ndarray, backend: str = "sklearn", perplexity: float = 30.0, 
 
 def _tsne(x: np.ndarray, backend: str, perplexity: float, seed: int, n_jobs: int) -> np.ndarray:
     if x.shape[0] < 4:
-        raise ValueError(f"t-SNE needs at least 4 samples, got {x.shape[0]}")
+        raise UserInputError(f"t-SNE needs at least 4 samples, got {x.shape[0]}")
     perp = default_perplexity(x.shape[0], perplexity)
     if backend == "sklearn":
         from sklearn.manifold import TSNE
@@ -56,11 +58,11 @@ def _tsne(x: np.ndarray, backend: str, perplexity: float, seed: int, n_jobs: int
         try:
             from openTSNE import TSNE as OpenTSNE
         except ImportError as e:
-            raise ValueError("--backend opentsne needs the openTSNE package (pip install openTSNE); "
-                             "the default backend sklearn needs nothing extra") from e
+            raise UserInputError("--backend opentsne needs the openTSNE package (pip install openTSNE); "
+                                 "the default backend sklearn needs nothing extra") from e
         return np.asarray(OpenTSNE(n_components=2, perplexity=perp, initialization="pca", random_state=seed,
                                    n_jobs=n_jobs).fit(x), dtype=np.float32)
-    raise ValueError(f"unknown t-SNE backend {backend!r}; expected one of {BACKENDS}")
+    raise UserInputError(f"unknown t-SNE backend {backend!r}; expected one of {BACKENDS}")
 
 
 def knn_loo_accuracy(x: np.ndarray, labels: np.ndarray, k: int = 5) -> float:

@@ -15,6 +15,7 @@ from spatiotemporal.data.image import (
     CsvImageDataset,
     ImageDataConfig,
     ImageFolderDataset,
+    ImageReadError,
     build_image_datasets,
     collate_images,
     eval_transform,
@@ -123,7 +124,7 @@ def test_unreadable_images_are_skipped_and_counted_through_a_dataloader(layout, 
     assert sorted(Path(p).name for p in skipped) == ["garbage.JPEG", "truncated.JPEG"]
     strict = ImageFolderDataset(root, eval_transform(CFG), skip_unreadable=False)
     bad = next(i for i, (p, _) in enumerate(strict.samples) if p.endswith("garbage.JPEG"))
-    with pytest.raises(RuntimeError, match="garbage.JPEG"):
+    with pytest.raises(ImageReadError, match="garbage.JPEG"):
         strict[bad]
 
 

@@ -155,3 +155,29 @@ def test_class_file_errors_and_missing_files(tmp_path: Path):
                  lambda: CsvImageDataset(missing)):
         with pytest.raises(FileNotFoundError, match=rf"labels file {missing} does not exist \(expected one "):
             call()
+
+
+def test_sparse_integer_labels_without_a_class_list_warn_once(tmp_path: Path, caplog):
+    (tmp_path / "train.csv").write_text("a.mp4 0\nb.mp4 40\n")
+    (tmp_path / "val.csv").write_text("c.mp4 40\n")
+    for _ in range(3):  # a run reads the class names several times: one warning
+        names = resolve_class_names(tmp_path, VideoDataConfig())
+    assert names == [str(i) for i in range(41)]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warnings == [f"{tmp_path / 'train.csv'}, {tmp_path / 'val.csv'}: integer labels 0, 40 (2 distinct) and "
+                        "no class list make 41 classes, 39 of which no sample has (a 41-output model); to name the "
+                        "classes write a class file (classes.txt: one name per line, line i = label i), or relabel "
+                        "the samples 0..1"]
+    (tmp_path / "classes.txt").write_text("\n".join(f"c{i}" for i in range(41)) + "\n")
+    caplog.clear()
+    assert resolve_class_names(tmp_path, VideoDataConfig())[40] == "c40" and not caplog.records
+
+
+def test_a_file_that_is_not_utf8_names_the_line_and_column(tmp_path: Path):
+    (tmp_path / "train.csv").write_bytes(b"a.mp4,cafe\r\nb.mp4,caf\xe9\r\n")
+    with pytest.raises(LabelsCSVError, match=r"train\.csv:2: not UTF-8 text \(byte 0xe9 at column 10\); save the "
+                                             r"file as UTF-8"):
+        read_labels_csv(tmp_path / "train.csv")
+    (tmp_path / "classes.txt").write_bytes(b"cafe\nth\xe9\n")
+    with pytest.raises(LabelsCSVError, match=r"classes\.txt:2: not UTF-8 text"):
+        read_class_file(tmp_path / "classes.txt")

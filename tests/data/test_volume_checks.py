@@ -156,6 +156,54 @@ def test_build_fails_before_training_listing_every_bad_case(tmp_path):
     with pytest.raises(VolumeDataError) as e:
         build_volume_datasets(root, builtin_volume_config(cache="none"))
     msg = str(e.value)
-    assert "2 of 3 case(s) failed" in msg
+    first = msg.splitlines()[0]  # the line the CLI prints: the first failure, and which other cases failed
+    assert "dataset_0.json: training[0]" in first and "values [9]" in first
+    assert first.endswith("2 of 3 cases failed the input checks (also [2])")
     assert "dataset_0.json: training[0]" in msg and "values [9]" in msg
     assert "dataset_0.json: training[2]" in msg and "(12, 10, 7)" in msg
+
+
+def _with_nan(path: Path, count: int = 3) -> None:
+    img = nib.load(str(path))
+    data = np.asarray(img.dataobj).astype(np.float32)
+    data[0, 5:5 + count, 0] = [np.nan, np.inf, -np.inf][:count]
+    nib.save(nib.Nifti1Image(data, img.affine), str(path))  # float32 on disk
+
+
+def test_nan_voxels_in_one_training_image_are_refused_up_front_naming_the_case(tmp_path):
+    root = _dataset(tmp_path, n_train=3)
+    _with_nan(root / "imagesTr" / "c1.nii.gz")
+    with pytest.raises(VolumeDataError) as e:
+        build_volume_datasets(root, builtin_volume_config(cache="memory"))
+    first = str(e.value).splitlines()[0]
+    assert first == (f"{root / 'dataset_0.json'}: training[1]: image '{root / 'imagesTr' / 'c1.nii.gz'}': 3 of 720 "
+                     "voxels are NaN or infinite (the first at index (0, 5, 0)); expected finite intensities: repair "
+                     "the image, or set data.volume.nonfinite=zero to replace them with 0")
+
+
+def test_nan_voxels_in_every_image_name_every_case(tmp_path):
+    root = _dataset(tmp_path, n_train=3, n_val=1)
+    for i in range(4):
+        _with_nan(root / "imagesTr" / f"c{i}.nii.gz", count=1)
+    dl = load_volume_datalist(root)
+    with pytest.raises(VolumeDataError) as e:
+        validate_datalist(dl.training, dl.class_names, where="train")
+    assert str(e.value).splitlines()[0].endswith("3 of 3 cases failed the input checks (also [1], [2])")
+
+
+def test_nonfinite_zero_replaces_the_voxels_with_a_warning(tmp_path, caplog):
+    root = _dataset(tmp_path, n_train=2)
+    _with_nan(root / "imagesTr" / "c0.nii.gz")
+    cfg = builtin_volume_config(cache="none", nonfinite="zero")
+    train_ds, val_ds, _ = build_volume_datasets(root, cfg)
+    crops = train_ds[0]
+    assert all(np.isfinite(np.asarray(c["image"])).all() for c in crops)
+    assert f"{root / 'imagesTr' / 'c0.nii.gz'}: 3 NaN or infinite voxels replaced with 0" in caplog.text
+    from spatiotemporal.data.volume import preprocess_volume
+
+    clean = tmp_path / "clean.nii.gz"
+    data = np.asarray(nib.load(str(root / "imagesTr" / "c0.nii.gz")).dataobj).copy()
+    data[~np.isfinite(data)] = 0
+    nib.save(nib.Nifti1Image(data, AFF), str(clean))
+    zeroed, _ = preprocess_volume(root / "imagesTr" / "c0.nii.gz", cfg)
+    assert np.array_equal(zeroed.numpy(), preprocess_volume(clean, cfg)[0].numpy())  # NaN -> 0 before the chain

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import warnings
 
 import pytest
@@ -154,3 +155,18 @@ def test_progress_lines_also_come_by_time_between_logged_steps(tmp_path, engine_
     msgs = _messages(engine_log)
     for step in range(1, 7):
         assert any(f"step {step}/6 loss " in m for m in msgs), step
+
+
+def test_track_shows_a_bar_on_a_terminal_and_plain_lines_off_one(capsys, caplog, monkeypatch):
+    from spatiotemporal.engine import track
+
+    caplog.set_level(logging.INFO, logger="spatiotemporal.progress")
+    assert list(track(range(4), "eval val", "cases", interval_s=0)) == [0, 1, 2, 3]
+    lines = [r.getMessage() for r in caplog.records if r.name == "spatiotemporal.progress"]
+    assert lines[0] == "eval val: 4 cases" and len(lines) == 5
+    assert [ln.split(" (")[0] for ln in lines[1:]] == [f"eval val: {i}/4 cases" for i in range(1, 5)]
+    caplog.clear()
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    assert list(track(range(3), "eval test", "batches")) == [0, 1, 2]
+    err = capsys.readouterr().err  # tqdm: count, rate and ETA, cleared at the end (leave=False)
+    assert "eval test:" in err and "0/3 [00:00<?, ?batches/s]" in err and not caplog.records

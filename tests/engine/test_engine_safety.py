@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import uuid
+from pathlib import Path
 
 import pytest
 import torch
@@ -171,3 +174,52 @@ def test_orphaned_temp_files_of_dead_writers_are_removed_at_start(tmp_path):
     assert not any(p.exists() for p in orphans)
     assert live.exists() and other.exists()
     assert [e["step"] for e in read_metrics(out / "metrics.jsonl") if "loss" in e] == list(range(1, 7))
+
+
+def test_ctrl_c_leaves_a_whole_checkpoint_names_it_and_the_run_resumes(tmp_path):
+    """SIGINT to a training process (Ctrl-C): it stops with a line naming the checkpoint to resume from; last.pt
+    is whole (no temp file beside it) and --resume finishes the run."""
+    out, log = tmp_path / "r", tmp_path / "child.log"
+    toy = Path(__file__).with_name("engine_toy.py")
+    with open(log, "w") as logf:
+        proc = subprocess.Popen([sys.executable, str(toy), str(out), "train.checkpoint_every=4", "train.num_workers=0"],
+                                env={**os.environ, "TOY_HANG_AFTER": "10"}, stdout=logf, stderr=subprocess.STDOUT)
+    try:
+        deadline, metrics = time.time() + 180, out / "metrics.jsonl"
+        while not metrics.exists() or 10 not in {e["step"] for e in read_metrics(metrics)}:
+            assert proc.poll() is None and time.time() < deadline, log.read_text()
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = log.read_text()
+    assert proc.returncode != 0 and "KeyboardInterrupt" in text
+    last = out / "checkpoints" / "last.pt"
+    assert f"interrupted at step 10 (epoch 1.67); {last} (step 8) is whole: continue from it with --resume" in text
+    assert load_checkpoint(last)["step"] == 8
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]  # no temp file
+    with one_thread():
+        summary, _ = run(toy_config(out, checkpoint_every=4, resume=True))
+    assert summary["steps"] == 12
+
+
+def test_ctrl_c_during_a_checkpoint_write_keeps_the_previous_file(tmp_path, monkeypatch):
+    out = tmp_path / "r"
+    with one_thread():
+        run(toy_config(out, epochs=1))
+    last, best = out / "checkpoints" / "last.pt", out / "checkpoints" / "best.pt"
+    before = last.read_bytes(), best.read_bytes()
+    real_save = torch.save
+
+    def interrupted_save(obj, f, *args, **kwargs):
+        f.write(b"partial")  # a write cut short by Ctrl-C
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", interrupted_save)
+    with one_thread(), pytest.raises(KeyboardInterrupt):
+        run(toy_config(out, epochs=2, resume=True))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert (last.read_bytes(), best.read_bytes()) == before
+    assert sorted(p.name for p in last.parent.iterdir()) == ["best.pt", "last.pt"]

@@ -11,7 +11,7 @@ from .collate import collate_images
 from .config import ImageDataConfig
 from .csv_list import CsvImageDataset
 from .folder import ImageFolderDataset
-from .image_list import ImageListDataset, load_rgb
+from .image_list import ImageListDataset, ImageReadError, load_rgb
 from .mixup import OddBatchMixup, build_mixup_and_loss
 from .ra_sampler import RASampler
 from .transforms import SimpleRandomCrop, eval_transform, three_augment, train_transform
@@ -33,6 +33,7 @@ __all__ = [
     "collate_images",
     "ensure_builtin_image_dataset",
     "eval_transform",
+    "ImageReadError",
     "load_rgb",
     "three_augment",
     "train_transform",

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 from timm.data import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 
+from ...utils.errors import UserInputError
+
 CROPS = ("rrc", "src")
 
 
@@ -43,14 +45,14 @@ class ImageDataConfig:
 
     def __post_init__(self) -> None:
         if self.crop not in CROPS:
-            raise ValueError(f"ImageDataConfig.crop must be one of {CROPS}, got {self.crop!r}")
+            raise UserInputError(f"ImageDataConfig.crop must be one of {CROPS}, got {self.crop!r}")
         if self.img_size <= self.src_padding:
-            raise ValueError(
+            raise UserInputError(
                 f"ImageDataConfig.img_size={self.img_size} must exceed src_padding={self.src_padding}"
             )
         if not 0.0 < self.eval_crop_ratio <= 1.0:
-            raise ValueError(f"ImageDataConfig.eval_crop_ratio must be in (0, 1], got {self.eval_crop_ratio}")
+            raise UserInputError(f"ImageDataConfig.eval_crop_ratio must be in (0, 1], got {self.eval_crop_ratio}")
         if self.repeated_aug < 1:
-            raise ValueError(f"ImageDataConfig.repeated_aug must be >= 1, got {self.repeated_aug}")
+            raise UserInputError(f"ImageDataConfig.repeated_aug must be >= 1, got {self.repeated_aug}")
         self.mean, self.std = tuple(self.mean), tuple(self.std)
         self.rrc_scale, self.rrc_ratio = tuple(self.rrc_scale), tuple(self.rrc_ratio)

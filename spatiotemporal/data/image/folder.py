@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 
+from ...utils.errors import UserInputError
 from .image_list import ImageListDataset
 
 
@@ -36,7 +37,7 @@ class ImageFolderDataset(ImageListDataset):
         names = found if class_names is None else list(class_names)
         unknown = sorted(set(found) - set(names))
         if unknown:
-            raise ValueError(f"{root}: class folders {unknown[:5]} are not among the training classes")
+            raise UserInputError(f"{root}: class folders {unknown[:5]} are not among the training classes")
         class_to_idx = {name: i for i, name in enumerate(names)}
         samples = make_dataset(root, class_to_idx, extensions=IMG_EXTENSIONS, allow_empty=True)
         if not samples:

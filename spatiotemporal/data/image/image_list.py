@@ -11,6 +11,7 @@ import torchvision.transforms as T
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ...utils.errors import SpatioUserError
 from ..seeding import seed_item
 
 log = logging.getLogger(__name__)
@@ -19,11 +20,18 @@ log = logging.getLogger(__name__)
 UNREADABLE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
+class ImageReadError(SpatioUserError, OSError):
+    """An image file that cannot be read (missing, truncated, not an image); the message names it."""
+
+
 def load_rgb(path: str) -> Image.Image:
-    """Open an image file fully and convert it to RGB (raises one of ``UNREADABLE_ERRORS`` if it cannot)."""
-    with Image.open(path) as img:
-        img.load()
-        return img.convert("RGB")
+    """Open an image file fully and convert it to RGB; :class:`ImageReadError` naming the file if it cannot."""
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("RGB")
+    except UNREADABLE_ERRORS as e:
+        raise ImageReadError(f"cannot read image {path}: {type(e).__name__}: {e}") from e
 
 
 class ImageListDataset(Dataset):
@@ -69,9 +77,9 @@ class ImageListDataset(Dataset):
         path, label = self.samples[index]
         try:
             img = load_rgb(path)
-        except UNREADABLE_ERRORS as e:
+        except ImageReadError as e:
             if not self.skip_unreadable:
-                raise RuntimeError(f"cannot read image file {path}: {type(e).__name__}: {e}") from e
-            log.warning("skipping unreadable image %s (%s: %s)", path, type(e).__name__, e)
+                raise
+            log.warning("skipping unreadable image %s (%s: %s)", path, type(e.__cause__).__name__, e.__cause__)
             return {"skipped": str(path), "index": index}
         return {"image": self.transform(img), "label": int(label), "index": index}

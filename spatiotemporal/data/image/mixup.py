@@ -8,6 +8,8 @@ from timm.data.mixup import mixup_target
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 from torch import nn
 
+from ...utils.errors import UserInputError
+
 LOSSES = ("bce", "ce")
 
 
@@ -47,9 +49,9 @@ def build_mixup_and_loss(
     Mixup (smoothing applied by Mixup), else label-smoothing CE (plain CE when ``smoothing`` is 0).
     """
     if loss not in LOSSES:
-        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+        raise UserInputError(f"loss must be one of {LOSSES}, got {loss!r}")
     if loss == "bce" and smoothing > 0:
-        raise ValueError(
+        raise UserInputError(
             "loss='bce' binarises targets (threshold 0), so smoothing must be 0 (DeiT III uses 0)"
         )
     mixup_fn = None

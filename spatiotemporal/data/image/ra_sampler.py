@@ -6,6 +6,7 @@ from collections.abc import Sized
 
 from timm.data.distributed_sampler import RepeatAugSampler
 
+from ...utils.errors import UserInputError
 from ..samplers import MidEpochResume, dist_rank_world
 
 
@@ -32,13 +33,13 @@ class RASampler(MidEpochResume, RepeatAugSampler):
         round_to: int | None = 256,
     ) -> None:
         if num_repeats < 1:
-            raise ValueError(f"RASampler: num_repeats must be >= 1, got {num_repeats}")
+            raise UserInputError(f"RASampler: num_repeats must be >= 1, got {num_repeats}")
         rank, num_replicas = dist_rank_world(rank, num_replicas)
         super().__init__(dataset, num_replicas, rank, shuffle, int(num_repeats), selected_round=round_to or 0)
         if round_to is None:
             self.num_selected_samples = self.num_samples
         if self.num_selected_samples == 0:
-            raise ValueError(
+            raise UserInputError(
                 f"RASampler: {len(dataset)} samples with round_to={round_to} over {num_replicas} ranks leave no "
                 "sample per rank; use round_to=None"
             )

@@ -22,6 +22,7 @@ from timm.data.transforms import (
     str_to_pil_interp,
 )
 
+from ...utils.errors import UserInputError
 from .config import ImageDataConfig
 
 
@@ -36,7 +37,7 @@ class SimpleRandomCrop:
 
     def __init__(self, size: int, padding: int = 4, interpolation: str = "bicubic") -> None:
         if size <= padding:
-            raise ValueError(f"SimpleRandomCrop: size={size} must exceed padding={padding} (reflect padding)")
+            raise UserInputError(f"SimpleRandomCrop: size={size} must exceed padding={padding} (reflect padding)")
         self.size, self.padding = int(size), int(padding)
         self.interpolation = str_to_interp_mode(interpolation)
 

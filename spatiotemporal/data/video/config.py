@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from ...utils.errors import UserInputError
 from .decode import BACKENDS
 
 SPLITS = ("train", "val", "test")
@@ -77,7 +78,7 @@ class VideoDataConfig:
         if self.target_fps is not None and self.target_fps <= 0:
             problems.append("target_fps must be > 0")
         if problems:
-            raise ValueError("invalid VideoDataConfig: " + "; ".join(problems))
+            raise UserInputError("invalid VideoDataConfig: " + "; ".join(problems))
 
     @property
     def eval_crop_size(self) -> int:
@@ -90,7 +91,7 @@ class VideoDataConfig:
 
     def csv_name(self, split: str) -> str:
         if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}; expected one of {SPLITS}")
+            raise UserInputError(f"unknown split {split!r}; expected one of {SPLITS}")
         return {"train": self.train_csv, "val": self.val_csv, "test": self.test_csv}[split]
 
     def to_dict(self) -> dict[str, Any]:
@@ -102,5 +103,5 @@ class VideoDataConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown VideoDataConfig keys {unknown}; valid keys: {sorted(known)}")
+            raise UserInputError(f"unknown VideoDataConfig keys {unknown}; valid keys: {sorted(known)}")
         return cls(**d)

@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...utils.errors import SpatioUserError
+
 try:  # decord has wheels for x86_64 Linux/Windows only
     import decord
 
@@ -38,6 +40,8 @@ except ImportError:  # pragma: no cover - depends on the platform
     _DECORD_FREE = None
 
 import av
+
+from ...utils.errors import UserInputError
 
 BACKENDS = ("auto", "decord", "pyav")
 logger = logging.getLogger("spatiotemporal.data.video")
@@ -70,7 +74,7 @@ def _native_stderr_to_debug():
                 logger.debug("decoder output: %s", text)
 
 
-class VideoDecodeError(RuntimeError):
+class VideoDecodeError(SpatioUserError, RuntimeError):
     """A video that cannot be decoded (missing, truncated, corrupt, ...); ``.path`` names the file."""
 
     def __init__(self, path: str | Path, reason: str):
@@ -89,11 +93,12 @@ def decord_available() -> bool:
 def resolve_backend(backend: str) -> str:
     """``"auto"`` -> ``"decord"`` when importable else ``"pyav"``; validates the name."""
     if backend not in BACKENDS:
-        raise ValueError(f"unknown video backend {backend!r}; expected one of {BACKENDS}")
+        raise UserInputError(f"unknown video backend {backend!r}; expected one of {BACKENDS}")
     if backend == "auto":
         return "decord" if _HAS_DECORD else "pyav"
     if backend == "decord" and not _HAS_DECORD:
-        raise ImportError("backend 'decord' requested but decord is not installed (pip install decord)")
+        raise UserInputError("data.video.backend=decord, but decord is not installed: pip install decord, or "
+                             "use data.video.backend=pyav")
     return backend
 
 

@@ -14,11 +14,13 @@ import math
 
 import numpy as np
 
+from ...utils.errors import UserInputError
+
 
 def clip_span(num_frames: int, sampling_rate: int, fps: float, target_fps: float | None = None) -> float:
     """Number of video frames one clip covers (may be fractional when ``target_fps`` is set)."""
     if num_frames < 1 or sampling_rate < 1:
-        raise ValueError(f"num_frames and sampling_rate must be >= 1, got {num_frames}, {sampling_rate}")
+        raise UserInputError(f"num_frames and sampling_rate must be >= 1, got {num_frames}, {sampling_rate}")
     span = float(sampling_rate * num_frames)
     if target_fps is not None:
         span = span / float(target_fps) * float(fps)
@@ -55,7 +57,7 @@ def uniform_clip_indices(
 ) -> np.ndarray:
     """``num_clips`` clips with uniformly spaced starts ``delta * k / num_clips``. int64 ``(K, T)``."""
     if num_clips < 1:
-        raise ValueError(f"num_clips must be >= 1, got {num_clips}")
+        raise UserInputError(f"num_clips must be >= 1, got {num_clips}")
     span = clip_span(num_frames, sampling_rate, fps, target_fps)
     delta = max(video_frames - span, 0.0)
     return np.stack([clip_indices(delta * k / num_clips, span, num_frames, video_frames) for k in range(num_clips)])
@@ -80,9 +82,9 @@ def spatial_crop_offsets(height: int, width: int, size: int, num_crops: int) -> 
     ``ceil(k * (L - S) / (n - 1))`` — for 3 crops ``0, ceil((L-S)/2), L-S``; the other axis is centred.
     """
     if height < size or width < size:
-        raise ValueError(f"crop {size} larger than frame {height}x{width}")
+        raise UserInputError(f"crop {size} larger than frame {height}x{width}")
     if num_crops < 1:
-        raise ValueError(f"num_crops must be >= 1, got {num_crops}")
+        raise UserInputError(f"num_crops must be >= 1, got {num_crops}")
     cy, cx = math.ceil((height - size) / 2), math.ceil((width - size) / 2)
     if num_crops == 1:
         return [(cy, cx)]

@@ -1,7 +1,8 @@
 """Up-front checks of 3D cases (NIfTI headers + label values), run before any training starts.
 
 Each failure is a ``VolumeDataError`` that names the case (JSON entry and file path) and says what was
-expected. Only headers and the label voxels are read, so a 30-case CT set is checked in seconds.
+expected. Headers, the label voxels and the voxels of images stored as floats (the only ones that can hold a NaN)
+are read, so a 30-case CT set is checked in seconds.
 """
 
 from __future__ import annotations
@@ -13,11 +14,14 @@ import nibabel as nib
 import numpy as np
 
 from .datalist import VolumeDataError
+from .nonfinite import nonfinite_error
 
 AFFINE_ATOL = 1e-3
 
 
-def _load_header(path: str | Path, where: str, field: str) -> nib.spatialimages.SpatialImage:
+def load_header(path: str | Path, where: str, field: str) -> nib.spatialimages.SpatialImage:
+    """The NIfTI (or other nibabel) image at ``path``, voxels not read; ``VolumeDataError`` naming ``where``,
+    ``field`` and the file when it is missing or unreadable."""
     p = Path(path)
     if not p.is_file():
         raise VolumeDataError(f"{where}: {field} file '{p}' does not exist")
@@ -39,18 +43,31 @@ def spatial_shape(img: nib.spatialimages.SpatialImage, where: str, field: str) -
     return shape  # type: ignore[return-value]
 
 
+def check_image_values(img: nib.spatialimages.SpatialImage, where: str, nonfinite: str = "error") -> None:
+    """With ``nonfinite="error"`` (see ``nonfinite.py``), refuse an image with NaN or infinite voxels. Only images
+    stored as floats are read (integer voxels cannot be NaN); with ``"zero"`` the transforms replace them."""
+    if nonfinite != "error" or np.dtype(img.get_data_dtype()).kind != "f":
+        return
+    bad = ~np.isfinite(np.asanyarray(img.dataobj))
+    if bad.any():
+        raise nonfinite_error(f"{where}: image '{img.get_filename()}'", bad)
+
+
 def check_case(item: Mapping[str, str], class_names: Sequence[str], where: str = "case",
-               affine_atol: float = AFFINE_ATOL, check_values: bool = True) -> None:
+               affine_atol: float = AFFINE_ATOL, check_values: bool = True, nonfinite: str = "error") -> None:
     """Check one ``{"image", "label"}`` case; raise ``VolumeDataError`` naming ``where`` and the file.
 
     Checks: both files exist and are 3D; same shape and affine (within ``affine_atol``, compared on the
-    NIfTI headers before any resampling); label values are integers in ``0..len(class_names)-1``.
+    NIfTI headers before any resampling); label values are integers in ``0..len(class_names)-1``; image voxels
+    are finite (with ``nonfinite="error"``; ``"zero"``: the transforms replace them, with a warning).
     """
-    img = _load_header(item["image"], where, "image")
+    img = load_header(item["image"], where, "image")
     ishape = spatial_shape(img, where, "image")
+    if check_values:
+        check_image_values(img, where, nonfinite)
     if "label" not in item:
         return
-    lab = _load_header(item["label"], where, "label")
+    lab = load_header(item["label"], where, "label")
     lshape = spatial_shape(lab, where, "label")
     if ishape != lshape:
         raise VolumeDataError(f"{where}: image '{item['image']}' has shape {ishape} but label "
@@ -78,19 +95,25 @@ def check_case(item: Mapping[str, str], class_names: Sequence[str], where: str =
 
 def validate_datalist(items: Sequence[Mapping[str, str]], class_names: Sequence[str],
                       where: str = "datalist", affine_atol: float = AFFINE_ATOL,
-                      max_report: int = 10) -> None:
+                      max_report: int = 10, nonfinite: str = "error") -> None:
     """Check every case up front; raise one ``VolumeDataError`` listing all failing cases.
 
     ``where`` prefixes each case name, e.g. ``"/data/dataset_0.json: training"`` gives
-    ``"/data/dataset_0.json: training[3]"``.
+    ``"/data/dataset_0.json: training[3]"``. The message's first line is the first failure and names the other
+    failing cases; the lines after it hold every failure in full (up to ``max_report``).
     """
-    errors = []
+    errors: list[tuple[int, str]] = []
     for i, item in enumerate(items):
         try:
-            check_case(item, class_names, f"{where}[{i}]", affine_atol=affine_atol)
+            check_case(item, class_names, f"{where}[{i}]", affine_atol=affine_atol, nonfinite=nonfinite)
         except VolumeDataError as e:
-            errors.append(str(e))
+            errors.append((i, str(e)))
     if errors:
-        shown = "\n".join(errors[:max_report])
+        first = errors[0][1].splitlines()[0]
+        others = [f"[{i}]" for i, _ in errors[1:]]
+        if others:
+            first += (f"; {len(errors)} of {len(items)} cases failed the input checks (also "
+                      f"{', '.join(others[:10])}{', ...' if len(others) > 10 else ''})")
+        shown = "\n".join(msg for _, msg in errors[:max_report])
         more = f"\n... and {len(errors) - max_report} more" if len(errors) > max_report else ""
-        raise VolumeDataError(f"{len(errors)} of {len(items)} case(s) failed the input checks:\n{shown}{more}")
+        raise VolumeDataError(f"{first}\n{shown}{more}")

@@ -19,10 +19,12 @@ from typing import Any
 
 from monai.data import load_decathlon_datalist
 
+from ...utils.errors import SpatioUserError
+
 DEFAULT_JSON_NAME = "dataset_0.json"
 
 
-class VolumeDataError(ValueError):
+class VolumeDataError(SpatioUserError, ValueError):
     """Bad 3D input (dataset JSON, NIfTI file or label map); the message names the case and the expectation."""
 
 

@@ -155,8 +155,9 @@ def build_volume_datasets(root: str | Path, cfg: VolumeDataConfig, json_name: st
     """
     dl = load_volume_datalist(root, json_name)
     if validate:
-        validate_datalist(dl.training, dl.class_names, where=f"{dl.json_path}: training")
-        validate_datalist(dl.validation, dl.class_names, where=f"{dl.json_path}: validation")
+        validate_datalist(dl.training, dl.class_names, where=f"{dl.json_path}: training", nonfinite=cfg.nonfinite)
+        validate_datalist(dl.validation, dl.class_names, where=f"{dl.json_path}: validation",
+                          nonfinite=cfg.nonfinite)
     budget = int(cfg.cache_mib * 2**20)
     train_base, train_info = _make_dataset(dl.training, train_transforms(cfg), cfg, "train", budget, True)
     val_budget = budget - train_info.get("estimated_bytes", 0)

@@ -1,7 +1,8 @@
 """Prediction in the patient's space: preprocess one volume, then map a label map back to its voxel grid.
 
-``preprocess_volume`` runs the invertible image-only chain (orient, resample, window, foreground crop) and
-keeps the chain and the preprocessed MetaTensor (its MONAI trace); ``restore_label_map`` undoes orientation,
+``preprocess_volume`` runs the invertible chain (load, non-finite voxel rule, orient, resample, window, foreground
+crop) on an image (and its label map, for evaluation) and keeps the chain and the preprocessed MetaTensor (its
+MONAI trace); ``restore_label_map`` undoes orientation,
 spacing and crop with MONAI's ``Invertd`` (nearest interpolation) under our shape checks; ``save_label_map``
 writes the result with the input's shape, affine, qform and sform. The writer is nibabel's, not MONAI's
 ``SaveImaged``: that one writes qform = sform with codes 1, not the reference file's own qform and codes.
@@ -9,6 +10,7 @@ writes the result with the input's shape, affine, qform and sform. The writer is
 
 from __future__ import annotations
 
+import errno
 from pathlib import Path
 from typing import Any
 
@@ -16,31 +18,47 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.data import MetaTensor
-from monai.transforms import Invertd
+from monai.transforms import Compose, Invertd
 
-from .checks import spatial_shape
+from ...utils.errors import user_error_in
+from .checks import load_header, spatial_shape
 from .datalist import VolumeDataError
-from .transforms import VolumeDataConfig, inference_transforms
+from .transforms import VolumeDataConfig, geometry_transforms, inference_transforms
 
 
-def preprocess_volume(path: str | Path, cfg: VolumeDataConfig) -> tuple[torch.Tensor, dict[str, Any]]:
+def preprocess_volume(path: str | Path, cfg: VolumeDataConfig,
+                      label: str | Path | None = None) -> tuple[torch.Tensor, dict[str, Any]]:
     """Load and preprocess ``path`` for the model: ``(image (1, C, H, W, D) float32, meta)``.
 
     ``meta`` holds the source path, the chain and the preprocessed MetaTensor (whose ``applied_operations`` is
     the trace ``Invertd`` replays), and the model-space / original shapes; pass it to ``restore_label_map``.
+    With ``label`` (the case's label map), the same chain also gives ``meta["label"]``: the label map in model
+    space, ``(H, W, D)`` int64. Errors name the file (a ``VolumeDataError``, also for NaN voxels).
     """
     path = Path(path)
-    orig_shape = spatial_shape(nib.load(str(path)), str(path), "image")
-    chain = inference_transforms(cfg)
-    out = chain({"image": str(path)})["image"]
+    orig_shape = spatial_shape(load_header(path, str(path), "image"), str(path), "image")
+    keys = ("image",) if label is None else ("image", "label")
+    chain = inference_transforms(cfg) if label is None else Compose(geometry_transforms(cfg, keys))
+    if label is not None:
+        load_header(label, str(path), "label")
+    try:
+        out = chain({"image": str(path), **({"label": str(label)} if label is not None else {})})
+    except Exception as e:  # MONAI re-raises what a transform raised as RuntimeError("applying transform ...")
+        cause = user_error_in(e)
+        if cause is None:
+            raise
+        raise cause from None
+    image = out["image"]
     meta = {
         "source": str(path),
         "transform": chain,
-        "image": out,
-        "model_shape": tuple(int(s) for s in out.shape[1:]),
+        "image": image,
+        "model_shape": tuple(int(s) for s in image.shape[1:]),
         "original_shape": orig_shape,
     }
-    return out.as_tensor().float()[None], meta
+    if label is not None:
+        meta["label"] = torch.round(out["label"].as_tensor()[0]).long()
+    return image.as_tensor().float()[None], meta
 
 
 def restore_label_map(pred_label: torch.Tensor | np.ndarray, meta: dict[str, Any]) -> np.ndarray:
@@ -83,6 +101,9 @@ def save_label_map(pred: np.ndarray | torch.Tensor, reference_path: str | Path, 
         img.set_qform(ref.affine, code=1)
         img.set_sform(ref.affine, code=1)
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as e:  # a file where a folder of the path should be
+        raise NotADirectoryError(errno.ENOTDIR, "is a file, so the output cannot go under it", e.filename) from None
     nib.save(img, str(out_path))
     return out_path

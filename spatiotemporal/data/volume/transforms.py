@@ -28,6 +28,9 @@ from monai.transforms import (
     SpatialPadd,
 )
 
+from ...utils.errors import UserInputError
+from .nonfinite import NONFINITE_RULES, NonFiniteVoxelsd
+
 CACHE_MODES = ("memory", "disk", "none")
 KEYS = ("image", "label")
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # nibabel's world convention (NibabelReader gives RAS)
@@ -45,6 +48,8 @@ class VolumeDataConfig:
     ``shift_offsets``/``shift_prob`` and ``scale_factors``/``scale_prob`` intensity jitter.
     Caching: ``cache`` in ``"memory" | "disk" | "none"``; ``cache_rate`` (fraction of cases),
     ``cache_mib`` (memory budget), ``cache_dir`` (disk cache root), ``num_workers`` (cache filling threads).
+    ``nonfinite``: what NaN or infinite image voxels do, ``error`` (refuse the case) or ``zero`` (replace them
+    with 0, with a warning); see ``nonfinite.py``.
     """
 
     orientation: str = "RAS"
@@ -72,27 +77,31 @@ class VolumeDataConfig:
     cache_mib: float = 4096.0
     cache_dir: str | None = None
     num_workers: int = 0
+    nonfinite: str = "error"
 
     def __post_init__(self) -> None:
         self.pixdim = _triple(self.pixdim, "pixdim", float)
         self.roi = _triple(self.roi, "roi", int)
         self.flip_prob = _triple(self.flip_prob, "flip_prob", float)
         if any(p <= 0 for p in self.pixdim):
-            raise ValueError(f"VolumeDataConfig.pixdim must be positive mm spacings, got {self.pixdim}")
+            raise UserInputError(f"VolumeDataConfig.pixdim must be positive mm spacings, got {self.pixdim}")
         if any(r <= 0 for r in self.roi):
-            raise ValueError(f"VolumeDataConfig.roi must be positive voxel sizes, got {self.roi}")
+            raise UserInputError(f"VolumeDataConfig.roi must be positive voxel sizes, got {self.roi}")
         if self.cache not in CACHE_MODES:
-            raise ValueError(f"VolumeDataConfig.cache must be one of {CACHE_MODES}, got {self.cache!r}")
+            raise UserInputError(f"VolumeDataConfig.cache must be one of {CACHE_MODES}, got {self.cache!r}")
         if len(self.orientation) != 3:
-            raise ValueError(f"VolumeDataConfig.orientation must be 3 axcodes like 'RAS', got {self.orientation!r}")
+            raise UserInputError(f"VolumeDataConfig.orientation must be 3 axcodes like 'RAS', got {self.orientation!r}")
         if self.num_samples < 1:
-            raise ValueError(f"VolumeDataConfig.num_samples must be >= 1, got {self.num_samples}")
+            raise UserInputError(f"VolumeDataConfig.num_samples must be >= 1, got {self.num_samples}")
+        if self.nonfinite not in NONFINITE_RULES:
+            raise UserInputError(f"VolumeDataConfig.nonfinite must be one of {NONFINITE_RULES}, got {self.nonfinite!r}")
         if not 0.0 <= self.cache_rate <= 1.0:
-            raise ValueError(f"VolumeDataConfig.cache_rate must be in [0, 1], got {self.cache_rate}")
+            raise UserInputError(f"VolumeDataConfig.cache_rate must be in [0, 1], got {self.cache_rate}")
 
     def deterministic_key(self) -> dict[str, Any]:
         """Fields that change the cached (deterministic) part of the chain."""
-        keys = ("orientation", "pixdim", "a_min", "a_max", "b_min", "b_max", "clip", "crop_foreground", "roi")
+        keys = ("orientation", "pixdim", "a_min", "a_max", "b_min", "b_max", "clip", "crop_foreground", "roi",
+                "nonfinite")
         return {k: getattr(self, k) for k in keys}
 
 
@@ -101,16 +110,18 @@ def _triple(v: Any, name: str, kind: type) -> tuple:
         v = (v, v, v)
     v = tuple(kind(x) for x in v)
     if len(v) != 3:
-        raise ValueError(f"VolumeDataConfig.{name} must have 3 values (one per axis), got {v}")
+        raise UserInputError(f"VolumeDataConfig.{name} must have 3 values (one per axis), got {v}")
     return v
 
 
 def geometry_transforms(cfg: VolumeDataConfig, keys: tuple[str, ...] = KEYS) -> list:
-    """Load (nibabel) -> channel first -> orient -> resample -> HU window -> foreground crop; invertible."""
+    """Load (nibabel) -> channel first -> the non-finite voxel rule -> orient -> resample -> HU window ->
+    foreground crop; invertible."""
     modes = ("bilinear", "nearest")[: len(keys)]
     chain: list = [
         LoadImaged(keys=keys, reader="NibabelReader", image_only=True),
         EnsureChannelFirstd(keys=keys),
+        NonFiniteVoxelsd(keys="image", rule=cfg.nonfinite),
         Orientationd(keys=keys, axcodes=cfg.orientation, labels=RAS_LABELS),
         Spacingd(keys=keys, pixdim=cfg.pixdim, mode=modes),
         ScaleIntensityRanged(keys="image", a_min=cfg.a_min, a_max=cfg.a_max, b_min=cfg.b_min,

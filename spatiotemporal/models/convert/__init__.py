@@ -13,8 +13,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ...utils.errors import SpatioUserError
 
-class CheckpointFormatError(ValueError):
+
+class CheckpointFormatError(SpatioUserError, ValueError):
     """The file is not a checkpoint layout we know, or does not fit the model it describes."""
 
 

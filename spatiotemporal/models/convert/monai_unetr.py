@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from . import Detected, register_converter
+from . import CheckpointFormatError, Detected, register_converter
 from .vit_keys import block_depth, heads_for_width
 
 #: Keys MONAI itself never uses, by version: the <=0.8 class token, the <=0.8 always-built
@@ -106,7 +106,7 @@ def monai_unetr(container: dict, sd: dict, overrides: dict) -> Detected | None:
     if "img_size" not in cfg and "img_size" not in overrides:
         n = sd["vit.patch_embedding.position_embeddings"].shape[1]
         shape, size = ("a cube", "(H, W, D)") if dims == 3 else ("a square", "(H, W)")
-        raise ValueError(f"MONAI UNETR with {n} patch tokens is not {shape}; pass img_size={size}")
+        raise CheckpointFormatError(f"MONAI UNETR with {n} patch tokens is not {shape}; pass img_size={size}")
     conv, unknown = convert_unetr_state(sd, patch, dims)
     return Detected("monai-unetr" if dims == 3 else "monai-unetr-2d", "unetr" if dims == 3 else "unetr2d", cfg, conv,
                     tuple(DEAD_KEY_PATTERNS), unknown)

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 
-from . import Detected, register_converter
+from . import CheckpointFormatError, Detected, register_converter
 from .vit_keys import block_depth, convert_vit_keys, heads_for_width
 
 #: Official attention type -> our (mixer, framewise).
@@ -47,7 +47,8 @@ def infer_timesformer_config(sd: dict, file_cfg=None) -> dict:
     attention = attention_from_keys(sd)
     declared = attention_from_cfg(file_cfg)
     if declared is not None and declared != attention:
-        raise ValueError(f"checkpoint cfg declares attention {declared!r} but its keys are those of {attention!r}")
+        raise CheckpointFormatError(f"checkpoint cfg declares attention {declared!r} but its keys are those of "
+                                    f"{attention!r}")
     mixer, framewise = OFFICIAL_ATTENTION[attention]
     w = sd["patch_embed.proj.weight"]
     dim, p = w.shape[0], w.shape[-1]
