@@ -21,6 +21,7 @@ from ..layers import (
     PatchEmbed3d,
     image_layout,
     init_weights_,
+    patch_grid,
     resize_pos_embed_3d,
     volume_layout,
 )
