@@ -201,8 +201,8 @@ class Pipeline(ABC):
 
     def pretrain(self, recipe) -> dict:
         """Self-supervised pretraining (``spatio pretrain``); only the video pipeline has one (masked video)."""
-        raise UserInputError(f"no self-supervised pretraining for {self.modality} models (video models: spatio pretrain "
-                         "videomae)")
+        raise UserInputError(f"no self-supervised pretraining for {self.modality} models "
+                             "(video models: spatio pretrain videomae)")
 
     # ------------------------------------------------------------------ evaluation, prediction, samples
     @abstractmethod
