@@ -108,7 +108,7 @@ class ImageSegPipeline(Pipeline):
 
     def after_train(self, summary, class_names):
         if summary.get("final_metrics"):
-            print(dice_table(summary["final_metrics"], class_names))
+            print(dice_table({"dice": summary["final_metrics"]}, class_names))
 
     def evaluate(self, model, recipe, split, batch_size, workers, device):
         """Per-class Dice (with and without background) on whole images, sliding-window."""
@@ -119,7 +119,7 @@ class ImageSegPipeline(Pipeline):
                                              batch_size=1, num_workers=workers)
         batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)
         metrics = self._task(recipe, folder.class_names).evaluate(model.eval(), batches)
-        print(dice_table(metrics, folder.class_names))
+        print(dice_table({"dice": metrics}, folder.class_names))
         return {"split": key, **metrics}
 
     @torch.inference_mode()

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 
 from ..layers import DividedAttention, JointAttention, MultiHeadAttention, SpaceOnlyAttention, record_attention
+from ..utils.errors import UserInputError
 
 
 def _residual(a: torch.Tensor) -> torch.Tensor:
@@ -102,8 +103,8 @@ def block_matrices(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor
         elif isinstance(mixer, JointAttention):
             mats.append(_residual(records[pre + "attn"].mean(1)))
         else:
-            raise ValueError(f"block {i}: mixer {type(mixer).__name__} has no token-to-token softmax attention to "
-                             "roll out (joint, divided and space_only have)")
+            raise UserInputError(f"block {i}: mixer {type(mixer).__name__} has no token-to-token softmax attention to "
+                                 "roll out (joint, divided and space_only have)")
     return mats, grid, p, tokens
 
 
