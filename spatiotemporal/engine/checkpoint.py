@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch.distributed.tensor import DTensor
 
 from ..utils.atomic import atomic_copy, atomic_torch_save
 
@@ -68,9 +69,12 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
 
 
 def non_finite(named: Iterable[tuple[str, torch.Tensor]]) -> list[str]:
-    """Names of the floating-point tensors holding a NaN or an infinity (one sync per device)."""
+    """Names of the floating-point tensors holding a NaN or an infinity (one sync per device); of a sharded
+    tensor (FSDP's ``DTensor``), this rank's shard is checked."""
     by_device: dict[torch.device, list[tuple[str, torch.Tensor]]] = {}
     for k, t in named:
+        if isinstance(t, DTensor):
+            t = t.to_local()
         if isinstance(t, torch.Tensor) and t.is_floating_point():
             by_device.setdefault(t.device, []).append((k, torch.isfinite(t).all()))
     bad = []

@@ -42,6 +42,8 @@ class TrainConfig:
     progress: Literal["auto", "always", "never"] = "auto"  # auto: only on a terminal
     throughput_unit: str = "samples"  # e.g. clips, volumes, images
     find_unused_parameters: bool = False
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # fsdp: FSDP2 under torchrun, for models too large to replicate
+    compile: bool = False  # torch.compile the model (training and evaluation); eager if compilation fails
     tensorboard: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)
