@@ -46,23 +46,26 @@ def sharding_units(model: nn.Module) -> list[nn.Module]:
 
 
 class FullyShardedMode(ReplicatedMode):
-    """FSDP2 over the torchrun process group (one process: a 1-rank mesh, for tests)."""
+    """FSDP2 over the torchrun process group. In a single process nothing is sharded, and checkpoints keep
+    this mode's layout (a run may continue under torchrun, or the other way round)."""
 
     name = "fsdp"
+    sharded: nn.Module | None = None
 
     def shard(self, model: nn.Module) -> None:
         if not is_distributed():
-            raise ValueError("train.parallel=fsdp needs a process group: start the run with torchrun")
+            return
         for unit in sharding_units(model):
             fully_shard(unit)
         fully_shard(model)
-        self.model = model
+        self.sharded = model
 
     def wrap(self, model: nn.Module) -> nn.Module:
         return model
 
     def sync_gradients(self, sync: bool):
-        self.model.set_requires_gradient_sync(sync)
+        if self.sharded is not None:
+            self.sharded.set_requires_gradient_sync(sync)
         return contextlib.nullcontext()
 
     def clip_grad_norm(self, params: list[torch.Tensor], max_norm: float) -> float:

@@ -73,3 +73,14 @@ def test_fsdp_resume_is_exact_and_stays_in_its_mode(tmp_path):
     # a DDP run cannot take over FSDP's optimiser state (keyed by parameter name)
     with one_thread(), pytest.raises(ValueError, match="written with train.parallel=fsdp"):
         run(toy_config(tmp_path / "cut", resume=True, epochs=3), blocks=2)
+
+
+def test_fsdp_in_one_process_trains_unsharded_with_its_checkpoint_layout(tmp_path):
+    with one_thread():
+        _, ddp = run(toy_config(tmp_path / "ddp", epochs=1), blocks=2)
+        run(toy_config(tmp_path / "fsdp", epochs=1, max_steps=4, parallel="fsdp"), blocks=2)
+        _, fsdp = run(toy_config(tmp_path / "fsdp", epochs=1, resume=True, parallel="fsdp"), blocks=2)
+    ckpt = torch.load(tmp_path / "fsdp" / "checkpoints" / "last.pt", weights_only=True)
+    assert ckpt["parallel"] == "fsdp" and set(ckpt["optimizer"]["state"]) == {n for n, _ in fsdp.named_parameters()}
+    for (k, a), (_, b) in zip(ddp.state_dict().items(), fsdp.state_dict().items()):
+        torch.testing.assert_close(a, b, atol=0, rtol=0, msg=k)
