@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,10 +19,10 @@ class SegmentationTask:
     """Batches are dicts with ``image (B, C, H, W, D)`` and ``label (B, 1, H, W, D)`` (integer classes).
 
     Training: ``DiceCELoss(to_onehot_y=True, softmax=True)`` as MONAI's UNETR tutorial. Validation: sliding
-    windows of ``roi`` with ``overlap`` and ``sw_batch_size`` (bf16 autocast on GPU), argmax, then Dice per
-    class (MONAI ``DiceMetric``, an organ absent from the ground truth is left out of its mean). Reports
-    ``dice_<class>``, ``mean_dice`` (foreground classes), ``mean_dice_bg`` (background included) and
-    ``num_samples`` (volumes evaluated).
+    windows of ``roi`` with ``overlap`` and ``sw_batch_size`` (bf16 autocast on GPU, else the caller's precision),
+    argmax, then Dice per class (MONAI ``DiceMetric``, an organ absent from the ground truth is left out of its
+    mean). Reports ``dice_<class>``, ``mean_dice`` (foreground classes), ``mean_dice_bg`` (background included)
+    and ``num_samples`` (volumes evaluated).
     """
 
     primary_metric = "mean_dice"
@@ -44,7 +45,8 @@ class SegmentationTask:
     def predict(self, model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         """Sliding-window logits ``(B, K, H, W, D)`` for a whole volume ``(B, C, H, W, D)``."""
         use_bf16 = x.device.type == "cuda" and torch.cuda.is_bf16_supported()
-        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=use_bf16):
+        # elsewhere the caller's precision holds (an autocast(enabled=False) here would switch off the trainer's)
+        with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
             out = sliding_window_inference(x, self.roi, self.sw_batch_size, model, overlap=self.overlap)
         return out.float()
 
