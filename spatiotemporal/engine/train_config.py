@@ -28,7 +28,7 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None: batch_size
     accum_steps: int = 1
     clip_grad: float | None = None  # max global grad norm; None: off
-    amp: Literal["none", "bf16", "fp16", "auto"] = "none"
+    amp: Literal["none", "bf16", "fp16", "auto"] = "auto"  # auto: bf16 on CUDA and on CPUs with native bf16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     num_workers: int = 4  # DataLoader workers per process, at most the available cores

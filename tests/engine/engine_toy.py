@@ -129,7 +129,7 @@ class ToyTask:
 def toy_config(out: Path, **train) -> TrainConfig:
     """AdamW + warm-up cosine defaults for the toy runs; ``train`` overrides TrainConfig fields."""
     cfg = TrainConfig(out=str(out), epochs=2, batch_size=8, num_workers=0, log_every=1, device="cpu",
-                      progress="never", seed=3)
+                      progress="never", seed=3, amp="none")  # exact comparisons stay fp32
     cfg.optim.lr, cfg.optim.weight_decay = 0.01, 0.05
     cfg.sched = ScheduleConfig(name="cosine", warmup_steps=2, warmup_lr=1e-4, min_lr=1e-5)
     for k, v in train.items():
