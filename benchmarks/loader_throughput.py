@@ -10,7 +10,7 @@ recipe's batch size), read for ``--batches`` batches after one warm-up batch, wi
 - ``vit_tiny_builtin`` (shapes, 3-Augment, repeated augmentation).
 
 The model side is one training step of the recipe's model and batch at the trainer's default ``amp=auto``
-(``compile_payoff.cell``, eager; for the K400 pipeline, TimeSformer-B 8x224 from ``models_cpu.json``'s
+(``compile_payoff.cell``, eager; for the K400 pipeline, TimeSformer-B 8x224 from ``models_cpu_passive.json``'s
 defaults comparison, per clip). Workers needed = ceil(model samples/s / loader samples/s with one worker): the
 loader scales with its workers as long as each has a core of its own.
 
@@ -94,7 +94,7 @@ def loader_rate(recipe_name: str, overrides: list[str], workers: int, batches: i
 def model_rate(recipe_name: str, precision: str) -> float | None:
     """The model's training samples/s at ``precision`` for the recipe's batch."""
     if recipe_name.endswith("k400"):
-        path = HERE / "results" / "models_cpu.json"
+        path = HERE / "results" / "models_cpu_passive.json"
         if not path.is_file():
             return None
         rows = json.loads(path.read_text())["rows"]

@@ -343,7 +343,7 @@ def measure(spec: dict) -> dict:
     if spec.get("cpu_short_seq") is not None:
         import spatiotemporal.layers.sdpa as sdpa
 
-        sdpa.CPU_SHORT_SEQ = spec["cpu_short_seq"]
+        sdpa.CPU_SHORT_SEQ = sdpa.CPU_SHORT_SEQ_BF16 = spec["cpu_short_seq"]
     torch.manual_seed(spec["seed"])
     model = build_model(cfg, spec["impl"], spec.get("timesformer_src"), spec.get("options")).to(device)
     g = torch.Generator().manual_seed(spec["seed"] + 1)

@@ -260,9 +260,9 @@ class Trainer:
 
         seed_everything(cfg.seed + d.rank)
         self.parallel = parallel_mode(cfg.parallel, d, cfg.find_unused_parameters)
+        self.parallel.shard(self.model)  # FSDP places each rank's shards on its device, never the whole model
         self.raw_model = self.model.to(self.device)
         self.raw_model.train()
-        self.parallel.shard(self.raw_model)
         self.optimizer = build_optimizer(self.raw_model, cfg.optim)
         self.optimizer.zero_grad(set_to_none=True)
         self.sampler = self.sampler_factory(self.train_dataset, True, cfg.seed, d.rank, d.world_size)
