@@ -10,10 +10,13 @@ sequences <= ``CPU_SHORT_SEQ``. q, k, v are the strided views a transformer bloc
 disturbs far less than the median. Shapes: the TimeSformer ViT-S shapes at 224 px (B = 1) and at the 8 x 112
 benchmark config (B = 2), and a sweep over the sequence length N at a fixed 1568 tokens.
 
+``--dtype bf16`` runs both methods as a bf16-autocast model does (bf16 q, k, v under ``torch.autocast``) and
+judges ``CPU_SHORT_SEQ_BF16``.
+
 Usage::
 
-    python benchmarks/attention_dispatch.py [--threads 2] [--budget 1.5] [--passes 3]
-        [--out benchmarks/results/attention_dispatch_cpu.json]
+    python benchmarks/attention_dispatch.py [--threads 2] [--budget 1.5] [--passes 3] [--dtype fp32|bf16]
+        [--sweep 4,8,...] [--out benchmarks/results/attention_dispatch_cpu.json]
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ sys.path.insert(0, str(HERE))
 
 from models import Contention, machine_info  # noqa: E402
 
-from spatiotemporal.layers.sdpa import CPU_SHORT_SEQ  # noqa: E402
+from spatiotemporal.layers import sdpa as dispatch  # noqa: E402
 
 HEADS, HEAD_DIM = 6, 64  # ViT-S
 
@@ -53,6 +56,11 @@ NAMED = [  # (name, batch of sequences, N)
 ]
 SWEEP_N = [4, 8, 12, 16, 24, 32, 48, 64, 96, 128]
 SWEEP_TOKENS = 1568
+DTYPE = torch.float32  # --dtype
+
+
+def threshold() -> int:
+    return dispatch.CPU_SHORT_SEQ_BF16 if DTYPE == torch.bfloat16 else dispatch.CPU_SHORT_SEQ
 
 
 def sdpa(q, k, v):
@@ -69,24 +77,26 @@ METHODS = {"sdpa": sdpa, "matmul": matmul}
 
 def make_inputs(b: int, n: int, grad: bool, seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    qkv = torch.randn(b, n, 3, HEADS, HEAD_DIM, generator=g).requires_grad_(grad)
+    qkv = torch.randn(b, n, 3, HEADS, HEAD_DIM, generator=g).to(DTYPE).requires_grad_(grad)
     return qkv
 
 
 def call(method, qkv: torch.Tensor, mode: str, grad_out: torch.Tensor | None) -> None:
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    if mode == "fwd":
-        with torch.no_grad():
-            method(q, k, v)
-        return
-    qkv.grad = None
-    method(q, k, v).backward(grad_out)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=DTYPE == torch.bfloat16):
+        if mode == "fwd":
+            with torch.no_grad():
+                method(q, k, v)
+            return
+        qkv.grad = None
+        out = method(q, k, v)
+    out.backward(grad_out)
 
 
 def sample_shape(b: int, n: int, mode: str, budget: float, min_reps: int) -> tuple[dict, dict]:
     """Wall and process-CPU seconds per call of each method, alternating, for ``budget`` s per method."""
     qkv = make_inputs(b, n, mode != "fwd")
-    grad_out = torch.randn(b, HEADS, n, HEAD_DIM) if mode != "fwd" else None
+    grad_out = torch.randn(b, HEADS, n, HEAD_DIM).to(DTYPE) if mode != "fwd" else None
     times: dict[str, list[float]] = {m: [] for m in METHODS}
     cpu: dict[str, list[float]] = {m: [] for m in METHODS}
     for fn in METHODS.values():  # warm-up
@@ -117,7 +127,7 @@ def summarize_cell(b: int, n: int, mode: str, times: dict, cpu: dict, others: li
     stat["cpu_median"] = {m: round(1e3 * statistics.median(t), 3) for m, t in cpu.items()}
     qkv = make_inputs(b, n, False)
     q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
-    diff = float((sdpa(q, k, v) - matmul(q, k, v)).abs().max())
+    diff = float((sdpa(q, k, v).float() - matmul(q, k, v).float()).abs().max())
     return dict(
         shape=[b, HEADS, n, HEAD_DIM],
         mode=mode,
@@ -135,7 +145,8 @@ TIE = 0.1  # |ratio - 1| below this is a tie
 
 def conclude(sweep: list[dict]) -> dict:
     """Per mode: the swept N where matmul wins, ties or loses (wall p20), and a verdict on the threshold."""
-    out: dict = {"current_threshold": CPU_SHORT_SEQ}
+    limit = threshold()
+    out: dict = {"current_threshold": limit}
     for mode in ("fwd", "fwd+bwd"):
         rows = sorted((r for r in sweep if r["mode"] == mode), key=lambda r: r["shape"][2])
         k = {"matmul": [], "tie": [], "sdpa": []}
@@ -149,16 +160,16 @@ def conclude(sweep: list[dict]) -> dict:
         k["matmul_or_tie_up_to"] = up_to
         out[mode] = k
     fwd = out["fwd"]
-    if not fwd["matmul"] or min(fwd["matmul"]) > CPU_SHORT_SEQ:
+    if not fwd["matmul"] or min(fwd["matmul"]) > limit:
         out["verdict"] = "matmul does not win for short sequences in inference: drop the exception"
-    elif fwd["matmul_or_tie_up_to"] < CPU_SHORT_SEQ:
+    elif fwd["matmul_or_tie_up_to"] < limit:
         out["verdict"] = f"matmul loses from N > {fwd['matmul_or_tie_up_to']}: lower the threshold to that"
     else:
         out["verdict"] = (
             f"justified in inference: matmul wins or ties for every N <= {fwd['matmul_or_tie_up_to']}"
         )
     train = out["fwd+bwd"]
-    if train["matmul_or_tie_up_to"] >= CPU_SHORT_SEQ and any(n <= CPU_SHORT_SEQ for n in train["matmul"]):
+    if train["matmul_or_tie_up_to"] >= limit and any(n <= limit for n in train["matmul"]):
         out["verdict"] += (
             f"; in training matmul also wins or ties for N <= {train['matmul_or_tie_up_to']}, so the "
             "exception could apply with gradients too"
@@ -171,8 +182,8 @@ def markdown(res: dict) -> str:
         "# Attention dispatch on CPU: SDPA vs two matmuls",
         "",
         f"{res['machine']['date']} on {res['machine']['cpu']}, torch {res['machine']['torch']}, "
-        f"{res['threads']} threads, fp32, heads {HEADS}, head_dim {HEAD_DIM}; q/k/v = strided views of a qkv "
-        f"projection; OMP_WAIT_POLICY={res['omp_wait_policy']}. "
+        f"{res['threads']} threads, {res.get('dtype', 'fp32')}, heads {HEADS}, head_dim {HEAD_DIM}; "
+        f"q/k/v = strided views of a qkv projection; OMP_WAIT_POLICY={res['omp_wait_policy']}. "
         f"The two methods alternate call by call, {res['passes']} passes over all cells; "
         "wall ms per call as 20th percentile (median, min), CPU = median process CPU ms (both threads); "
         "ratio = matmul / sdpa (< 1: matmul faster); "
@@ -203,7 +214,8 @@ def markdown(res: dict) -> str:
             f"{k['matmul']}, tie for N in {k['tie']}, SDPA faster (> {1 + TIE:.2f}) for N in {k['sdpa']}; "
             f"matmul wins or ties for every N <= {k['matmul_or_tie_up_to']}."
         )
-    lines.append(f"- `CPU_SHORT_SEQ` = {c['current_threshold']}: {c['verdict']}.")
+    name = "CPU_SHORT_SEQ_BF16" if res.get("dtype") == "bf16" else "CPU_SHORT_SEQ"
+    lines.append(f"- `{name}` = {c['current_threshold']}: {c['verdict']}.")
     return "\n".join(lines) + "\n"
 
 
@@ -215,24 +227,30 @@ def main(argv: list[str] | None = None) -> None:
     )
     ap.add_argument("--passes", type=int, default=3, help="passes over all cells (spreads samples over time)")
     ap.add_argument("--min-reps", type=int, default=3, help="calls per method, cell and pass, at least")
+    ap.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    ap.add_argument("--sweep", default=",".join(map(str, SWEEP_N)), help="sequence lengths of the sweep")
     ap.add_argument("--out", default=str(HERE / "results" / "attention_dispatch_cpu.json"))
     ap.add_argument("--render", metavar="JSON", help="only recompute the conclusion and Markdown of a result")
     args = ap.parse_args(argv)
+    global DTYPE
     if args.render:
         path = Path(args.render)
         res = json.loads(path.read_text())
+        DTYPE = torch.bfloat16 if res.get("dtype") == "bf16" else torch.float32
         res["conclusion"] = conclude(res["sweep"])
         path.write_text(json.dumps(res, indent=1))
         path.with_suffix(".md").write_text(markdown(res))
         print(markdown(res))
         return
     torch.set_num_threads(args.threads)
+    DTYPE = torch.bfloat16 if args.dtype == "bf16" else torch.float32
+    sweep_n = [int(n) for n in args.sweep.split(",")]
     t_start = time.time()
 
     cells = [(label, b, n, mode) for label, b, n in NAMED for mode in ("fwd", "fwd+bwd")]
     cells += [
         (f"sweep ({SWEEP_TOKENS // n}, h, {n}, 64)", SWEEP_TOKENS // n, n, mode)
-        for n in SWEEP_N
+        for n in sweep_n
         for mode in ("fwd", "fwd+bwd")
     ]
     samples = {c: {m: [] for m in METHODS} for c in cells}
@@ -263,6 +281,7 @@ def main(argv: list[str] | None = None) -> None:
     res = dict(
         machine=machine_info(None),
         threads=args.threads,
+        dtype=args.dtype,
         omp_wait_policy=os.environ.get("OMP_WAIT_POLICY"),
         heads=HEADS,
         head_dim=HEAD_DIM,

@@ -29,7 +29,7 @@ class TrainConfig:
     eval_batch_size: int | None = None  # None: batch_size
     accum_steps: int = 1
     clip_grad: float | None = None  # max global grad norm; None: off
-    amp: Literal["none", "bf16", "fp16", "auto"] = "none"
+    amp: Literal["none", "bf16", "fp16", "auto"] = "auto"  # auto: bf16 on CUDA and on CPUs with native bf16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     seed: int = 0
     num_workers: int = 4  # DataLoader workers per process, at most the available cores
@@ -43,6 +43,8 @@ class TrainConfig:
     progress: Literal["auto", "always", "never"] = "auto"  # auto: only on a terminal
     throughput_unit: str = "samples"  # e.g. clips, volumes, images
     find_unused_parameters: bool = False
+    parallel: Literal["ddp", "fsdp"] = "ddp"  # fsdp: FSDP2 under torchrun, for models too large to replicate
+    compile: bool = False  # torch.compile the model (training and evaluation); eager if compilation fails
     tensorboard: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)

@@ -1,4 +1,5 @@
-"""Generic, task-agnostic training loop: DDP, accumulation, AMP, exact mid-epoch resume.
+"""Generic, task-agnostic training loop: DDP or FSDP2 (``train.parallel``), accumulation, AMP, optional
+``torch.compile`` (``train.compile``), exact mid-epoch resume.
 
 The run directory ``cfg.out`` receives ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt``,
 ``checkpoints/best.pt``, ``summary.json`` (and ``tensorboard/`` when tensorboard is installed); only
@@ -20,7 +21,6 @@ A run is never poisoned or silently wrong:
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import json
 import logging
@@ -33,18 +33,19 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.samplers import ResumableSampler
 from ..utils.atomic import atomic_write_text, remove_orphaned_temp_files
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, non_finite, save_checkpoint
+from .compile import CompiledOrEager
 from .config import ConfigError, config_to_dict, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed
 from .errors import NoUsableSamples, TrainingDiverged
 from .loading import SkipCounter, available_cores, move_to_device, rng_isolated
 from .metrics_log import MetricsLogger
 from .optim import build_optimizer
+from .parallel import parallel_mode
 from .precision import amp_dtype, autocast, make_grad_scaler
 from .progress import ProgressBar, progress_enabled
 from .rng import get_rng_state, seed_everything, set_rng_state
@@ -207,7 +208,7 @@ class Trainer:
     def _check_finite(self, step: int) -> None:
         """Collective: raise :class:`TrainingDiverged` if a weight, buffer or optimiser state is non-finite."""
         names = {p: n for n, p in self.raw_model.named_parameters()}
-        bad = non_finite(self.raw_model.state_dict().items())
+        bad = non_finite(self.raw_model.state_dict().items())  # a sharded tensor: this rank's shard
         bad += non_finite((f"optimizer {k} of {names.get(p, '?')}", v)
                           for p, st in self.optimizer.state.items() for k, v in st.items())
         if self._sum(float(bool(bad)))[0]:
@@ -269,6 +270,8 @@ class Trainer:
         ckpt = self._resume_checkpoint()
 
         seed_everything(cfg.seed + d.rank)
+        self.parallel = parallel_mode(cfg.parallel, d, cfg.find_unused_parameters)
+        self.parallel.shard(self.model)  # FSDP places each rank's shards on its device, never the whole model
         self.raw_model = self.model.to(self.device)
         self.raw_model.train()
         self.optimizer = build_optimizer(self.raw_model, cfg.optim)
@@ -280,12 +283,12 @@ class Trainer:
         self.scaler = make_grad_scaler(self.device, self.amp_dtype)
         if ckpt is not None:
             self._restore(ckpt)
-        self.train_model = self.raw_model
-        if d.world_size > 1:
-            self.train_model = DistributedDataParallel(
-                self.raw_model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
-                find_unused_parameters=cfg.find_unused_parameters,
-            )
+        self.train_model = self.parallel.wrap(self.raw_model)
+        self.eval_model = self.raw_model
+        if cfg.compile:
+            self.train_model = CompiledOrEager(self.train_model)
+            self.eval_model = self.train_model if self.train_model.eager is self.raw_model else CompiledOrEager(
+                self.raw_model)
         self._workers = cfg.num_workers
         cores = available_cores()
         if cfg.num_workers > cores:
@@ -319,12 +322,18 @@ class Trainer:
         return {"rng": get_rng_state(), "meter": self.meter.state_dict(),
                 "skips": {"train": self.train_skips.state_dict(), "val": self.val_skips.state_dict()}}
 
-    def _payload(self, state: RunState, rank_states: list[dict[str, Any]], elapsed_s: float, full: bool,
+    def _gather_state(self, full: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
+        """Collective: the model's (and with ``full`` the optimiser's) full state dict, valid on rank 0."""
+        model = self.parallel.model_state_dict(self.raw_model)
+        return model, self.parallel.optimizer_state_dict(self.raw_model, self.optimizer) if full else None
+
+    def _payload(self, state: RunState, rank_states: list[dict[str, Any]], elapsed_s: float,
+                 model: dict[str, torch.Tensor], optimizer: dict[str, Any] | None,
                  buffers: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-        """``full``: ``last.pt`` (all resume needs); otherwise ``best.pt`` (no optimiser / RNG state)."""
+        """With ``optimizer``: ``last.pt`` (all resume needs); otherwise ``best.pt`` (no optimiser / RNG state)."""
         cfg, d = self.cfg, self.dist
-        model = self.raw_model.state_dict()
-        model.update(buffers or {})
+        full = optimizer is not None
+        model = {**model, **(buffers or {})}
         payload = {
             "kind": "last" if full else "best",
             "model": model,
@@ -333,6 +342,7 @@ class Trainer:
             "batches_done": state.batches_done,
             "samples_done": state.batches_done * cfg.batch_size,
             "world_size": d.world_size,
+            "parallel": self.parallel.name,
             "batch_size": cfg.batch_size,
             "accum_steps": cfg.accum_steps,
             "sampler": {"epoch": state.epoch, "start": state.batches_done * cfg.batch_size},
@@ -345,7 +355,7 @@ class Trainer:
         if hasattr(self.task, "state_dict"):
             payload["task"] = self.task.state_dict()
         if full:
-            payload.update(optimizer=self.optimizer.state_dict(), scheduler=self.scheduler.state_dict(),
+            payload.update(optimizer=optimizer, scheduler=self.scheduler.state_dict(),
                            scaler=self.scaler.state_dict(), rank_states=rank_states)
         return payload
 
@@ -356,11 +366,12 @@ class Trainer:
         """Collective: every rank contributes its RNG / meter / skip state; rank 0 writes ``names`` in order
         (best first: a kill in between never leaves last ahead of best). Weights must be checked first."""
         rank_states = all_gather_object(self._rank_state())
+        model, optimizer = self._gather_state(full="last.pt" in names)
         ckdir = checkpoint_dir(self.out)
         if self.dist.is_main:
             for name in names:
-                save_checkpoint(self._payload(self.state, rank_states, self._elapsed(), full=name == "last.pt"),
-                                ckdir / name)
+                save_checkpoint(self._payload(self.state, rank_states, self._elapsed(), model,
+                                              optimizer if name == "last.pt" else None), ckdir / name)
         if "last.pt" in names:
             self._last_good = (ckdir / "last.pt", self.state.step)
 
@@ -382,9 +393,10 @@ class Trainer:
     def _write_pending(self) -> None:
         pending, self._pending = self._pending, None
         last = checkpoint_dir(self.out) / "last.pt"
+        t0 = time.perf_counter()
+        model, optimizer = self._gather_state(full=True)
         if "payload" in pending:
-            t0 = time.perf_counter()
-            save_checkpoint(self._payload(full=True, **pending["payload"]), last)
+            save_checkpoint(self._payload(model=model, optimizer=optimizer, **pending["payload"]), last)
             self._clock += time.perf_counter() - t0  # checkpoint writes are not training time
         self._last_good = (last, pending["step"])
 
@@ -413,12 +425,16 @@ class Trainer:
                 f"{d.world_size}/{cfg.batch_size}/{cfg.accum_steps}"
             )
         self._check_fits(ckpt["model"])
-        self.raw_model.load_state_dict(ckpt["model"])
         weights_only = "optimizer" not in ckpt
+        written_by = ckpt.get("parallel", "ddp")
+        if not weights_only and written_by != self.parallel.name:
+            raise ConfigError(f"cannot resume: {self._last_good[0]} was written with train.parallel={written_by} "
+                             f"(its optimiser state is laid out for it); resume with train.parallel={written_by}")
+        self.parallel.load_model_state_dict(self.raw_model, ckpt["model"])
         if weights_only:  # a best.pt copied over last.pt
             self.scheduler.load_state_dict({"last_step": ckpt["step"]})
         else:
-            self.optimizer.load_state_dict(ckpt["optimizer"])
+            self.parallel.load_optimizer_state_dict(self.raw_model, self.optimizer, ckpt["optimizer"])
             self.scheduler.load_state_dict(ckpt["scheduler"])
             self.scaler.load_state_dict(ckpt["scaler"])
         if hasattr(self.task, "load_state_dict") and "task" in ckpt:
@@ -469,8 +485,8 @@ class Trainer:
         rng = get_rng_state()  # evaluation must not shift the training RNG streams
         self.raw_model.eval()
         try:
-            with torch.inference_mode(), autocast(self.device, self.amp_dtype):
-                metrics = self.task.evaluate(self.raw_model, self._device_batches(loader, self.val_skips, bar))
+            with self.parallel.evaluation(self.raw_model), autocast(self.device, self.amp_dtype):
+                metrics = self.task.evaluate(self.eval_model, self._device_batches(loader, self.val_skips, bar))
         finally:
             self.raw_model.train()
             set_rng_state(rng)
@@ -493,8 +509,7 @@ class Trainer:
         the gradients only when ``sync``, at the last micro-batch of the accumulation window)."""
         if self._on_batch is not None:
             batch = self._on_batch(batch)
-        no_sync = self.train_model.no_sync() if (self.dist.world_size > 1 and not sync) else contextlib.nullcontext()
-        with no_sync:
+        with self.parallel.sync_gradients(sync):
             with autocast(self.device, self.amp_dtype):
                 loss, logs, num = self.task.train_step(self.train_model, batch)
             self.scaler.scale(loss / self.cfg.accum_steps).backward()
@@ -512,7 +527,7 @@ class Trainer:
         norm = None
         if self.cfg.clip_grad is not None:
             self.scaler.unscale_(self.optimizer)
-            norm = float(torch.nn.utils.clip_grad_norm_(params, self.cfg.clip_grad))
+            norm = self.parallel.clip_grad_norm(params, self.cfg.clip_grad)
             if not math.isfinite(norm) and self.amp_dtype != torch.float16:  # fp16: the scaler skips the step
                 raise self._diverged(self.state.step + 1, f"the gradient norm is {norm}")
         self.scaler.step(self.optimizer)

@@ -20,8 +20,9 @@ from contextlib import contextmanager
 import torch
 import torch.nn.functional as F
 
-#: Sequences up to this length use the matmul path on CPU.
+#: Sequences up to this length use the matmul path on CPU (fp32; bf16 under autocast: ``CPU_SHORT_SEQ_BF16``).
 CPU_SHORT_SEQ = 32
+CPU_SHORT_SEQ_BF16 = 32
 
 
 _RECORDERS: list[list[torch.Tensor]] = []
@@ -47,11 +48,8 @@ def attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | Non
         for store in _RECORDERS:
             store.append(weights.detach())
         return weights @ v
-    if (
-        q.device.type == "cpu"
-        and k.shape[-2] <= CPU_SHORT_SEQ
-        and q.shape[-2] <= CPU_SHORT_SEQ
-    ):
+    limit = CPU_SHORT_SEQ_BF16 if q.dtype == torch.bfloat16 else CPU_SHORT_SEQ
+    if q.device.type == "cpu" and k.shape[-2] <= limit and q.shape[-2] <= limit:
         s = q.shape[-1] ** -0.5 if scale is None else scale
         attn = (q * s) @ k.transpose(-2, -1)
         return attn.softmax(dim=-1) @ v

@@ -9,6 +9,7 @@ from timm.layers import calculate_drop_path_rates
 from torch import nn
 
 from ..layers import Block, Grid, GridLayout
+from ..layers.recompute import check_policy, run_recomputed
 
 
 @dataclass
@@ -28,6 +29,7 @@ class EncoderConfig:
     init_values: float | None = None  # LayerScale
     drop_path_rate: float = 0.0
     drop_path_mode: str = "linear"  # linear (0 -> rate over the blocks) | uniform
+    recompute: str = "none"  # activation checkpointing of each block: none | pointwise | projections | full
 
 
 def drop_path_rates(rate: float, depth: int, mode: str = "linear") -> list[float]:
@@ -40,7 +42,8 @@ def drop_path_rates(rate: float, depth: int, mode: str = "linear") -> list[float
 
 
 class BlockStack(nn.Module):
-    """``depth`` blocks on the grid ``layout``.
+    """``depth`` blocks on the grid ``layout``; in training, each block's activations are kept or recomputed
+    as ``cfg.recompute`` says (:mod:`spatiotemporal.layers.recompute`; ``self.recompute`` may be changed).
 
     ``forward(x (B, L, C), grid, num_prefix, collect=()) -> x, [outputs of the blocks in collect]``.
     """
@@ -55,15 +58,12 @@ class BlockStack(nn.Module):
                   norm_eps=cfg.norm_eps, init_values=cfg.init_values, drop_path=dpr[i])
             for i in range(cfg.depth)
         )
-        self.grad_checkpointing = False
+        self.recompute = check_policy(cfg.recompute)
 
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0, collect=()) -> tuple[torch.Tensor, list]:
         outs: dict[int, torch.Tensor] = {}
         for i, blk in enumerate(self.blocks):
-            if self.grad_checkpointing and self.training and torch.is_grad_enabled():
-                x = torch.utils.checkpoint.checkpoint(blk, x, grid, num_prefix, use_reentrant=False)
-            else:
-                x = blk(x, grid, num_prefix)
+            x = run_recomputed(self.recompute if self.training else "none", blk, x, grid, num_prefix)
             if i in collect:
                 outs[i] = x
         return x, [outs[i] for i in collect]

@@ -52,6 +52,7 @@ class TimeSformerConfig:
     init_values: float | None = None
     drop_path_rate: float = 0.1
     drop_path_mode: str = "linear"
+    recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
     time_embed_std: float = 0.0  # official: zeros (an inflated model then equals its ViT); >0: trunc-normal init
     pos_interp: str = "bicubic"  # official: nearest
     time_interp: str = "linear"  # official: nearest
@@ -61,7 +62,7 @@ class TimeSformerConfig:
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
                              self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
-                             self.drop_path_rate, self.drop_path_mode)
+                             self.drop_path_rate, self.drop_path_mode, self.recompute)
 
 
 @register_arch

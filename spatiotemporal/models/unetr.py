@@ -25,6 +25,7 @@ from ..layers import (
     resize_pos_embed_3d,
     volume_layout,
 )
+from ..layers.recompute import run_recomputed
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .convert import CheckpointFormatError
@@ -60,11 +61,12 @@ class UNETRConfig:
     init_values: float | None = None
     drop_path_rate: float = 0.0
     pos_interp: str = "trilinear"
+    recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
 
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.hidden_size, self.num_layers, self.num_heads, self.mixer, self.mixer_kwargs,
                              self.ffn, self.ffn_kwargs, self.mlp_dim / self.hidden_size, self.qkv_bias, self.norm_eps,
-                             self.init_values, self.drop_path_rate, "linear")
+                             self.init_values, self.drop_path_rate, "linear", self.recompute)
 
 
 def resolve_skips(cfg: UNETRConfig, stages: int) -> tuple[int, ...]:
@@ -181,13 +183,16 @@ class UNETR(SpatioModel):
         return y if self.spatial_dims == 3 else y.unsqueeze(2)
 
     def _decode(self, x: torch.Tensor) -> torch.Tensor:
+        """The decoder's blocks recompute as the encoder's do (``cfg.recompute``; convolutions count as kept)."""
+        policy = self.encoder.recompute if self.training else "none"
         tokens, skips, grid = self.encode(x)
-        enc = [self.encoder1(x)] + [
-            getattr(self, f"encoder{j}")(self._to_map(t, grid)) for j, t in zip(range(2, self.stages + 1), skips)
+        enc = [run_recomputed(policy, self.encoder1, x)] + [
+            run_recomputed(policy, getattr(self, f"encoder{j}"), self._to_map(t, grid))
+            for j, t in zip(range(2, self.stages + 1), skips)
         ]
         y = self._to_map(tokens, grid)
         for j in range(self.stages + 1, 1, -1):
-            y = getattr(self, f"decoder{j}")(y, enc[j - 2])
+            y = run_recomputed(policy, getattr(self, f"decoder{j}"), y, enc[j - 2])
         return y
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

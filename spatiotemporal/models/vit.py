@@ -34,6 +34,7 @@ class ViTConfig:
     init_values: float | None = None  # LayerScale; DeiT III trains with 1e-4
     drop_path_rate: float = 0.0
     drop_path_mode: str = "linear"
+    recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
     class_token: bool = True
     no_embed_class: bool = False  # True: the class token has no position slot (DeiT III)
     global_pool: str = "token"  # token | avg | map
@@ -47,7 +48,7 @@ class ViTConfig:
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
                              self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
-                             self.drop_path_rate, self.drop_path_mode)
+                             self.drop_path_rate, self.drop_path_mode, self.recompute)
 
 
 @register_arch

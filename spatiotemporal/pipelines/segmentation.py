@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +21,10 @@ class SegmentationTask:
     """Batches are dicts with ``image (B, C, H, W, D)`` and ``label (B, 1, H, W, D)`` (integer classes).
 
     Training: ``DiceCELoss(to_onehot_y=True, softmax=True)`` as MONAI's UNETR tutorial. Validation: sliding
-    windows of ``roi`` with ``overlap`` and ``sw_batch_size`` (bf16 autocast on GPU), argmax, then Dice per
-    class on the model's (resampled, cropped) grid: a class absent from the reference counts as 0 in a volume
-    where it is predicted (a false positive) and is left out where it is not (:class:`DiceSums`). Reports
+    windows of ``roi`` with ``overlap`` and ``sw_batch_size`` (bf16 autocast on GPU, else the caller's
+    precision), argmax, then Dice per class on the model's (resampled, cropped) grid: a class absent from the
+    reference counts as 0 in a volume where it is predicted (a false positive) and is left out where it is not
+    (:class:`DiceSums`). Reports
     ``dice_<class>``, ``mean_dice`` (foreground classes), ``mean_dice_bg`` (background included) and
     ``num_samples`` (volumes evaluated). ``spatio eval`` measures on the original grid too (the volume pipeline).
     """
@@ -60,7 +62,8 @@ class SegmentationTask:
         total = None
         for axes in flips:
             xi = x.flip(axes) if axes else x
-            with torch.autocast(sw_device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            # elsewhere the caller's precision holds (an autocast(enabled=False) would switch off the trainer's)
+            with torch.autocast("cuda", dtype=torch.bfloat16) if use_bf16 else contextlib.nullcontext():
                 out = sliding_window_inference(xi, self.roi, self.sw_batch_size, model, overlap=self.overlap,
                                                mode=o.mode, sigma_scale=o.sigma_scale, sw_device=sw_device,
                                                device=out_device, progress=progress)

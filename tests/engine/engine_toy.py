@@ -79,14 +79,20 @@ def skipping_collate(items):
 
 
 class ToyModel(nn.Module):
-    def __init__(self, dropout: float = 0.0) -> None:
+    """``fc1 -> GELU -> blocks (residual Linear + GELU, a ModuleList: FSDP's sharding units) -> head``."""
+
+    def __init__(self, dropout: float = 0.0, blocks: int = 0) -> None:
         super().__init__()
         self.fc1 = nn.Linear(DIM, 32)
         self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(nn.Linear(32, 32) for _ in range(blocks))
         self.head = nn.Linear(32, CLASSES)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, DIM) -> (B, CLASSES)
-        return self.head(self.drop(F.gelu(self.fc1(x))))
+        h = F.gelu(self.fc1(x))
+        for blk in self.blocks:
+            h = h + F.gelu(blk(h))
+        return self.head(self.drop(h))
 
 
 class ToyTask:
@@ -123,7 +129,7 @@ class ToyTask:
 def toy_config(out: Path, **train) -> TrainConfig:
     """AdamW + warm-up cosine defaults for the toy runs; ``train`` overrides TrainConfig fields."""
     cfg = TrainConfig(out=str(out), epochs=2, batch_size=8, num_workers=0, log_every=1, device="cpu",
-                      progress="never", seed=3)
+                      progress="never", seed=3, amp="none")  # exact comparisons stay fp32
     cfg.optim.lr, cfg.optim.weight_decay = 0.01, 0.05
     cfg.sched = ScheduleConfig(name="cosine", warmup_steps=2, warmup_lr=1e-4, min_lr=1e-5)
     for k, v in train.items():
@@ -138,13 +144,15 @@ class ToyRecipe:
     n_val: int = 20
     dropout: float = 0.0
     corrupt: bool = False
+    blocks: int = 0
 
 
 def build(cfg: TrainConfig, n_train: int = 48, n_val: int | None = 20, dropout: float = 0.0,
-          corrupt: bool | str = False, hang_after: int | None = None, val_corrupt: bool | str = False):
+          corrupt: bool | str = False, hang_after: int | None = None, val_corrupt: bool | str = False,
+          blocks: int = 0):
     """Everything from ``cfg.seed``: ``(trainer, model)``; ``n_val=None``: no validation set."""
     seed_everything(cfg.seed)
-    model = ToyModel(dropout)
+    model = ToyModel(dropout, blocks)
     train_ds = ToyDataset(n_train, cfg.seed, train=True, with_corrupt=corrupt)
     val_ds = None if n_val is None else ToyDataset(n_val, cfg.seed + 1, train=False, with_corrupt=val_corrupt)
     return Trainer(model, ToyTask(hang_after), train_ds, val_ds, cfg, collate_fn=skipping_collate), model
@@ -197,8 +205,9 @@ def main(argv: list[str]) -> None:
     recipe = load_config(ToyRecipe, None, [f"train.out={out}", *argv[1:]])
     hang = os.environ.get("TOY_HANG_AFTER")
     _, model = run(recipe.train, n_train=recipe.n_train, n_val=recipe.n_val, dropout=recipe.dropout,
-                   corrupt=recipe.corrupt, hang_after=int(hang) if hang else None)
-    if int(os.environ.get("RANK", "0")) == 0:  # the process group is gone after fit()
+                   corrupt=recipe.corrupt, hang_after=int(hang) if hang else None, blocks=recipe.blocks)
+    # the process group is gone after fit(); FSDP's sharded weights are gathered in last.pt instead
+    if int(os.environ.get("RANK", "0")) == 0 and recipe.train.parallel == "ddp":
         torch.save(model.state_dict(), out / "final_weights.pt")
     if writes is not None:
         Path(audit_dir, f"writes_rank{os.environ.get('RANK', '0')}.json").write_text(json.dumps(writes))
