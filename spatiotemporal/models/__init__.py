@@ -4,7 +4,7 @@ Each model file registers its family (``@register_arch``) and named variants (``
 this package imports them all.
 """
 
-from . import timesformer, unetr, vit  # noqa: F401  (register the model families)
+from . import mvit, mvit_inflation, mvit_unetr, timesformer, unetr, vit  # noqa: F401  (families, inflation rules)
 from ._registry import (
     ARCHS,
     arch_class,
@@ -22,6 +22,8 @@ from .checkpoint_io import model_spec, save_pretrained
 from .convert import CheckpointFormatError, register_converter
 from .encoder import BlockStack, EncoderConfig
 from .inflate import init_from_checkpoint, register_inflation
+from .mvit import MViT, MViTConfig, MViTImage, MViTImageConfig
+from .mvit_unetr import MViTUNETR, MViTUNETRConfig
 from .pretrained import CheckpointInfo, inspect_checkpoint, load_pretrained
 from .timesformer import TimeSformer, TimeSformerConfig
 from .unetr import UNETR, UNETRConfig
@@ -33,4 +35,5 @@ __all__ = [
     "build_model", "create_model", "init_from_checkpoint", "inspect_checkpoint", "list_archs", "list_models",
     "load_pretrained", "model_arch", "model_entry", "model_spec", "register_arch", "register_converter",
     "register_inflation", "register_model", "save_pretrained",
+    "MViT", "MViTConfig", "MViTImage", "MViTImageConfig", "MViTUNETR", "MViTUNETRConfig",
 ]

@@ -68,4 +68,11 @@ def detect_format(container: dict, state: dict, overrides: dict, name: str) -> D
 
 
 # Each converter module registers itself; adding a format = a module here and its import line.
-from . import monai_unetr, official_timesformer, timm_vit  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    monai_unetr,
+    official_timesformer,
+    pytorchvideo_mvit,
+    timm_mvit,
+    timm_vit,
+    torchvision_mvit,
+)
