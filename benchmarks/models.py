@@ -7,6 +7,8 @@ Configs (ours vs peer):
   ``VisionTransformer`` (ViT-S, 8 x 112, patch 16; loaded by ``_peer_timesformer.py`` from
   ``--timesformer-src``), divided / joint / space_only, batch 2.
 - ``unetr``: ``create_model("unetr_base")`` vs MONAI ``UNETR(1, 14, (96, 96, 96))``, batch 1.
+- ``mvit``: ``create_model("mvit_v2_s")`` vs torchvision ``mvit_v2_s()``, 16 x 224, batch 1 (not in the default
+  ``--only``; its results go to ``results/models_mvit_cpu.{json,md}``).
 
 Protocol (``/work/shared/reference/peers_cpu.md``): every (config, impl, mode) measurement runs in a
 fresh process (forked from a clean forkserver that has only imported the libraries, so start-up
@@ -83,6 +85,7 @@ CONFIGS = [
         for a in ("divided", "joint", "space_only")
     ),
     Config("unetr_96", "unetr", "MONAI UNETR(1, 14, (96,)*3)", 1, (1, 96, 96, 96), 14, dense=True),
+    Config("mvit_v2_s_16x224", "mvit", "torchvision mvit_v2_s", 1, (3, 16, 224, 224), 400),
 ]
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 
@@ -97,6 +100,8 @@ def build_model(cfg: Config, impl: str, timesformer_src: str | None):
         if cfg.family == "timesformer":
             mixer = {"space_only": {"mixer": "joint", "framewise": True}}.get(cfg.attention, {"mixer": cfg.attention})
             return create_model("timesformer_small", num_classes=cfg.num_classes, **mixer)
+        if cfg.family == "mvit":
+            return create_model("mvit_v2_s")
         return create_model("unetr_base")
     if cfg.family == "vit":
         import timm
@@ -108,6 +113,10 @@ def build_model(cfg: Config, impl: str, timesformer_src: str | None):
         if not timesformer_src:
             raise ValueError("the official TimeSformer needs --timesformer-src")
         return build_official_timesformer(timesformer_src, cfg.attention, num_classes=cfg.num_classes)
+    if cfg.family == "mvit":
+        from torchvision.models.video import mvit_v2_s
+
+        return mvit_v2_s()
     from monai.networks.nets import UNETR
 
     return UNETR(1, 14, (96, 96, 96))
@@ -494,6 +503,10 @@ def markdown(result: dict) -> str:
             f"- TimeSformer training peak+ <= 0.8x official: {'met' if met else 'NOT met'} "
             f"({', '.join(_f(r['ratio_peak']) for r in ts)})"
         )
+    mv = [r for r in rows if r["config"].startswith("mvit") and r["ratio_wall"] and r["ratio_peak"]]
+    if mv:
+        met = all(speed_verdict(r["ratio_wall"], r["ratio_cpu"]) != "ours SLOWER" and r["ratio_peak"] < 1 for r in mv)
+        lines.append(f"- MViTv2-S no slower than torchvision and less peak memory: {'met' if met else 'NOT met'}")
     errors = [
         (r["config"], r["mode"], impl, e)
         for r in rows
@@ -580,7 +593,7 @@ def main(argv: list[str] | None = None) -> None:
     configs = [c for c in CONFIGS if c.family in wanted or c.name in wanted]
     if not configs:
         ap.error(
-            f"--only {args.only!r} selects nothing; families: vit, timesformer, unetr; "
+            f"--only {args.only!r} selects nothing; families: vit, timesformer, unetr, mvit; "
             f"configs: {', '.join(CONFIG_BY_NAME)}"
         )
     src = str(Path(args.timesformer_src).resolve()) if args.timesformer_src else None
