@@ -9,6 +9,7 @@ from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
 from spatiotemporal import create_model, load_pretrained, save_pretrained
 from spatiotemporal.models import init_from_checkpoint
 from spatiotemporal.models.mvit_inflation import inflate_mvit_image_to_video, inflate_mvit_image_to_volume
+from spatiotemporal.viz.models import mixer_label
 
 
 @pytest.mark.parametrize("mixer", ["divided", "xca", "sra", "joint", ("pooling", "divided", "xca")])
@@ -19,6 +20,7 @@ def test_any_mixer_in_any_stage_runs_forward_and_backward(mixer):
     y.sum().backward()
     assert y.shape == (2, 4) and all(p.grad is not None for p in m.parameters() if p.requires_grad)
     assert m.stage_grids == [(4, 8, 8), (4, 4, 4), (4, 2, 2)]
+    assert mixer_label(m) == (mixer if isinstance(mixer, str) else "pooling/divided/xca")
 
 
 def test_every_stage_reports_tokens_and_grid():
