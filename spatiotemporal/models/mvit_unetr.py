@@ -90,9 +90,13 @@ class MViTUNETR(MViTTrunk):
         tokens, _, p = self.forward_tokens(x)
         return tokens[:, p:].mean(1)
 
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W, D) -> last decoder feature map (B, feature_size, H, W, D)`` (before ``out``)."""
-        return self._decode(x)
+    def feature_map(self, x: torch.Tensor, stage: int | None = None) -> torch.Tensor:
+        """``(B, C, H, W, D) -> last decoder feature map (B, feature_size, H, W, D)`` (before ``out``), or with
+        ``stage`` that encoder stage's map ``(B, D_i, *grid_i)``."""
+        if stage is None:
+            return self._decode(x)
+        out = self.forward_stages(x)[stage]
+        return tokens_to_map(out.tokens[:, self.num_prefix:], out.grid)
 
     def _decode(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 5:

@@ -46,6 +46,7 @@ def test_volume_segmenter_non_cubic_and_divisibility():
     assert m.stage_grids == [(8, 12, 4), (4, 6, 2), (2, 3, 1)]
     with torch.no_grad():
         assert m(torch.randn(1, 1, 32, 48, 16)).shape == (1, 6, 32, 48, 16)
+        assert m.feature_map(torch.randn(1, 1, 32, 48, 16), stage=1).shape == (1, 64, 4, 6, 2)
     with pytest.raises(ValueError, match="divisible by the total stride"):
         create_model("mvit_unetr_tiny", img_size=(40, 48, 48))
     v = create_model("mvit_unetr_tiny", mixer="xca")
