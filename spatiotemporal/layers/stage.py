@@ -24,7 +24,7 @@ from monai.networks.layers import Pool
 from torch import nn
 
 from .conv_grid import apply_on_grid, conv_nd
-from .grid import Grid, GridLayout, map_to_tokens, split_prefix, tokens_to_map
+from .grid import Grid, GridLayout, split_prefix, tokens_to_map
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -106,8 +106,9 @@ class PooledSkip(nn.Module):
         if self.pool is None:
             return x, tuple(grid)
         prefix, tokens = split_prefix(x, num_prefix)
-        tokens = map_to_tokens(self.pool(tokens_to_map(tokens, grid)))
-        return torch.cat([prefix, tokens], dim=1), self.out_grid(grid)
+        b, _, c = tokens.shape
+        pooled = self.pool(tokens.transpose(1, 2).reshape(b, c, *grid))  # contiguous channels-first, as the convs
+        return torch.cat([prefix, pooled.flatten(2).transpose(1, 2)], dim=1), self.out_grid(grid)
 
 
 def pixels_to_tokens(x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
