@@ -8,6 +8,8 @@ Configs (ours vs peer):
   ``--timesformer-src``), divided / joint / space_only, batch 2; and ``timesformer_base`` (ViT-B, 8 x 224,
   divided, the paper's model) vs the official one, batch 1.
 - ``unetr``: ``create_model("unetr_base")`` vs MONAI ``UNETR(1, 14, (96, 96, 96))``, batch 1.
+- ``mvit``: ``create_model("mvit_v2_s")`` vs torchvision ``mvit_v2_s()``, 16 x 224, batch 1 (not in the default
+  ``--only``; its results go to ``results/models_mvit_cpu.{json,md}``).
 
 Adding a model: a :class:`Family` (how to build ours and the peer) in ``FAMILIES`` and its :class:`Config`
 rows in ``CONFIGS``; nothing else changes (``--only`` takes the family name).
@@ -131,10 +133,23 @@ def _peer_unetr(cfg: Config, src):
     return UNETR(1, 14, (96, 96, 96))
 
 
+def _ours_mvit(cfg: Config, options: dict):
+    from spatiotemporal import create_model
+
+    return create_model("mvit_v2_s", **options)
+
+
+def _peer_mvit(cfg: Config, src):
+    from torchvision.models.video import mvit_v2_s
+
+    return mvit_v2_s()
+
+
 FAMILIES: dict[str, Family] = {
     "vit": Family(_ours_vit, _peer_vit),
     "timesformer": Family(_ours_timesformer, _peer_timesformer, needs_src=True),
     "unetr": Family(_ours_unetr, _peer_unetr),
+    "mvit": Family(_ours_mvit, _peer_mvit),
 }
 
 CONFIGS = [
@@ -154,6 +169,7 @@ CONFIGS = [
     Config("timesformer_b_8x224_divided", "timesformer", "official TimeSformer (divided, ViT-B)", 1,
            (3, 8, 224, 224), 400, attention="divided", size="base"),
     Config("unetr_96", "unetr", "MONAI UNETR(1, 14, (96,)*3)", 1, (1, 96, 96, 96), 14, dense=True),
+    Config("mvit_v2_s_16x224", "mvit", "torchvision mvit_v2_s", 1, (3, 16, 224, 224), 400),
 ]
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 
@@ -616,6 +632,11 @@ def markdown(result: dict) -> str:
                      f"{'met' if un['ratio_wall'] <= UNETR_TARGET else 'NOT met'} ({_f(un['ratio_wall'])})")
     errors = {(r["config"], r["mode"], impl, c["precision"], e) for r in rows
               for impl, c in (("ours", r["ours"]), ("peer", r["peer_cell"])) for e in c["errors"]}
+    mv = [r for r in rows if r["config"].startswith("mvit") and r["mode"] == "train" and r["ratio_wall"]
+          and r["ratio_peak"]]
+    if mv:
+        met = all(speed_verdict(r["ratio_wall"], r["ratio_cpu"]) != "ours SLOWER" and r["ratio_peak"] < 1 for r in mv)
+        lines.append(f"- MViTv2-S no slower than torchvision and less peak memory: {'met' if met else 'NOT met'}")
     if errors:
         lines += ["", "## Errors", ""] + [f"- {c} {mo} {i} {p}: {e}" for c, mo, i, p, e in sorted(errors)]
     return "\n".join(lines) + "\n"

@@ -1,4 +1,8 @@
-"""Patch embeddings: frame-wise 2D (images, videos) and 3D (volumes)."""
+"""Patch embeddings: frame-wise 2D (images, videos) and 3D (volumes).
+
+Both are ViT's non-overlapping ``Conv(k=p, s=p)`` by default; ``stride`` and ``padding`` make them MViT's
+overlapping convolutional embedding (e.g. ``Conv3d(k=(3, 7, 7), s=(2, 4, 4), p=(1, 3, 3))``), which takes any size.
+"""
 
 from __future__ import annotations
 
@@ -27,10 +31,13 @@ class PatchEmbed2d(nn.Module):
     ``(B, C, T, H, W) -> tokens (B, T*H'W', D), grid (T, H', W')`` (time-major order).
     """
 
-    def __init__(self, patch_size=16, in_chans: int = 3, embed_dim: int = 768, bias: bool = True):
+    def __init__(self, patch_size=16, in_chans: int = 3, embed_dim: int = 768, bias: bool = True, stride=None,
+                 padding=0):
         super().__init__()
         self.patch_size = tuple(to_2tuple(patch_size))
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=bias)
+        self.overlapping = stride is not None and tuple(to_2tuple(stride)) != self.patch_size
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=self.patch_size, stride=stride or self.patch_size,
+                              padding=padding, bias=bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         if x.ndim == 4:
@@ -39,7 +46,7 @@ class PatchEmbed2d(nn.Module):
             raise ValueError(f"expected (B, C, H, W) or (B, C, T, H, W), got shape {tuple(x.shape)}")
         b, c, t, h, w = x.shape
         ph, pw = self.patch_size
-        if h % ph or w % pw:
+        if not self.overlapping and (h % ph or w % pw):
             raise ValueError(f"input size {h}x{w} is not divisible by the patch size {ph}x{pw}")
         y = self.proj(x.transpose(1, 2).reshape(b * t, c, h, w))  # (B*T, D, H', W')
         gh, gw = y.shape[-2:]
@@ -53,16 +60,19 @@ class PatchEmbed3d(nn.Module):
     Tokens are in row-major order over the input's own axis order (MONAI's (H, W, D): D fastest).
     """
 
-    def __init__(self, patch_size=16, in_chans: int = 1, embed_dim: int = 768, bias: bool = True):
+    def __init__(self, patch_size=16, in_chans: int = 1, embed_dim: int = 768, bias: bool = True, stride=None,
+                 padding=0):
         super().__init__()
         self.patch_size = tuple(to_3tuple(patch_size))
-        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=self.patch_size, bias=bias)
+        self.overlapping = stride is not None and tuple(to_3tuple(stride)) != self.patch_size
+        self.proj = nn.Conv3d(in_chans, embed_dim, kernel_size=self.patch_size, stride=stride or self.patch_size,
+                              padding=padding, bias=bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
         if x.ndim != 5:
             raise ValueError(f"expected (B, C, S0, S1, S2), got shape {tuple(x.shape)}")
         for s, p in zip(x.shape[2:], self.patch_size):
-            if s % p:
+            if not self.overlapping and s % p:
                 raise ValueError(
                     f"input size {tuple(x.shape[2:])} is not divisible by the patch size {self.patch_size}"
                 )

@@ -7,6 +7,11 @@ declares ``changes_grid = True`` and returns ``(x, grid)`` (e.g. a pooling-atten
 queries). :class:`MultiStageEncoder` runs stages in order and returns every stage's ``(tokens, grid)``, for
 decoders and per-stage ERFs. Every piece works on images ``(1, H, W)``, videos ``(T, H, W)`` and volumes, odd and
 non-cubic grids included.
+
+MViT's pieces: :class:`PooledSkip` is the skip path of a block whose queries are strided (optional channel
+projection, then max-pooling with kernel ``s + 1``; prefix tokens projected, never pooled), and doubles as the
+downsampling of a stage built from grid-keeping blocks; :func:`strided_grid` is the grid after a strided
+convolution or pooling; :func:`stage_layout` gives each stage's mixers their own grid.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
+from monai.networks.layers import Pool
 from torch import nn
 
 from .conv_grid import apply_on_grid, conv_nd
@@ -24,6 +30,20 @@ from .grid import Grid, GridLayout, split_prefix, tokens_to_map
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
     """Output length of a convolution along one axis."""
     return (size + 2 * padding - kernel) // stride + 1
+
+
+def per_axis(value: int | Sequence[int], n: int, name: str) -> tuple[int, ...]:
+    """``value`` as ``n`` ints (an int is repeated); a wrong length is an error naming ``name``."""
+    out = tuple(int(v) for v in value) if isinstance(value, Sequence) else (int(value),) * n
+    if len(out) != n:
+        raise ValueError(f"{name} {out} must have {n} values")
+    return out
+
+
+def strided_grid(grid: Grid, kernel: Sequence[int], stride: Sequence[int]) -> Grid:
+    """The grid after a convolution or pooling with per-axis ``kernel`` and ``stride`` and padding ``kernel // 2``
+    (three values each, one per grid axis)."""
+    return tuple(conv_out(g, k, s, k // 2) for g, k, s in zip(grid, kernel, stride))
 
 
 class OverlapPatchEmbed(nn.Module):
@@ -63,6 +83,38 @@ class OverlapPatchEmbed(nn.Module):
         if self.prefix_proj is None:
             return tokens, self.out_grid(grid)
         return torch.cat([self.prefix_proj(prefix), tokens], dim=1), self.out_grid(grid)
+
+
+class PooledSkip(nn.Module):
+    """MViT's skip path of a block whose queries are strided: ``Linear(in_dim, out_dim)`` when the widths differ,
+    then max-pooling of the grid tokens with kernel ``s + 1`` (1 where ``s = 1``), stride ``s`` and padding
+    ``kernel // 2`` per grid axis; prefix tokens are projected, never pooled.
+
+    ``stride``: one value per grid axis (or an int). ``(B, P+N, C_in), grid -> (B, P+N', C_out), grid'``. It is
+    also the downsampling of a stage built from grid-keeping blocks (any mixer in an MViT stage).
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, stride: int | Sequence[int] = 1):
+        super().__init__()
+        self.stride = per_axis(stride, 3, "stride")
+        self.kernel = tuple(s + 1 if s > 1 else s for s in self.stride)
+        self.proj = nn.Linear(in_dim, out_dim) if in_dim != out_dim else None
+        strided = any(s > 1 for s in self.stride)
+        self.pool = Pool[Pool.MAX, 3](self.kernel, self.stride, tuple(k // 2 for k in self.kernel)) if strided \
+            else None
+
+    def out_grid(self, grid: Grid) -> Grid:
+        return strided_grid(grid, self.kernel, self.stride)
+
+    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> tuple[torch.Tensor, Grid]:
+        if self.proj is not None:
+            x = self.proj(x)
+        if self.pool is None:
+            return x, tuple(grid)
+        prefix, tokens = split_prefix(x, num_prefix)
+        b, _, c = tokens.shape
+        pooled = self.pool(tokens.transpose(1, 2).reshape(b, c, *grid))  # contiguous channels-first, as the convs
+        return torch.cat([prefix, pooled.flatten(2).transpose(1, 2)], dim=1), self.out_grid(grid)
 
 
 def pixels_to_tokens(x: torch.Tensor) -> tuple[torch.Tensor, Grid]:

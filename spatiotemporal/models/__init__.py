@@ -4,8 +4,19 @@ Each model file registers its family (``@register_arch``) and named variants (``
 this package imports them all.
 """
 
-# register the model families and the inflation rules into the SegFormer hierarchy
-from . import inflate_segformer, mit, segformer, timesformer, unetr, videomae, vit  # noqa: F401
+# register the model families and the inflation rules (SegFormer hierarchy, MViT)
+from . import (  # noqa: F401
+    inflate_segformer,
+    mit,
+    mvit,
+    mvit_inflation,
+    mvit_unetr,
+    segformer,
+    timesformer,
+    unetr,
+    videomae,
+    vit,
+)
 from ._registry import (
     ARCHS,
     arch_class,
@@ -24,6 +35,8 @@ from .convert import CheckpointFormatError, register_converter
 from .encoder import BlockStack, EncoderConfig
 from .inflate import init_from_checkpoint, register_inflation
 from .mit import MiTConfig, MiTEncoderConfig, MixVisionTransformer
+from .mvit import MViT, MViTConfig, MViTImage, MViTImageConfig
+from .mvit_unetr import MViTUNETR, MViTUNETRConfig
 from .pretrained import CheckpointInfo, inspect_checkpoint, load_pretrained
 from .segformer import SegFormer, SegFormer3D, SegFormer3DConfig, SegFormerConfig
 from .timesformer import TimeSformer, TimeSformerConfig
@@ -39,4 +52,5 @@ __all__ = [
     "register_inflation", "register_model", "save_pretrained",
     "MiTConfig", "MiTEncoderConfig", "MixVisionTransformer", "SegFormer", "SegFormer3D", "SegFormer3DConfig",
     "SegFormerConfig", "UNETR2D", "UNETR2DConfig", "VideoMAE", "VideoMAEConfig", "VideoMAEPretrainer",
+    "MViT", "MViTConfig", "MViTImage", "MViTImageConfig", "MViTUNETR", "MViTUNETRConfig",
 ]

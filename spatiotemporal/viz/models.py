@@ -57,6 +57,7 @@ def mixer_label(model: nn.Module) -> str:
     """The token mixer of a model, e.g. ``"divided"``, ``"xca (ndim=2)"``, ``"joint, framewise"``."""
     cfg = model.cfg
     mixer = getattr(cfg, "mixer", "?")
+    mixer = mixer if isinstance(mixer, str) else "/".join(mixer)  # one mixer per stage (MViT)
     kw = getattr(cfg, "mixer_kwargs", None) or {}
     label = mixer + (f" ({', '.join(f'{k}={v}' for k, v in sorted(kw.items()))})" if kw else "")
     return label + (", framewise" if getattr(cfg, "framewise", False) else "")

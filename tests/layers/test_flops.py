@@ -59,3 +59,30 @@ def test_sdpa_kernel_is_counted_with_gradients():
     x = torch.randn(1, L, d)
     m = JointAttention(d, num_heads=h, layout=video_layout(1, 8, 16))
     assert count_flops(lambda: m(x, (1, 8, 16), 0)) == 8 * L * d**2 + 4 * L**2 * d
+
+
+@pytest.mark.parametrize("rel_pos", [False, True])
+def test_pooling_attention_formula(rel_pos):
+    """mixers.md §6, MViT pooling: projections + pooling convs + 4 (L/Πs_q)(L/Πs_kv) d, counted exactly; with the
+    relative positions, their q·R products and the extra q/k columns SDPA sees (padded to a multiple of 8)."""
+    from spatiotemporal.layers import PoolingAttention
+
+    grid, d_in, d, h, p = (4, 16, 16), 48, 96, 2, 1
+    sq, skv, k3 = (1, 2, 2), (1, 4, 4), 27
+    m = PoolingAttention(d_in, num_heads=h, layout=video_layout(*grid), dim_out=d, stride_q=sq, stride_kv=skv,
+                         rel_pos=rel_pos)
+    n = grid[0] * grid[1] * grid[2]
+    q_grid, k_grid = (4, 8, 8), (4, 4, 4)
+    nq, nk = 256, 64
+    lq, lk, L = p + nq, p + nk, p + n
+    x = torch.randn(1, L, d_in)
+    counted = _flops(lambda xx: m.pool_attention(xx, grid, p), x)
+    projections = 2 * L * d_in * 3 * d + 2 * lq * d * d
+    pooling = 2 * k3 * d * (nq + 2 * nk)
+    expected = projections + pooling + 4 * lq * lk * d  # the formula
+    if rel_pos:
+        extra = sum(k_grid)
+        width = d // h + extra + (-(d // h + extra) % 8)
+        expected += 2 * nq * d * extra + 4 * lq * lk * h * (width - d // h)
+    assert counted == expected
+    assert m.out_grid(grid) == q_grid

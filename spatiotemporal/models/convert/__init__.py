@@ -72,4 +72,14 @@ def detect_format(container: dict, state: dict, overrides: dict, name: str) -> D
 
 
 # Each converter module registers itself; adding a format = a module here and its import line.
-from . import hf_segformer, hf_video, monai_unetr, official_timesformer, timm_pvt, timm_vit  # noqa: E402,F401
+from . import (  # noqa: E402,F401
+    hf_segformer,
+    hf_video,
+    monai_unetr,
+    official_timesformer,
+    pytorchvideo_mvit,
+    timm_mvit,
+    timm_pvt,
+    timm_vit,
+    torchvision_mvit,
+)
