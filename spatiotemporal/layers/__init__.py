@@ -26,3 +26,10 @@ __all__ = [
     "register_ffn", "register_mixer", "resize_pos_embed_2d", "resize_pos_embed_3d", "resize_time_embed",
     "stage_layout", "video_layout", "volume_layout",
 ]
+
+# MLP-Mixer and ConvMixer token mixing (issue 15)
+from .convmixer import ConvMixerMixer, ConvMixerPointwise, TokenBatchNorm  # noqa: E402
+from .token_mlp import AxesTokenMLP, MixerTokenMLP, TokenMLP, resize_token_weights  # noqa: E402
+
+__all__ += ["AxesTokenMLP", "ConvMixerMixer", "ConvMixerPointwise", "MixerTokenMLP", "TokenBatchNorm", "TokenMLP",
+            "resize_token_weights"]

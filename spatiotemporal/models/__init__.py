@@ -4,7 +4,7 @@ Each model file registers its family (``@register_arch``) and named variants (``
 this package imports them all.
 """
 
-from . import timesformer, unetr, vit  # noqa: F401  (register the model families)
+from . import convmixer, mlp_mixer, timesformer, unetr, vit, xcit  # noqa: F401  (register the model families)
 from ._registry import (
     ARCHS,
     arch_class,
@@ -34,3 +34,10 @@ __all__ = [
     "load_pretrained", "model_arch", "model_entry", "model_spec", "register_arch", "register_converter",
     "register_inflation", "register_model", "save_pretrained",
 ]
+
+from . import inflate_families  # noqa: E402,F401  (inflation rules of the MLP-Mixer, ConvMixer and XCiT)
+from .convmixer import ConvMixer, ConvMixerConfig  # noqa: E402
+from .mlp_mixer import MlpMixer, MlpMixerConfig  # noqa: E402
+from .xcit import XCiT, XCiTConfig  # noqa: E402
+
+__all__ += ["ConvMixer", "ConvMixerConfig", "MlpMixer", "MlpMixerConfig", "XCiT", "XCiTConfig"]

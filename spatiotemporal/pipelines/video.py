@@ -15,6 +15,7 @@ from ..data.video import (
     build_video_loader,
     collate_videos,
     ensure_builtin_video_dataset,
+    ensure_motion_video_dataset,
     load_test_views,
     resolve_class_names,
 )
@@ -28,7 +29,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpe
 
 @dataclass
 class VideoDataSection:
-    dataset: str = "builtin"  # builtin | kinetics (any folder of {train,val,test}.csv + classes.txt)
+    dataset: str = "builtin"  # builtin | builtin_motion | kinetics (any folder of {train,val,test}.csv + classes.txt)
     root: str | None = None
     eval_split: str = "val"
     view_reduce: str = "mean"  # mean | sum (official): how the logits of a video's views are combined
@@ -45,8 +46,10 @@ class VideoRecipe:
 def dataset_root(data: VideoDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_video_dataset(data.root)
+    if data.dataset == "builtin_motion":  # the motion set without a global cue (data/video/motion.py)
+        return ensure_motion_video_dataset(data.root)
     if data.dataset != "kinetics":
-        raise ValueError(f"data.dataset must be 'builtin' or 'kinetics', got {data.dataset!r}")
+        raise ValueError(f"data.dataset must be 'builtin', 'builtin_motion' or 'kinetics', got {data.dataset!r}")
     if not data.root:
         raise ValueError("--data kinetics needs --data-root DIR (with train.csv, val.csv, test.csv)")
     return Path(data.root)
@@ -109,7 +112,10 @@ class VideoPipeline(Pipeline):
                 skipped.extend(b.get("skipped", []))
                 yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
 
-        metrics = ClassificationTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches())
+        metrics = ClassificationTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches(),
+                                                                                    per_class=True)
+        names = class_names_of(model, None, len(metrics.get("per_class_top1", [])))
+        metrics["per_class_top1"] = dict(zip(names, metrics.get("per_class_top1", [])))
         return {"split": split, "views": d.video.num_views, "view_reduce": d.view_reduce, **metrics,
                 "skipped": len(skipped), "skipped_paths": skipped[:20]}
 

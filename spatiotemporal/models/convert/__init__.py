@@ -68,4 +68,4 @@ def detect_format(container: dict, state: dict, overrides: dict, name: str) -> D
 
 
 # Each converter module registers itself; adding a format = a module here and its import line.
-from . import monai_unetr, official_timesformer, timm_vit  # noqa: E402,F401
+from . import monai_unetr, official_timesformer, timm_convmixer, timm_mixer, timm_vit, timm_xcit  # noqa: E402,F401
