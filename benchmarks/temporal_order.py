@@ -16,14 +16,18 @@ growing/shrinking, no global cue; see ``spatiotemporal/data/video/motion.py``). 
 - ``space_only``: the official framewise space-only model (``mixer=joint framewise=true``);
 - study arms (``--study``, motion set): ``joint_te002`` (time embedding std 0.02 instead of 1.0),
   ``joint_30ep`` / ``divided_30ep`` (twice the epochs), ``joint_p16`` (patch 16: 4 tokens per frame instead
-  of 16, 32 tokens instead of 128 to attend over), ``joint_lr3e-4`` (a third of the learning rate).
+  of 16, 32 tokens instead of 128 to attend over), ``joint_lr3e-4`` (a third of the learning rate);
+- mixer arms (``--mixers``, default set): ``xca`` (XCA + per-frame LPI), ``sra`` (spatial reduction 2 per frame),
+  ``mlp_mixer_axes`` (per-axis token MLPs, T then H then W), ``convmixer`` ((2+1)D: 3x3 per frame then 3 along
+  time); with ``divided`` and ``joint`` they give the mixers table: val top-1, parameters, forward FLOPs per clip
+  (counted) and the median time of a training step (batch 32, AdamW, 2 threads, measured under the lock).
 
 Results: ``RESULTS/temporal_order.{json,md}`` (val top-1 final / best, test top-1 of best.pt, per-class and per-pair
-accuracies) and ``RESULTS/temporal_order.png`` (val curves).
+accuracies), ``RESULTS/temporal_order.png`` (val curves) and ``RESULTS/video_mixers.{json,md}``.
 
 Usage: python benchmarks/temporal_order.py [--sets builtin builtin_motion] [--arms divided joint space_only]
-       [--seeds 0 1 2] [--epochs 15] [--study] [--out runs/temporal_order] [--results benchmarks/results]
-       [--lock /tmp/spatio-cpu.lock] [--threads 2]
+       [--seeds 0 1 2] [--epochs 15] [--study] [--mixers] [--mixer-seeds 0 1] [--out runs/temporal_order]
+       [--results benchmarks/results] [--lock /tmp/spatio-cpu.lock] [--threads 2]
 """
 
 from __future__ import annotations
@@ -48,7 +52,12 @@ ARMS = {
     "joint_lr3e-4": ["model.overrides.mixer=joint", "train.optim.lr=0.0003"],
     "joint_30ep": ["model.overrides.mixer=joint"],
     "divided_30ep": ["model.overrides.mixer=divided"],
+    "xca": ["model.overrides.mixer=xca"],
+    "sra": ["model.overrides.mixer=sra"],
+    "mlp_mixer_axes": ["model.overrides.mixer=mlp_mixer_axes"],
+    "convmixer": ["model.overrides.mixer=convmixer", "model.overrides.mixer_kwargs={kernel_size: 3}"],
 }
+MIXER_ARMS = ("divided", "joint", "xca", "sra", "mlp_mixer_axes", "convmixer")
 STUDY = ("joint_te002", "joint_p16", "joint_lr3e-4", "joint_30ep", "divided_30ep")
 #: class pairs whose two classes differ only in frame order, per set
 PAIRS = {"builtin": {"right/left": ("right", "left"),
@@ -80,6 +89,9 @@ def main() -> None:
     ap.add_argument("--arms", nargs="+", default=["divided", "joint", "space_only"])
     ap.add_argument("--study", action="store_true", help="also the joint-attention study arms on the motion set")
     ap.add_argument("--study-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--mixers", action="store_true", help="also the mixer arms on the default set, and their table")
+    ap.add_argument("--mixer-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--profile", help=argparse.SUPPRESS)  # internal: params, FLOPs, step time of one arm (JSON)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--out", type=Path, default=Path("runs/temporal_order"))
@@ -87,11 +99,17 @@ def main() -> None:
     ap.add_argument("--lock", default="/tmp/spatio-cpu.lock", help="flock file ('' for none)")
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args()
+    if a.profile:
+        print(json.dumps(profile(a.profile)))
+        return
     lock = a.lock or None
 
     plan = [(s, arm, seed) for s in a.sets for arm in a.arms for seed in a.seeds]
     if a.study:
         plan += [("builtin_motion", arm, seed) for arm in STUDY for seed in a.study_seeds]
+    if a.mixers:
+        plan += [("builtin", arm, seed) for arm in MIXER_ARMS for seed in a.mixer_seeds
+                 if ("builtin", arm, seed) not in plan]
     cmds = []
     for dataset, arm, seed in plan:
         d = a.out / dataset / f"{arm}_s{seed}"
@@ -115,6 +133,83 @@ def main() -> None:
     (a.results / "temporal_order.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     plot(result, a.results / "temporal_order.png")
+    if a.mixers:
+        mixers_table(result, a, lock)
+
+
+def profile(arm: str, batch: int = 32, steps: int = 8) -> dict:
+    """Parameters, forward FLOPs of one clip (counted) and the median wall time of a training step (``batch`` clips,
+    AdamW, after 2 warm-up steps) of TimeSformer-tiny with the arm's overrides (the recipe's model)."""
+    import time
+
+    import torch
+
+    from spatiotemporal.layers.flops import count_flops
+    from spatiotemporal.pipelines import get_pipeline
+
+    torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "2")))
+    pipe = get_pipeline("video")
+    recipe = pipe.load_recipe("timesformer_tiny_builtin", ARMS[arm])
+    model = pipe.build_model(recipe, ["a", "b", "c", "d"])
+    x = torch.randn(batch, 3, 8, 32, 32)
+    with torch.no_grad():
+        flops = count_flops(lambda: model.eval()(x[:1]))
+    model.train()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    y = torch.randint(0, 4, (batch,))
+    times = []
+    for i in range(steps + 2):
+        t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if i >= 2:
+            times.append(time.perf_counter() - t0)
+    return {"params": sum(p.numel() for p in model.parameters()), "fwd_flops_per_clip": flops,
+            "train_step_ms": statistics.median(times) * 1e3, "train_step_ms_all": [t * 1e3 for t in times]}
+
+
+def mixers_table(result: dict, a, lock: str | None) -> None:
+    out = a.out / "profile"
+    out.mkdir(parents=True, exist_ok=True)
+    prof = {}
+    for arm in MIXER_ARMS:
+        path = out / f"{arm}.json"
+        if not path.is_file():
+            cmd = [sys.executable, __file__, "--profile", arm]
+            run_all([(out / arm, ["bash", "-c", f"{shlex.join(cmd)} > {shlex.quote(str(path))}"])], 1, a.threads,
+                    lock)
+        prof[arm] = json.loads(path.read_text())
+    rows = {arm: [r for r in result["runs"].values() if r["set"] == "builtin" and r["arm"] == arm]
+            for arm in MIXER_ARMS}
+    data = {"profile": prof,
+            "val_top1": {arm: {f"s{r['seed']}": r["val_top1"] for r in rs} for arm, rs in rows.items()},
+            "test_top1": {arm: {f"s{r['seed']}": r["test"]["top1"] for r in rs} for arm, rs in rows.items()},
+            "machine": result["machine"], "argv": result["argv"]}
+    (a.results / "video_mixers.json").write_text(json.dumps(data, indent=1) + "\n")
+    lines = ["# Token mixers side by side in TimeSformer-tiny (built-in video set, CPU)", "",
+             "Same recipe (timesformer_tiny_builtin: depth 4, width 128, patch 8, 8 x 32 px clips, AdamW 1e-3, "
+             f"{a.epochs} epochs); only the mixer differs. Val top-1 (%) after the last / best epoch and test top-1 of "
+             "the best checkpoint, mean over seeds (range); FLOPs of one clip's forward pass (counted with "
+             "torch.utils.flop_counter); median train-step time of a batch of 32 clips (AdamW, 2 threads, under the "
+             "lock).", "",
+             "| mixer | seeds | val top-1 final | val best | test top-1 | params | forward MFLOPs / clip | "
+             "train step (ms) |", "|---|---|---|---|---|---|---|---|"]
+    for arm, rs in rows.items():
+        if not rs:
+            continue
+        final, best = [r["val_top1"][-1] for r in rs], [max(r["val_top1"]) for r in rs]
+        test = [r["test"]["top1"] for r in rs]
+        p = prof[arm]
+        lines.append(f"| {arm} | {len(rs)} | {statistics.mean(final):.1f} ({_fmt_range(final)}) | "
+                     f"{statistics.mean(best):.1f} ({_fmt_range(best)}) | {statistics.mean(test):.1f} "
+                     f"({_fmt_range(test)}) | {p['params'] / 1e6:.3f}M | {p['fwd_flops_per_clip'] / 1e6:.0f} | "
+                     f"{p['train_step_ms']:.0f} |")
+    lines += ["", f"Machine: {result['machine']}. Command: `python benchmarks/temporal_order.py "
+              f"{shlex.join(result['argv'])}`."]
+    (a.results / "video_mixers.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
 
 
 def _fmt_range(xs: list[float]) -> str:
