@@ -49,6 +49,7 @@ def test_inflated_model_sees_order_once_time_embed_and_temporal_fc_move():
 def test_equal_slices_give_the_2d_patch_embeddings(mode):
     vit = _our_vit()
     un = inflate_vit_to_unetr(vit, depth_mode=mode, img_size=(64, 64, 16), out_channels=3)
+    torch.manual_seed(0)  # the input no longer depends on the tests run before (fp32 rounding reaches ~1e-5)
     sl = torch.randn(1, 1, 64, 64)
     vol = sl.unsqueeze(-1).expand(-1, -1, -1, -1, 16)  # (B, 1, H, W, D), every depth slice equal
     with torch.no_grad():
