@@ -14,9 +14,9 @@ growing/shrinking, no global cue; see ``spatiotemporal/data/video/motion.py``). 
 
 - ``divided``, ``joint``: ``model.overrides.mixer=...``;
 - ``space_only``: the official framewise space-only model (``mixer=joint framewise=true``);
-- study arms (``--study``, motion set): ``joint_te002`` (time embedding std 0.02 instead of 1.0),
-  ``joint_30ep`` / ``divided_30ep`` (twice the epochs), ``joint_p16`` (patch 16: 4 tokens per frame instead
-  of 16, 32 tokens instead of 128 to attend over), ``joint_lr3e-4`` (a third of the learning rate);
+- study arms (``--study``, motion set; ``--study-arms``): ``joint_te002`` (time embedding std 0.02 instead of 1.0),
+  ``joint_p16`` (patch 16: 4 tokens per frame instead of 16, 32 tokens instead of 128 to attend over), and on
+  request ``joint_lr3e-4`` (a third of the learning rate), ``joint_2x`` / ``divided_2x`` (twice the epochs);
 - mixer arms (``--mixers``, default set): ``xca`` (XCA + per-frame LPI), ``sra`` (spatial reduction 2 per frame),
   ``mlp_mixer_axes`` (per-axis token MLPs, T then H then W), ``convmixer`` ((2+1)D: 3x3 per frame then 3 along
   time); with ``divided`` and ``joint`` they give the mixers table: val top-1, parameters, forward FLOPs per clip
@@ -26,7 +26,8 @@ Results: ``RESULTS/temporal_order.{json,md}`` (val top-1 final / best, test top-
 accuracies), ``RESULTS/temporal_order.png`` (val curves) and ``RESULTS/video_mixers.{json,md}``.
 
 Usage: python benchmarks/temporal_order.py [--sets builtin builtin_motion] [--arms divided joint space_only]
-       [--seeds 0 1 2] [--epochs 15] [--study] [--mixers] [--mixer-seeds 0 1] [--out runs/temporal_order]
+       [--seeds 0 1 2] [--epochs 10] [--motion-epochs 20] [--study] [--study-arms joint_te002 joint_p16]
+       [--study-seeds 0 1] [--mixers] [--mixer-seeds 0 1] [--out runs/temporal_order]
        [--results benchmarks/results] [--lock /tmp/spatio-cpu.lock] [--threads 2]
 """
 
@@ -50,23 +51,23 @@ ARMS = {
     "joint_te002": ["model.overrides.mixer=joint", "model.overrides.time_embed_std=0.02"],
     "joint_p16": ["model.overrides.mixer=joint", "model.overrides.patch_size=16"],
     "joint_lr3e-4": ["model.overrides.mixer=joint", "train.optim.lr=0.0003"],
-    "joint_30ep": ["model.overrides.mixer=joint"],
-    "divided_30ep": ["model.overrides.mixer=divided"],
+    "joint_2x": ["model.overrides.mixer=joint"],
+    "divided_2x": ["model.overrides.mixer=divided"],
     "xca": ["model.overrides.mixer=xca"],
     "sra": ["model.overrides.mixer=sra"],
     "mlp_mixer_axes": ["model.overrides.mixer=mlp_mixer_axes"],
     "convmixer": ["model.overrides.mixer=convmixer", "model.overrides.mixer_kwargs={kernel_size: 3}"],
 }
 MIXER_ARMS = ("divided", "joint", "xca", "sra", "mlp_mixer_axes", "convmixer")
-STUDY = ("joint_te002", "joint_p16", "joint_lr3e-4", "joint_30ep", "divided_30ep")
 #: class pairs whose two classes differ only in frame order, per set
 PAIRS = {"builtin": {"right/left": ("right", "left"),
                      "right_then_left/left_then_right": ("right_then_left", "left_then_right")},
          "builtin_motion": {"up/down": ("up", "down"), "grow/shrink": ("grow", "shrink")}}
 
 
-def epochs_of(arm: str, epochs: int) -> int:
-    return 2 * epochs if arm.endswith("_30ep") else epochs
+def epochs_of(arm: str, dataset: str, a) -> int:
+    epochs = a.motion_epochs if dataset == "builtin_motion" else a.epochs
+    return 2 * epochs if arm.endswith("_2x") else epochs
 
 
 def evaluate(run: Path, split: str, lock: str | None, threads: int) -> dict:
@@ -88,12 +89,14 @@ def main() -> None:
     ap.add_argument("--sets", nargs="+", default=["builtin", "builtin_motion"])
     ap.add_argument("--arms", nargs="+", default=["divided", "joint", "space_only"])
     ap.add_argument("--study", action="store_true", help="also the joint-attention study arms on the motion set")
+    ap.add_argument("--study-arms", nargs="+", default=["joint_te002", "joint_p16"])
     ap.add_argument("--study-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--mixers", action="store_true", help="also the mixer arms on the default set, and their table")
     ap.add_argument("--mixer-seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--profile", help=argparse.SUPPRESS)  # internal: params, FLOPs, step time of one arm (JSON)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=15)
+    ap.add_argument("--epochs", type=int, default=10, help="epochs on the default set")
+    ap.add_argument("--motion-epochs", type=int, default=20, help="epochs on the motion set")
     ap.add_argument("--out", type=Path, default=Path("runs/temporal_order"))
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results"))
     ap.add_argument("--lock", default="/tmp/spatio-cpu.lock", help="flock file ('' for none)")
@@ -104,16 +107,16 @@ def main() -> None:
         return
     lock = a.lock or None
 
-    plan = [(s, arm, seed) for s in a.sets for arm in a.arms for seed in a.seeds]
+    plan = [(s, arm, seed) for seed in a.seeds for s in a.sets for arm in a.arms]  # seed by seed
     if a.study:
-        plan += [("builtin_motion", arm, seed) for arm in STUDY for seed in a.study_seeds]
+        plan += [("builtin_motion", arm, seed) for arm in a.study_arms for seed in a.study_seeds]
     if a.mixers:
         plan += [("builtin", arm, seed) for arm in MIXER_ARMS for seed in a.mixer_seeds
                  if ("builtin", arm, seed) not in plan]
     cmds = []
     for dataset, arm, seed in plan:
         d = a.out / dataset / f"{arm}_s{seed}"
-        cmds.append((d, spatio("train", "timesformer", "--out", str(d), "--epochs", str(epochs_of(arm, a.epochs)),
+        cmds.append((d, spatio("train", "timesformer", "--out", str(d), "--epochs", str(epochs_of(arm, dataset, a)),
                                "--seed", str(seed), "--workers", "0", f"data.dataset={dataset}", *ARMS[arm])))
     run_all(cmds, 1, a.threads, lock)
 
@@ -121,7 +124,7 @@ def main() -> None:
     for (dataset, arm, seed), (d, _) in zip(plan, cmds):
         summary = json.loads((d / "summary.json").read_text())
         runs[f"{dataset}/{arm}_s{seed}"] = {
-            "set": dataset, "arm": arm, "seed": seed, "epochs": epochs_of(arm, a.epochs), "val_top1": val_curve(d),
+            "set": dataset, "arm": arm, "seed": seed, "epochs": epochs_of(arm, dataset, a), "val_top1": val_curve(d),
             "val": evaluate(d, "val", lock, a.threads), "test": evaluate(d, "test", lock, a.threads),
             "train_wall_s": summary["wall_time_s"],
         }
@@ -267,8 +270,7 @@ def plot(result: dict, path: Path) -> None:
     sets = list(dict.fromkeys(r["set"] for r in result["runs"].values()))
     fig, axes = plt.subplots(1, len(sets), figsize=(5.2 * len(sets), 3.8), dpi=100, squeeze=False)
     colours = {"divided": "tab:blue", "joint": "tab:orange", "space_only": "tab:grey", "joint_te002": "tab:red",
-               "joint_p16": "tab:purple", "joint_lr3e-4": "tab:brown", "joint_30ep": "gold",
-               "divided_30ep": "tab:cyan"}
+               "joint_p16": "tab:purple", "joint_lr3e-4": "tab:brown", "joint_2x": "gold", "divided_2x": "tab:cyan"}
     for ax, dataset in zip(axes[0], sets):
         seen = set()
         for r in result["runs"].values():
