@@ -44,11 +44,12 @@ def spatio(*args: str) -> list[str]:
     return [sys.executable, "-m", "spatiotemporal.cli.main", *args]
 
 
-def run_all(cmds: list[tuple[Path, list[str]]], jobs: int, threads: int) -> dict[str, float]:
+def run_all(cmds: list[tuple[Path, list[str]]], jobs: int, threads: int, lock: str | None = None) -> dict[str, float]:
     """Run ``(run_dir, argv)`` commands, ``jobs`` at a time with ``threads`` torch threads each; returns wall
-    seconds per run (runs whose ``summary.json`` exists are skipped)."""
+    seconds per run (runs whose ``summary.json`` exists are skipped). ``lock``: each command runs under
+    ``flock LOCK`` (the wall time then includes the wait for the lock; the runs' ``summary.json`` has their own)."""
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-    pending = [(d, c) for d, c in cmds if not (d / "summary.json").is_file()]
+    pending = [(d, (["flock", lock] if lock else []) + c) for d, c in cmds if not (d / "summary.json").is_file()]
     running: list[tuple[Path, subprocess.Popen, float]] = []
     walls: dict[str, float] = {}
     while pending or running:

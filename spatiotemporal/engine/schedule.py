@@ -4,6 +4,9 @@
 training. ``step``: piecewise constant over epochs, either ``gamma`` at each of ``milestones`` or the
 explicit relative ``lrs`` that start at ``steps`` (the official TimeSformer: steps [0, 11, 14],
 lrs [1, 0.1, 0.01], i.e. PySlowFast ``steps_with_relative_lrs``). ``constant``: ``lr`` after warm-up.
+``rsqrt``: Scaling ViT's schedule (big_vision ``decay_type="rsqrt"``) as one schedule: linear warm-up, then
+``lr / sqrt(1 + (step - warmup) / timescale)``, times a linear cooldown ``min(1, (total - step) / cooldown)`` that
+reaches zero at the last step; the three factors multiply, as in big_vision (a cooldown may overlap the warm-up).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ __all__ = ["ScheduleConfig", "LRSchedule"]
 class ScheduleConfig:
     """Schedule settings; epochs may be fractional, ``warmup_steps`` > 0 overrides ``warmup_epochs``."""
 
-    name: Literal["cosine", "step", "constant"] = "cosine"
+    name: Literal["cosine", "step", "constant", "rsqrt"] = "cosine"
     warmup_epochs: float = 0.0
     warmup_steps: int = 0
     warmup_lr: float = 0.0
@@ -34,6 +37,11 @@ class ScheduleConfig:
     gamma: float = 0.1
     steps: list[float] = field(default_factory=list)
     lrs: list[float] = field(default_factory=list)
+    # rsqrt: steps > 0 override epochs; a timescale of 0 / 0 is big_vision's default, 10k steps
+    timescale_epochs: float = 0.0
+    timescale_steps: int = 0
+    cooldown_epochs: float = 0.0
+    cooldown_steps: int = 0
 
 
 class LRSchedule:
@@ -63,6 +71,9 @@ class LRSchedule:
         self.steps_per_epoch = int(steps_per_epoch)
         self.total_steps = max(1, round(epochs * steps_per_epoch))
         self.warmup = cfg.warmup_steps if cfg.warmup_steps > 0 else round(cfg.warmup_epochs * steps_per_epoch)
+        self.cooldown = cfg.cooldown_steps if cfg.cooldown_steps > 0 else round(cfg.cooldown_epochs * steps_per_epoch)
+        self.timescale = (cfg.timescale_steps if cfg.timescale_steps > 0 else
+                          round(cfg.timescale_epochs * steps_per_epoch) if cfg.timescale_epochs > 0 else 10_000)
         self.group_base = [self.base_lr * g.get("lr_scale", 1.0) for g in optimizer.param_groups]
         self.last_step = 0
         self._apply()
@@ -72,6 +83,15 @@ class LRSchedule:
         c = self.cfg
         if c.name == "constant":
             return self.base_lr
+        if c.name == "rsqrt":  # big_vision's product form, warm-up included (``warmup_lr`` is not used)
+            lr = self.base_lr
+            if step > self.warmup:
+                lr /= math.sqrt((step - self.warmup + self.timescale) / self.timescale)
+            if self.warmup:
+                lr *= min(1.0, step / self.warmup)
+            if self.cooldown:
+                lr *= min(1.0, max(0.0, (self.total_steps - step) / self.cooldown))
+            return lr
         if c.name == "cosine":
             span = max(1, self.total_steps - self.warmup)
             p = min(1.0, max(0.0, (step - self.warmup) / span))
@@ -83,7 +103,7 @@ class LRSchedule:
 
     def lr_at(self, step: int) -> float:
         """Absolute lr (of a group with ``lr_scale`` 1) for optimiser update ``step`` (0-based)."""
-        if step < self.warmup:
+        if step < self.warmup and self.cfg.name != "rsqrt":
             target = self._main(self.warmup)
             return self.cfg.warmup_lr + (target - self.cfg.warmup_lr) * step / self.warmup
         return self._main(step)

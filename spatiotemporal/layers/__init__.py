@@ -39,3 +39,10 @@ __all__ = [
     "MultiScaleBlock", "PooledSkip", "PoolingAttention", "strided_grid",
 ]
 __all__ += ["patch_grid"]
+
+# MLP-Mixer and ConvMixer token mixing (issue 15)
+from .convmixer import ConvMixerMixer, ConvMixerPointwise, TokenBatchNorm  # noqa: E402
+from .token_mlp import AxesTokenMLP, MixerTokenMLP, TokenMLP, resize_token_weights  # noqa: E402
+
+__all__ += ["AxesTokenMLP", "ConvMixerMixer", "ConvMixerPointwise", "MixerTokenMLP", "TokenBatchNorm", "TokenMLP",
+            "resize_token_weights"]

@@ -44,3 +44,14 @@ def apply_on_grid(fn: nn.Module, x: torch.Tensor, grid: Grid, ndim: int, axis: i
     if ndim == 2:
         return slices_to_tokens(fn(tokens_to_slices(x, grid, axis)), grid, axis)
     return map_to_tokens(fn(tokens_to_map(x, grid)))
+
+
+def centre_slice_kernel(w2d: torch.Tensor, axis: int) -> torch.Tensor:
+    """A 2D kernel ``(O, I, k, k)`` as a 3D one ``(O, I, k, k, k)`` that is zero except on the centre slice of grid
+    ``axis``: on a grid whose slices along ``axis`` are all equal it gives the 2D convolution of each slice."""
+    k = w2d.shape[-1]
+    w3d = w2d.new_zeros(*w2d.shape[:2], k, k, k)
+    index = [slice(None)] * 5
+    index[2 + axis] = k // 2
+    w3d[tuple(index)] = w2d
+    return w3d

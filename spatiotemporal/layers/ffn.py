@@ -13,22 +13,26 @@ from .registry import register_ffn
 
 @register_ffn("mlp")
 class Mlp(TokenMixer):
-    """Pre-norm MLP ``fc1 -> GELU -> fc2``; ``forward(x (B, L, C), grid, num_prefix) -> (B, L, out_dim)``.
+    """Pre-norm MLP ``fc1 -> GELU -> fc2`` (times ``gamma`` with ``layer_scale``);
+    ``forward(x (B, L, C), grid, num_prefix) -> (B, L, out_dim)``.
 
     ``out_dim`` defaults to ``dim``; MViT v1 widens the channels here (the block then projects its skip path).
     """
 
     def __init__(self, dim: int, *, hidden_dim: int, layout: GridLayout | None = None, norm_layer=nn.LayerNorm,
-                 drop: float = 0.0, out_dim: int | None = None):
+                 drop: float = 0.0, out_dim: int | None = None, layer_scale: float | None = None):
         super().__init__()
         self.norm = norm_layer(dim)
         self.fc1 = nn.Linear(dim, hidden_dim)
         self.act = nn.GELU()
         self.drop = nn.Dropout(drop)
         self.fc2 = nn.Linear(hidden_dim, out_dim or dim)
+        if layer_scale is not None:  # XCiT's gamma2 (with the block's LayerScale off)
+            self.gamma = nn.Parameter(torch.full((out_dim or dim,), float(layer_scale)))
 
     def forward(self, x: torch.Tensor, grid: Grid | None = None, num_prefix: int = 0) -> torch.Tensor:
-        return self.drop(self.fc2(self.drop(self.act(self.fc1(self.norm(x))))))
+        y = self.drop(self.fc2(self.drop(self.act(self.fc1(self.norm(x))))))
+        return y * self.gamma if hasattr(self, "gamma") else y
 
 
 @register_ffn("mixffn")

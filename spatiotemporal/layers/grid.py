@@ -90,6 +90,14 @@ def split_prefix(x: torch.Tensor, num_prefix: int) -> tuple[torch.Tensor, torch.
     return x[:, :num_prefix], x[:, num_prefix:]
 
 
+def mean_to_prefix(update: torch.Tensor, num_prefix: int) -> torch.Tensor:
+    """``(B, N, C) -> (B, P+N, C)``: prefix tokens (a class token) receive the mean of the grid tokens' update (the
+    rule of mixers that only act on the grid: token MLPs, convolutions)."""
+    if not num_prefix:
+        return update
+    return torch.cat([update.mean(1, keepdim=True).expand(-1, num_prefix, -1), update], dim=1)
+
+
 def tokens_to_map(x: torch.Tensor, grid: Grid) -> torch.Tensor:
     """Grid tokens ``(B, N, C) -> (B, C, G0, G1, G2)``."""
     g0, g1, g2 = grid

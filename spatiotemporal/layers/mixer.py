@@ -13,7 +13,8 @@ Hooks, with no-op defaults, so that a rule about one mixer lives in that mixer o
 
 - ``init_weights()``: runs after the model's generic initialisation (:func:`~.init.init_weights_`).
 - ``inflate_state_dict(sd, prefix)``: fills this mixer's own keys in ``sd`` from the keys of a 2D joint-attention
-  block (``prefix + "norm.*"``, ``prefix + "attn.*"``) when a 2D model initialises a video or volume model.
+  block (``prefix + "norm.*"``, ``prefix + "attn.*"``) when a 2D model initialises a video or volume model, or makes
+  its own keys of a 2D model fit this grid (a token MLP resampled, a 2D kernel made (2+1)D or 3D).
 - ``no_weight_decay()``: parameter names (relative to the mixer) that take no weight decay.
 """
 
@@ -37,7 +38,8 @@ class TokenMixer(nn.Module):
         """Called after the generic initialisation of the model's linear layers."""
 
     def inflate_state_dict(self, sd: dict[str, torch.Tensor], prefix: str) -> None:
-        """Add this mixer's own keys to ``sd`` (a 2D joint-attention block's weights under ``prefix``)."""
+        """Add this mixer's own keys to ``sd`` (a 2D joint-attention block's weights under ``prefix``), or fit its
+        own 2D keys to this grid."""
 
     def no_weight_decay(self) -> set[str]:
         return set()

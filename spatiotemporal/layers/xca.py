@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .conv_grid import apply_on_grid, batchnorm_nd, conv_nd, default_ndim, slice_axis
+from .conv_grid import apply_on_grid, batchnorm_nd, centre_slice_kernel, conv_nd, default_ndim, slice_axis
 from .grid import Grid, GridLayout, check_grid, split_prefix
 from .mixer import TokenMixer
 from .registry import register_mixer
@@ -68,24 +68,46 @@ class XCAttention(TokenMixer):
     """The XCiT mixer: ``XCA`` over all tokens, then ``LPI`` on the grid tokens (prefix untouched).
 
     LPI is 2D per slice along the time/depth axis (``ndim=2``) or 3D (``ndim=3``); default: 3 on volumes,
-    2 otherwise. ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
+    2 otherwise. ``layer_scale`` (XCiT's eta) adds XCiT's own per-channel scales on XCA and LPI; use it with the
+    block's LayerScale off and the FFN's ``layer_scale`` on, as the XCiT model does.
+    FLOPs (batch 1, ``L`` tokens, width ``d``, ``h`` heads; mixers.md §6 plus LPI): ``8 L d^2 + 4 L d^2 / h`` for XCA,
+    plus ``2 * 2 * 9 L d`` for LPI's two depthwise 3x3 convolutions (``2 * 2 * 27 L d`` with 3x3x3).
+    ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
     """
 
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
-                 norm_layer=nn.LayerNorm, ndim: int | None = None, lpi_kernel: int = 3):
+                 norm_layer=nn.LayerNorm, ndim: int | None = None, lpi_kernel: int = 3,
+                 layer_scale: float | None = None):
         super().__init__()
         self.norm = norm_layer(dim)
         self.attn = XCA(dim, num_heads, qkv_bias)
         self.lpi_norm = norm_layer(dim)
         self.lpi = LPI(dim, lpi_kernel, default_ndim(layout, ndim), slice_axis(layout))
+        if layer_scale is not None:  # XCiT's own LayerScale: gamma1 on XCA, gamma3 on LPI (the block's ls1 is off)
+            self.gamma1 = nn.Parameter(torch.full((dim,), float(layer_scale)))
+            self.gamma3 = nn.Parameter(torch.full((dim,), float(layer_scale)))
+        self.layer_scale = layer_scale
 
     def no_weight_decay(self) -> set[str]:
         """XCiT excludes the per-head temperature from weight decay."""
         return {"attn.temperature"}
 
+    def inflate_state_dict(self, sd: dict[str, torch.Tensor], prefix: str) -> None:
+        """A 3D LPI from a 2D one (XCiT): each 3x3 kernel on the centre slice of the time/depth axis, so an input whose
+        slices are all equal gives the 2D LPI of each slice (XCA itself does not depend on the grid)."""
+        if self.lpi.ndim != 3:
+            return
+        for name in ("lpi.conv1.weight", "lpi.conv2.weight"):
+            if prefix + name in sd and sd[prefix + name].ndim == 4:
+                sd[prefix + name] = centre_slice_kernel(sd[prefix + name], self.lpi.axis)
+
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> torch.Tensor:
         check_grid(x, grid, num_prefix)
         d1 = self.attn(self.norm(x))
+        if self.layer_scale is not None:
+            d1 = self.gamma1 * d1
         prefix, tokens = split_prefix(self.lpi_norm(x + d1), num_prefix)
         d2 = self.lpi(tokens, grid)
+        if self.layer_scale is not None:
+            d2 = self.gamma3 * d2
         return d1 + torch.cat([torch.zeros_like(prefix), d2], dim=1)

@@ -6,8 +6,10 @@ this package imports them all.
 
 # register the model families and the inflation rules (SegFormer hierarchy, MViT)
 from . import (  # noqa: F401
+    convmixer,
     inflate_segformer,
     mit,
+    mlp_mixer,
     mvit,
     mvit_inflation,
     mvit_unetr,
@@ -16,6 +18,7 @@ from . import (  # noqa: F401
     unetr,
     videomae,
     vit,
+    xcit,
 )
 from ._registry import (
     ARCHS,
@@ -54,3 +57,10 @@ __all__ = [
     "SegFormerConfig", "UNETR2D", "UNETR2DConfig", "VideoMAE", "VideoMAEConfig", "VideoMAEPretrainer",
     "MViT", "MViTConfig", "MViTImage", "MViTImageConfig", "MViTUNETR", "MViTUNETRConfig",
 ]
+
+from . import inflate_families  # noqa: E402,F401  (inflation rules of the MLP-Mixer, ConvMixer and XCiT)
+from .convmixer import ConvMixer, ConvMixerConfig  # noqa: E402
+from .mlp_mixer import MlpMixer, MlpMixerConfig  # noqa: E402
+from .xcit import XCiT, XCiTConfig  # noqa: E402
+
+__all__ += ["ConvMixer", "ConvMixerConfig", "MlpMixer", "MlpMixerConfig", "XCiT", "XCiTConfig"]

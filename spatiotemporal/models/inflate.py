@@ -81,24 +81,33 @@ def inflate_vit_to_timesformer(vit: VisionTransformer, **cfg) -> TimeSformer:
     (the encoder's width, depth, heads, patch and norms follow the ViT).
 
     On a clip of identical frames the result (divided, space-only or framewise) gives the ViT's logits.
-    The head is copied when the class counts agree, otherwise freshly initialised.
+    The head is copied when the class counts agree, otherwise freshly initialised. A ViT without a class token
+    (GAP or MAP head) gives a TimeSformer without one and with the same head (a MAP head is copied; timm's
+    ``fc_norm`` after pooling becomes the norm before it, which is not exact).
     """
-    if vit.cls_token is None:
-        raise UserInputError("TimeSformer pools with a class token; this ViT has none (global_pool="
-                             f"{vit.cfg.global_pool!r}). Inflate a class-token ViT, or into UNETR.")
     c = vit.cfg
     forced = dict(patch_size=c.patch_size, in_chans=c.in_chans, embed_dim=c.embed_dim, depth=c.depth,
                   mlp_ratio=c.mlp_ratio, **_encoder_shape(vit))
     _log_replaced(cfg, forced, "inflation into TimeSformer")
     base = dict(img_size=c.img_size, num_classes=c.num_classes)
+    if vit.cls_token is None:
+        base.update(class_token=False, global_pool=c.global_pool)
     model = build_model("timesformer", {**base, **cfg, **forced})
     sd = {k: v for k, v in vit.state_dict().items() if not k.startswith(("pos_embed", "pool.", "fc_norm."))}
+    if model.cfg.global_pool == c.global_pool:
+        sd.update({k: v for k, v in vit.state_dict().items() if k.startswith("pool.")})
+    if c.global_pool == "avg" and c.fc_norm:
+        sd.update({"norm." + k[len("fc_norm."):]: v for k, v in vit.state_dict().items() if k.startswith("fc_norm.")})
     if model.cfg.num_classes != c.num_classes:
         sd = {k: v for k, v in sd.items() if not k.startswith("head.")}
     cls_slot, grid = _vit_pos_grid(vit, model.grid_size, model.cfg.pos_interp)
-    sd["pos_embed"] = torch.cat([cls_slot, grid], dim=1)
+    sd["pos_embed"] = torch.cat([cls_slot, grid], dim=1) if model.cls_token is not None else grid
+    if model.cls_token is None:
+        sd.pop("cls_token", None)
     inflate_mixers(model, sd)
     fresh = ("head.",) if "head.weight" not in sd else ()
+    fresh += ("pool.",) if not any(k.startswith("pool.") for k in sd) else ()
+    fresh += ("cls_token",) if vit.cls_token is None else ()
     fresh += _fresh_mixer_keys(model, sd) + ("time_embed",)
     load_state_strict(model, sd, "inflated ViT", allow_missing=fresh)
     if model.time_embed is not None and model.cfg.time_embed_std == 0:

@@ -21,6 +21,7 @@ from ..layers import (
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
+from .heads import Pool
 from .vit import resize_2d_pos_embed
 
 
@@ -31,6 +32,8 @@ class TimeSformerConfig:
     ``mixer`` is any registered mixer (``attention`` is accepted as its old name). ``framewise=True`` is the
     official *space-only* TimeSformer: frames are folded into the batch, each with its own class token and no
     time embedding, the mixer runs within each frame, and all tokens are averaged over time before the final norm.
+    ``class_token=False`` with ``global_pool="avg"`` (mean of the normed tokens, big_vision's GAP) or ``"map"``
+    (attention pooling, Scaling ViT's MAP head) drops the class token.
     """
 
     img_size: int = 224
@@ -49,6 +52,8 @@ class TimeSformerConfig:
     ffn: str = "mlp"
     ffn_kwargs: dict = field(default_factory=dict)
     framewise: bool = False
+    class_token: bool = True
+    global_pool: str = "token"  # token | avg | map
     init_values: float | None = None
     drop_path_rate: float = 0.1
     drop_path_mode: str = "linear"
@@ -69,7 +74,8 @@ class TimeSformerConfig:
 class TimeSformer(SpatioModel):
     """Per-frame patch embedding, a per-frame position embedding, a time embedding and a block stack.
 
-    Tokens are ``(B, 1 + T*N, D)`` in (t, h, w) order after one class token (``framewise``: ``(B*T, 1 + N, D)``).
+    Tokens are ``(B, P + T*N, D)`` in (t, h, w) order after ``P`` = 1 class token or none (``framewise``:
+    ``(B*T, P + N, D)``).
     """
 
     arch = "timesformer"
@@ -83,15 +89,18 @@ class TimeSformer(SpatioModel):
         d = cfg.embed_dim
         self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, d)
         self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1] + 1, d))
+        self.num_prefix = 1 if cfg.class_token else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if cfg.class_token else None
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1] + self.num_prefix, d))
         self.time_embed = None if cfg.framewise else nn.Parameter(torch.zeros(1, cfg.num_frames, d))
         layout = image_layout(*self.grid_size) if cfg.framewise else video_layout(cfg.num_frames, *self.grid_size)
         self.encoder = BlockStack(cfg.encoder(), layout)
         self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
+        self.pool = Pool(cfg.global_pool, d, cfg.num_heads, cfg.mlp_ratio, cfg.norm_eps)
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         trunc_normal_(self.pos_embed, std=0.02)
-        trunc_normal_(self.cls_token, std=0.02)
+        if self.cls_token is not None:
+            trunc_normal_(self.cls_token, std=0.02)
         if self.time_embed is not None and cfg.time_embed_std > 0:
             trunc_normal_(self.time_embed, std=cfg.time_embed_std)
         init_weights_(self)
@@ -104,38 +113,42 @@ class TimeSformer(SpatioModel):
         te = sd.get("time_embed")
         if te is not None and self.time_embed is not None and te.shape[1] != self.cfg.num_frames:
             sd["time_embed"] = resize_time_embed(te, self.cfg.num_frames, self.cfg.time_interp)
-        resize_2d_pos_embed(sd, src_cfg, self.grid_size, 1, self.cfg.pos_interp, name)
+        resize_2d_pos_embed(sd, src_cfg, self.grid_size, self.num_prefix, self.cfg.pos_interp, name)
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         tokens, grid = self.patch_embed(x)
         t, h, w = grid
-        pos = resize_pos_embed_2d(self.pos_embed, self.grid_size, (h, w), 1, self.cfg.pos_interp)
+        p = self.num_prefix
+        pos = resize_pos_embed_2d(self.pos_embed, self.grid_size, (h, w), p, self.cfg.pos_interp)
         b = x.shape[0]
-        tokens = tokens.reshape(b, t, h * w, -1) + pos[:, None, 1:]
-        cls = (self.cls_token + pos[:, :1]).expand(b, -1, -1)
+        tokens = tokens.reshape(b, t, h * w, -1) + pos[:, None, p:]
         if self.time_embed is not None:
             tokens = tokens + resize_time_embed(self.time_embed, t, self.cfg.time_interp)[:, :, None]
-        return torch.cat([cls, tokens.reshape(b, t * h * w, -1)], dim=1), grid
+        tokens = tokens.reshape(b, t * h * w, -1)
+        if self.cls_token is None:
+            return tokens, grid
+        return torch.cat([(self.cls_token + pos[:, :1]).expand(b, -1, -1), tokens], dim=1), grid
 
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], int]:
-        """``(B, C, T, H, W) -> normed tokens (B, 1 + T*H'*W', D), grid (T, H', W'), 1``."""
+        """``(B, C, T, H, W) -> normed tokens (B, P + T*H'*W', D), grid (T, H', W'), P``."""
         if x.ndim != 5:
             raise ValueError(f"TimeSformer expects (B, C, T, H, W), got shape {tuple(x.shape)}")
         tokens, grid = self._embed(x)
-        b, (t, h, w) = x.shape[0], grid
+        b, (t, h, w), p = x.shape[0], grid, self.num_prefix
         if not self.cfg.framewise:
-            tokens, _ = self.encoder(tokens, grid, 1)
-            return self.norm(tokens), grid, 1
-        cls, patches = tokens[:, :1], tokens[:, 1:].reshape(b * t, h * w, -1)
-        frames = torch.cat([cls.repeat_interleave(t, 0), patches], dim=1)  # (B*T, 1+N, D)
-        frames, _ = self.encoder(frames, (1, h, w), 1)
+            tokens, _ = self.encoder(tokens, grid, p)
+            return self.norm(tokens), grid, p
+        cls, patches = tokens[:, :p], tokens[:, p:].reshape(b * t, h * w, -1)
+        frames = torch.cat([cls.repeat_interleave(t, 0), patches], dim=1)  # (B*T, P+N, D)
+        frames, _ = self.encoder(frames, (1, h, w), p)
         frames = rearrange(frames, "(b t) n d -> b t n d", b=b)
-        cls_out = self.norm(frames.mean(1))[:, :1]
-        return torch.cat([cls_out, self.norm(frames[:, :, 1:]).flatten(1, 2)], dim=1), grid, 1
+        cls_out = self.norm(frames[:, :, :p].mean(1))
+        return torch.cat([cls_out, self.norm(frames[:, :, p:]).flatten(1, 2)], dim=1), grid, p
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W) -> normed class token (B, D)``."""
-        return self.forward_tokens(x)[0][:, 0]
+        """``(B, C, T, H, W) -> pooled embedding (B, D)``: the normed class token, or GAP / MAP of the tokens."""
+        tokens, _, p = self.forward_tokens(x)
+        return self.pool(tokens, p)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W) -> last feature map (B, D, T, H', W')``."""

@@ -30,6 +30,7 @@ from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .convert import CheckpointFormatError
 from .encoder import BlockStack, EncoderConfig
+from .heads import Pool
 
 MONAI_SKIPS = (3, 6, 9)  # 0-based outputs of blocks 4, 7, 10, as in MONAI's code
 PAPER_SKIPS = (2, 5, 8)  # z3, z6, z9 of the paper, 1-based
@@ -62,6 +63,7 @@ class UNETRConfig:
     drop_path_rate: float = 0.0
     pos_interp: str = "trilinear"
     recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
+    global_pool: str = "avg"  # forward_features: avg (GAP) | map (Scaling ViT's attention pooling)
 
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.hidden_size, self.num_layers, self.num_heads, self.mixer, self.mixer_kwargs,
@@ -120,6 +122,9 @@ class UNETR(SpatioModel):
         layout = volume_layout(*self.grid_size) if dims == 3 else image_layout(*self.grid_size[1:])
         self.encoder = BlockStack(cfg.encoder(), layout)
         self.norm = nn.LayerNorm(h, eps=cfg.norm_eps)
+        if cfg.global_pool == "token":
+            raise ValueError("UNETR has no class token: global_pool must be 'avg' or 'map'")
+        self.pool = Pool(cfg.global_pool, h, cfg.num_heads, cfg.mlp_dim / h, cfg.norm_eps)
         common = dict(spatial_dims=dims, norm_name=cfg.norm_name, res_block=cfg.res_block)
         self.encoder1 = UnetrBasicBlock(in_channels=cfg.in_channels, out_channels=f, kernel_size=3, stride=1, **common)
         for j in range(2, s + 1):
@@ -135,6 +140,7 @@ class UNETR(SpatioModel):
         self.out = UnetOutBlock(spatial_dims=dims, in_channels=f, out_channels=cfg.out_channels)
         trunc_normal_(self.pos_embed, std=0.02, a=-2.0, b=2.0)
         init_weights_(self.encoder)  # the decoder keeps MONAI's own initialisation
+        init_weights_(self.pool)
 
     @classmethod
     def token_grid(cls, img_size, patch_size: int) -> tuple[int, int, int]:
@@ -173,8 +179,8 @@ class UNETR(SpatioModel):
         return tokens, grid, 0
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W, D) -> mean of the normed encoder tokens (B, hidden)``."""
-        return self.encode(x)[0].mean(1)
+        """``(B, C, H, W, D) -> pooled normed encoder tokens (B, hidden)``: their mean (GAP) or MAP."""
+        return self.pool(self.encode(x)[0], 0)
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W, D) -> last decoder feature map (B, feature_size, H, W, D)`` (before ``out``); 2D:

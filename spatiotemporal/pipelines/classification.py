@@ -79,8 +79,11 @@ class ClassificationTask:
         return self.combine_views(model(x.flatten(0, 1)).view(b, v, -1))
 
     @torch.inference_mode()
-    def evaluate(self, model: torch.nn.Module, loader: Iterable[dict[str, Any]]) -> dict[str, float]:
-        sums = None
+    def evaluate(self, model: torch.nn.Module, loader: Iterable[dict[str, Any]],
+                 per_class: bool = False) -> dict[str, Any]:
+        """top-1 / top-5 (%), mean loss and sample count; ``per_class``: also ``per_class_top1``, the top-1 (%) of
+        each label (a list indexed by label; None where the split has no sample of it)."""
+        sums, hits, counts = None, None, None
         for batch in loader:
             x, y = batch[self.input_key], batch["label"]
             if x.shape[0] == 0:
@@ -90,11 +93,19 @@ class ClassificationTask:
             loss = F.cross_entropy(logits, y, reduction="sum")
             vals = torch.stack([*topk_correct(logits, y), loss, torch.tensor(float(x.shape[0]), device=y.device)])
             sums = vals.double() if sums is None else sums + vals.double()
+            k = logits.shape[1]
+            h = torch.bincount(y[logits.argmax(1) == y], minlength=k).double()
+            c = torch.bincount(y, minlength=k).double()
+            hits, counts = (h, c) if hits is None else (hits + h, counts + c)
         device = next(model.parameters()).device
         sums = all_reduce_sum(sums if sums is not None else torch.zeros(4, dtype=torch.float64, device=device))
         n = max(float(sums[3]), 1.0)
-        return {"top1": float(sums[0]) / n * 100, "top5": float(sums[1]) / n * 100, "loss": float(sums[2]) / n,
-                "num_samples": float(sums[3])}
+        out: dict[str, Any] = {"top1": float(sums[0]) / n * 100, "top5": float(sums[1]) / n * 100,
+                               "loss": float(sums[2]) / n, "num_samples": float(sums[3])}
+        if per_class and hits is not None:
+            hits, counts = all_reduce_sum(hits), all_reduce_sum(counts)
+            out["per_class_top1"] = [float(h) / float(c) * 100 if c else None for h, c in zip(hits, counts)]
+        return out
 
     def state_dict(self) -> dict:
         return dict(self.state)

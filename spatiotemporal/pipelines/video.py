@@ -15,6 +15,7 @@ from ..data.video import (
     build_video_loader,
     collate_videos,
     ensure_builtin_video_dataset,
+    ensure_motion_video_dataset,
     load_test_views,
     resolve_class_names,
 )
@@ -33,7 +34,7 @@ VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpe
 
 @dataclass
 class VideoDataSection:
-    dataset: str = "builtin"  # builtin | kinetics ({train,val,test}.csv + classes.txt) | ssv2 (its JSON files)
+    dataset: str = "builtin"  # builtin | builtin_motion | kinetics ({train,val,test}.csv + classes.txt) | ssv2 (JSON)
     root: str | None = None
     eval_split: str = "val"
     view_reduce: str = "mean"  # mean | sum (official): how the logits of a video's views are combined
@@ -51,8 +52,11 @@ class VideoRecipe:
 def dataset_root(data: VideoDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_video_dataset(data.root)
+    if data.dataset == "builtin_motion":  # the motion set without a global cue (data/video/motion.py)
+        return ensure_motion_video_dataset(data.root)
     if data.dataset not in ("kinetics", "ssv2"):
-        raise UserInputError(f"data.dataset must be 'builtin', 'kinetics' or 'ssv2', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset must be 'builtin', 'builtin_motion', 'kinetics' or 'ssv2', "
+                             f"got {data.dataset!r}")
     if not data.root:
         what = "train.csv, val.csv, test.csv" if data.dataset == "kinetics" else "the something-something-v2-*.json"
         raise UserInputError(f"--data {data.dataset} needs --data-root DIR (with {what})")
@@ -152,8 +156,13 @@ class VideoPipeline(Pipeline):
                 skipped.extend(b.get("skipped", []))
                 yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
 
-        task = (MultiLabelTask if d.video.multi_label else ClassificationTask)("video", view_reduce=d.view_reduce)
-        metrics = task.evaluate(model.eval(), batches())
+        if d.video.multi_label:
+            metrics = MultiLabelTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches())
+        else:
+            metrics = ClassificationTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches(),
+                                                                                        per_class=True)
+            names = class_names_of(model, None, len(metrics.get("per_class_top1", [])))
+            metrics["per_class_top1"] = dict(zip(names, metrics.get("per_class_top1", [])))
         return {"split": split, "views": d.video.num_views, "view_reduce": d.view_reduce, **metrics,
                 "skipped": len(skipped), "skipped_paths": skipped[:20]}
 

@@ -1,9 +1,21 @@
-"""FLOPs counted with torch.utils.flop_counter equal the formulas of mixers.md §6."""
+"""FLOPs counted with torch.utils.flop_counter equal the formulas of mixers.md §6, and those of the MLP-Mixer and
+ConvMixer mixers (in the docstrings of ``layers/token_mlp.py`` and ``layers/convmixer.py``)."""
 
 import pytest
 import torch
 
-from spatiotemporal.layers import DividedAttention, GridLayout, JointAttention, SRAttention, video_layout
+from spatiotemporal.layers import (
+    AxesTokenMLP,
+    ConvMixerMixer,
+    ConvMixerPointwise,
+    DividedAttention,
+    GridLayout,
+    JointAttention,
+    MixerTokenMLP,
+    SRAttention,
+    XCAttention,
+    video_layout,
+)
 from spatiotemporal.layers.flops import count_flops
 from spatiotemporal.layers.xca import XCA
 
@@ -86,3 +98,36 @@ def test_pooling_attention_formula(rel_pos):
         expected += 2 * nq * d * extra + 4 * lq * lk * h * (width - d // h)
     assert counted == expected
     assert m.out_grid(grid) == q_grid
+
+
+@pytest.mark.parametrize("layout", [video_layout(4, 6, 10), GridLayout(("h", "w", "d"), (6, 4, 5))])
+def test_mlp_mixer_formulas(layout):
+    """Full grid ``4 L h_s d``; per axis ``sum_a 4 L h_a d`` (every axis longer than 1), ``h = token_ratio * d``."""
+    d = 64
+    grid = layout.size
+    L = grid[0] * grid[1] * grid[2]
+    x = torch.randn(1, L, d)
+    full = _flops(MixerTokenMLP(d, num_heads=4, layout=layout, token_ratio=0.5), x, grid, 0)
+    axes = _flops(AxesTokenMLP(d, num_heads=4, layout=layout, token_ratio=0.25), x, grid, 0)
+    assert full == 4 * L * (d // 2) * d
+    assert axes == 3 * 4 * L * (d // 4) * d
+
+
+@pytest.mark.parametrize("conv,kernel_flops", [("2d", 7**2), ("2+1d", 7**2 + 3), ("3d", 7**3)])
+def test_convmixer_formulas(conv, kernel_flops):
+    """Depthwise ``2 L d k^2`` (2D), ``2 L d (k^2 + k_t)`` ((2+1)D), ``2 L d k^3`` (3D); pointwise ``2 L d^2``."""
+    d, grid = 32, (4, 6, 5)
+    L = 4 * 6 * 5
+    x = torch.randn(1, L, d)
+    m = ConvMixerMixer(d, num_heads=1, layout=video_layout(*grid), kernel_size=7, conv=conv, temporal_kernel=3)
+    assert _flops(m, x, grid, 0) == 2 * L * d * kernel_flops
+    assert _flops(ConvMixerPointwise(d, hidden_dim=4 * d), x, grid, 0) == 2 * L * d * d
+
+
+@pytest.mark.parametrize("ndim,lpi", [(2, 2 * 2 * 9), (3, 2 * 2 * 27)])
+def test_xca_mixer_with_lpi_formula(ndim, lpi):
+    """The ``xca`` mixer: XCA ``8 L d^2 + 4 L d^2 / h`` plus LPI's two depthwise 3x3 (x3) convolutions."""
+    d, h, grid = 64, 4, (4, 6, 5)
+    L = 4 * 6 * 5
+    m = XCAttention(d, num_heads=h, layout=video_layout(*grid), ndim=ndim)
+    assert _flops(m, torch.randn(1, L, d), grid, 0) == 8 * L * d**2 + 4 * L * d**2 // h + lpi * L * d

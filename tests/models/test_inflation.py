@@ -49,6 +49,7 @@ def test_inflated_model_sees_order_once_time_embed_and_temporal_fc_move():
 def test_equal_slices_give_the_2d_patch_embeddings(mode):
     vit = _our_vit()
     un = inflate_vit_to_unetr(vit, depth_mode=mode, img_size=(64, 64, 16), out_channels=3)
+    torch.manual_seed(0)  # the input no longer depends on the tests run before (fp32 rounding reaches ~1e-5)
     sl = torch.randn(1, 1, 64, 64)
     vol = sl.unsqueeze(-1).expand(-1, -1, -1, -1, 16)  # (B, 1, H, W, D), every depth slice equal
     with torch.no_grad():
@@ -91,3 +92,22 @@ def test_init_from_checkpoint_inflates_or_finetunes(tmp_path):
     assert same.head.out_features == 4 and same.pos_embed.shape[1] == 36  # head replaced, grid resized
     with pytest.raises(ValueError, match="cannot initialise a vit model"):
         init_from_checkpoint(create_model("vit_tiny_builtin"), save_pretrained(ts, tmp_path / "ts.safetensors"))
+
+
+@pytest.mark.parametrize("pool", ["avg", "map"])
+def test_gap_and_map_vits_inflate_into_timesformers_without_class_token(pool):
+    """Scaling ViT's heads: a ViT without class token (big_vision GAP, or MAP) gives a TimeSformer without one, with
+    the same head, and the ViT's logits on a static clip."""
+    vit = randomize_(create_model("vit_tiny_builtin", class_token=False, global_pool=pool, num_classes=6)).eval()
+    ts = inflate_vit_to_timesformer(vit, num_frames=3, mixer="divided").eval()
+    assert ts.cls_token is None and ts.cfg.global_pool == pool and ts.pos_embed.shape[1] == 16
+    img = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert (ts(img.unsqueeze(2).expand(-1, -1, 3, -1, -1)) - vit(img)).abs().max() <= 1e-5
+
+
+def test_unetr_pools_with_map_or_gap_and_refuses_a_class_token_pool():
+    m = create_model("unetr_tiny", img_size=(32, 32, 16), global_pool="map")
+    assert m.forward_features(torch.randn(1, 1, 32, 32, 16)).shape == (1, 128)
+    with pytest.raises(ValueError, match="no class token"):
+        create_model("unetr_tiny", global_pool="token")

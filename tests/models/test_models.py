@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from spatiotemporal import create_model, list_models, load_pretrained, save_pretrained
+from spatiotemporal.layers import MIXERS
 from spatiotemporal.models import CheckpointFormatError, model_spec
 
 
@@ -51,7 +52,7 @@ def test_registry_lists_and_rejects():
         create_model("timesformer_tiny", num_frame=4)
 
 
-@pytest.mark.parametrize("mixer", ["divided", "joint", "space_only", "xca", "sra", "framewise"])
+@pytest.mark.parametrize("mixer", sorted(MIXERS) + ["framewise"])
 def test_timesformer_any_mixer_and_resized_inputs(mixer):
     kw = {"mixer": "joint", "framewise": True} if mixer == "framewise" else {"mixer": mixer}
     m = create_model("timesformer_tiny", img_size=32, num_frames=4, **kw).eval()
@@ -61,7 +62,7 @@ def test_timesformer_any_mixer_and_resized_inputs(mixer):
         assert m.feature_map(torch.randn(1, 3, 4, 32, 32)).shape == (1, 128, 4, 4, 4)
 
 
-@pytest.mark.parametrize("mixer", ["joint", "divided", "space_only", "xca", "sra"])
+@pytest.mark.parametrize("mixer", sorted(MIXERS))
 def test_unetr_any_mixer_non_cubic(mixer):
     m = create_model("unetr_tiny", mixer=mixer, img_size=(32, 48, 16)).eval()
     with torch.no_grad():

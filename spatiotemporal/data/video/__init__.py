@@ -1,5 +1,6 @@
 """Video data pipeline: Kinetics-layout CSVs, decord/PyAV clip decoding, TimeSformer sampling and
-transforms, a skip-tolerant dataset + loader, and a built-in temporal-order dataset."""
+transforms, a skip-tolerant dataset + loader, and two built-in sets: temporal order (with a global light cue)
+and small-object motion (without one)."""
 
 from .config import SPLITS, VideoDataConfig
 from .dataset import VideoClipDataset, resolve_class_names
@@ -15,6 +16,7 @@ from .decode import (
     read_clip,
 )
 from .loader import build_video_loader, collate_videos, video_worker_init
+from .motion import ensure_motion_video_dataset, generate_motion_video_dataset
 from .sampling import clip_indices, clip_span, spatial_crop_offsets, train_clip_indices, uniform_clip_indices
 from .synthetic import (
     builtin_video_config,
@@ -42,7 +44,9 @@ __all__ = [
     "collate_videos",
     "decord_available",
     "ensure_builtin_video_dataset",
+    "ensure_motion_video_dataset",
     "generate_builtin_video_dataset",
+    "generate_motion_video_dataset",
     "load_test_views",
     "multi_crop_transform",
     "open_video",

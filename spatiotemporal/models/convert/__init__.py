@@ -78,8 +78,11 @@ from . import (  # noqa: E402,F401
     monai_unetr,
     official_timesformer,
     pytorchvideo_mvit,
+    timm_convmixer,
+    timm_mixer,
     timm_mvit,
     timm_pvt,
     timm_vit,
+    timm_xcit,
     torchvision_mvit,
 )

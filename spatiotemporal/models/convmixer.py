@@ -1,0 +1,119 @@
+"""ConvMixer for images (Trockman & Kolter, "Patches Are All You Need?"), ``(B, C, H, W) -> (B, num_classes)``.
+
+A patch stem ``Conv(k=p, s=p) -> act -> BatchNorm``, then blocks ``x = x + BN(act(DWConv(x)))`` (the mixer
+``convmixer``) and ``x = BN(act(Conv1x1(x)))`` (the non-residual feed-forward ``convmixer_pointwise``), global
+average pooling and a linear head; timm's ``ConvMixer``. No norm at the end, no position embedding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..layers import PatchEmbed2d, TokenBatchNorm, image_layout, init_weights_
+from ..layers.convmixer import ACTIVATIONS
+from ._registry import register_arch, register_model
+from .base import InputSpec, SpatioModel
+from .encoder import BlockStack, EncoderConfig
+
+
+@dataclass
+class ConvMixerConfig:
+    """Every architectural choice of :class:`ConvMixer`; the defaults are timm's ``convmixer_1536_20``.
+
+    ``act`` (``gelu`` | ``relu``) is used by the stem, the mixer and the pointwise layer (``convmixer_768_32`` uses
+    ReLU). Another ``mixer`` or ``ffn`` replaces the ConvMixer halves (``num_heads`` is for attention mixers).
+    """
+
+    img_size: int = 224
+    patch_size: int = 7
+    in_chans: int = 3
+    num_classes: int = 1000
+    dim: int = 1536
+    depth: int = 20
+    kernel_size: int = 9
+    act: str = "gelu"
+    num_heads: int = 8
+    drop_path_rate: float = 0.0
+    mixer: str = "convmixer"
+    mixer_kwargs: dict = field(default_factory=dict)
+    ffn: str = "convmixer_pointwise"
+    ffn_kwargs: dict = field(default_factory=dict)
+
+    def encoder(self) -> EncoderConfig:
+        mkw, fkw = dict(self.mixer_kwargs), dict(self.ffn_kwargs)
+        if self.mixer == "convmixer":
+            mkw = {"kernel_size": self.kernel_size, "act": self.act, **mkw}
+        if self.ffn == "convmixer_pointwise":
+            fkw = {"act": self.act, **fkw}
+        return EncoderConfig(self.dim, self.depth, self.num_heads, self.mixer, mkw, self.ffn, fkw, 4.0, True, 1e-6,
+                             None, self.drop_path_rate, "linear")
+
+
+@register_arch
+class ConvMixer(SpatioModel):
+    """``(B, C, H, W) -> logits (B, num_classes)``; any input size divisible by the patch size."""
+
+    arch = "convmixer"
+    modality = "image"
+    config_cls = ConvMixerConfig
+
+    def __init__(self, cfg: ConvMixerConfig):
+        super().__init__()
+        if cfg.act not in ACTIVATIONS:
+            raise ValueError(f"ConvMixer act must be one of {sorted(ACTIVATIONS)}, got {cfg.act!r}")
+        self.cfg = cfg
+        self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, cfg.dim)
+        self.stem_act = ACTIVATIONS[cfg.act]()
+        self.stem_bn = TokenBatchNorm(cfg.dim)
+        self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
+        self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
+        self.head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        init_weights_(self)
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(self.cfg.in_chans, (self.cfg.img_size, self.cfg.img_size))
+
+    def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], int]:
+        """``(B, C, H, W) -> tokens (B, N, D), grid (1, H', W'), 0`` (the last block's output)."""
+        tokens, grid = self.patch_embed(x)
+        tokens, _ = self.encoder(self.stem_bn(self.stem_act(tokens)), grid, 0)
+        return tokens, grid, 0
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> pooled embedding (B, D)``."""
+        return self.forward_tokens(x)[0].mean(1)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> last feature map (B, D, 1, H', W')``."""
+        tokens, grid, _ = self.forward_tokens(x)
+        return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+@register_model(ConvMixer)
+def convmixer_1536_20():
+    """ConvMixer-1536/20 (kernel 9, patch 7)"""
+    return dict(dim=1536, depth=20, kernel_size=9, patch_size=7)
+
+
+@register_model(ConvMixer)
+def convmixer_768_32():
+    """ConvMixer-768/32 (kernel 7, patch 7, ReLU)"""
+    return dict(dim=768, depth=32, kernel_size=7, patch_size=7, act="relu")
+
+
+@register_model(ConvMixer)
+def convmixer_1024_20_ks9_p14():
+    """ConvMixer-1024/20 (kernel 9, patch 14)"""
+    return dict(dim=1024, depth=20, kernel_size=9, patch_size=14)
+
+
+@register_model(ConvMixer)
+def convmixer_tiny_builtin():
+    """CPU-sized ConvMixer for the built-in image set (32 px, patch 4, kernel 5)"""
+    return dict(img_size=32, patch_size=4, dim=128, depth=4, kernel_size=5, num_heads=4, num_classes=10)

@@ -1,0 +1,130 @@
+"""MLP-Mixer for images (Tolstikhin et al. 2021), ``(B, C, H, W) -> (B, num_classes)``, timm's layout.
+
+Patch embedding, blocks of token mixing (any registered mixer; by default the full-grid token MLP ``mlp_mixer``)
+and a channel MLP, LayerNorm, global average pooling, a linear head. No position embedding, no class token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..layers import PatchEmbed2d, image_layout, init_weights_
+from ._registry import register_arch, register_model
+from .base import InputSpec, SpatioModel
+from .encoder import BlockStack, EncoderConfig
+
+
+@dataclass
+class MlpMixerConfig:
+    """Every architectural choice of :class:`MlpMixer`; the defaults are timm's ``mixer_b16_224``.
+
+    ``token_ratio`` sets the token-MLP hidden size (``token_ratio * embed_dim``, D_S of the paper) of the token-MLP
+    mixers; ``num_heads`` is used only when ``mixer`` is an attention mixer.
+    """
+
+    img_size: int = 224
+    patch_size: int = 16
+    in_chans: int = 3
+    num_classes: int = 1000
+    embed_dim: int = 768
+    depth: int = 12
+    token_ratio: float = 0.5
+    mlp_ratio: float = 4.0
+    num_heads: int = 8
+    norm_eps: float = 1e-6
+    drop_path_rate: float = 0.0
+    mixer: str = "mlp_mixer"
+    mixer_kwargs: dict = field(default_factory=dict)
+    ffn: str = "mlp"
+    ffn_kwargs: dict = field(default_factory=dict)
+
+    def encoder(self) -> EncoderConfig:
+        kw = dict(self.mixer_kwargs)
+        if self.mixer in ("mlp_mixer", "mlp_mixer_axes"):
+            kw.setdefault("token_ratio", self.token_ratio)
+        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, kw, self.ffn, self.ffn_kwargs,
+                             self.mlp_ratio, True, self.norm_eps, None, self.drop_path_rate, "uniform")
+
+
+@register_arch
+class MlpMixer(SpatioModel):
+    """``(B, C, H, W) -> logits (B, num_classes)``; the full-grid token MLP is sized for ``img_size``."""
+
+    arch = "mlp_mixer"
+    modality = "image"
+    config_cls = MlpMixerConfig
+
+    def __init__(self, cfg: MlpMixerConfig):
+        super().__init__()
+        self.cfg = cfg
+        d = cfg.embed_dim
+        self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, d)
+        self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
+        self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
+        self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
+        self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
+        init_weights_(self)
+        if isinstance(self.head, nn.Linear):  # the JAX Mixer starts its head at zero
+            nn.init.zeros_(self.head.weight)
+
+    def input_spec(self) -> InputSpec:
+        return InputSpec(self.cfg.in_chans, (self.cfg.img_size, self.cfg.img_size))
+
+    def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
+        """Token MLPs of a checkpoint at another ``img_size`` resampled to this grid (the mixer's own rule)."""
+        for i, blk in enumerate(self.encoder.blocks):
+            blk.mixer.inflate_state_dict(sd, f"encoder.blocks.{i}.mixer.")
+
+    def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], int]:
+        """``(B, C, H, W) -> normed tokens (B, N, D), grid (1, H', W'), 0``."""
+        tokens, grid = self.patch_embed(x)
+        tokens, _ = self.encoder(tokens, grid, 0)
+        return self.norm(tokens), grid, 0
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> pooled embedding (B, D)``."""
+        return self.forward_tokens(x)[0].mean(1)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> last feature map (B, D, 1, H', W')``."""
+        tokens, grid, _ = self.forward_tokens(x)
+        return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))
+
+
+_SIZES = {"s": dict(embed_dim=512, depth=8), "b": dict(embed_dim=768, depth=12)}
+
+
+@register_model(MlpMixer)
+def mixer_s32_224():
+    """MLP-Mixer S/32 at 224"""
+    return dict(patch_size=32, **_SIZES["s"])
+
+
+@register_model(MlpMixer)
+def mixer_s16_224():
+    """MLP-Mixer S/16 at 224"""
+    return dict(patch_size=16, **_SIZES["s"])
+
+
+@register_model(MlpMixer)
+def mixer_b32_224():
+    """MLP-Mixer B/32 at 224"""
+    return dict(patch_size=32, **_SIZES["b"])
+
+
+@register_model(MlpMixer)
+def mixer_b16_224():
+    """MLP-Mixer B/16 at 224"""
+    return dict(patch_size=16, **_SIZES["b"])
+
+
+@register_model(MlpMixer)
+def mixer_tiny_builtin():
+    """CPU-sized MLP-Mixer for the built-in image set (32 px, patch 4)"""
+    return dict(img_size=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, num_classes=10)
