@@ -145,8 +145,21 @@ def _peer_mvit(cfg: Config, src):
     return mvit_v2_s()
 
 
+def _ours_pvt(cfg: Config, options: dict):
+    from spatiotemporal import create_model
+
+    return create_model("pvt_v2_b0", **options)
+
+
+def _peer_pvt(cfg: Config, src):
+    import timm
+
+    return timm.create_model("pvt_v2_b0")
+
+
 FAMILIES: dict[str, Family] = {
     "vit": Family(_ours_vit, _peer_vit),
+    "pvt": Family(_ours_pvt, _peer_pvt),
     "timesformer": Family(_ours_timesformer, _peer_timesformer, needs_src=True),
     "unetr": Family(_ours_unetr, _peer_unetr),
     "mvit": Family(_ours_mvit, _peer_mvit),
@@ -170,6 +183,7 @@ CONFIGS = [
            (3, 8, 224, 224), 400, attention="divided", size="base"),
     Config("unetr_96", "unetr", "MONAI UNETR(1, 14, (96,)*3)", 1, (1, 96, 96, 96), 14, dense=True),
     Config("mvit_v2_s_16x224", "mvit", "torchvision mvit_v2_s", 1, (3, 16, 224, 224), 400),
+    Config("pvt_v2_b0_224", "pvt", "timm pvt_v2_b0 (SegFormer's MiT-B0 encoder)", 8, (3, 224, 224), 1000),
 ]
 CONFIG_BY_NAME = {c.name: c for c in CONFIGS}
 
