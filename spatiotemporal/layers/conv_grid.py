@@ -3,17 +3,40 @@
 from __future__ import annotations
 
 import torch
-from monai.networks.layers import Conv, Norm
+from monai.networks.layers import Norm
 from torch import nn
 
 from .grid import Grid, GridLayout, map_to_tokens, slices_to_tokens, tokens_to_map, tokens_to_slices
 
 
+class _SmallInputFp32:
+    """Computes in fp32 under CPU autocast when a spatial extent of the input is below the kernel's.
+
+    Own code because oneDNN 3.12 (torch 2.14) bf16 convolution backward-weights is broken there: wrong,
+    run-to-run varying weight grads (up to 1e37 from stale memory) and crashes (benchmarks/bf16_conv_check.py).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+                and any(s < k for s, k in zip(x.shape[2:], self.kernel_size))):
+            with torch.autocast("cpu", enabled=False):
+                return super().forward(x.float())
+        return super().forward(x)
+
+
+class GridConv2d(_SmallInputFp32, nn.Conv2d):
+    """``nn.Conv2d`` (same parameters); fp32 under CPU autocast on inputs smaller than the kernel."""
+
+
+class GridConv3d(_SmallInputFp32, nn.Conv3d):
+    """``nn.Conv3d`` (same parameters); fp32 under CPU autocast on inputs smaller than the kernel."""
+
+
 def conv_nd(ndim: int) -> type[nn.Module]:
-    """``nn.Conv2d`` or ``nn.Conv3d`` (MONAI's ``Conv`` factory)."""
+    """:class:`GridConv2d` or :class:`GridConv3d`."""
     if ndim not in (2, 3):
         raise ValueError(f"ndim must be 2 or 3, got {ndim}")
-    return Conv[Conv.CONV, ndim]
+    return GridConv2d if ndim == 2 else GridConv3d
 
 
 def batchnorm_nd(ndim: int) -> type[nn.Module]:
