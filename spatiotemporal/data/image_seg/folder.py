@@ -7,12 +7,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...utils.errors import SpatioUserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "validation")}
 CLASS_NAMES_FILE = "class_names.txt"
 
 
-class SegFolderError(ValueError):
+class SegFolderError(SpatioUserError, ValueError):
     """A 2D segmentation folder that does not follow the layout; the message names the path."""
 
 
