@@ -43,7 +43,8 @@ def run(args) -> int:
         other = pipeline_for_input(args.input)
         kind = f"looks like an {other.modality} file" if other else "is not a file type it reads"
         kind = kind.replace("an video", "a video").replace("an volume", "a volume")
-        raise UserInputError(f"{args.input} {kind}, but {args.checkpoint} is a {pipeline.modality} model "
+        article = "an" if pipeline.modality.startswith("i") else "a"
+        raise UserInputError(f"{args.input} {kind}, but {args.checkpoint} is {article} {pipeline.modality} model "
                              f"(it takes {', '.join(pipeline.suffixes)})")
     overlap = [f"data.overlap={args.overlap}"] if args.overlap is not None else []
     recipe = pipeline.recipe_from_checkpoint(model, list(args.overrides) + overlap, args.checkpoint)

@@ -128,7 +128,7 @@ def run_tsne(args) -> int:
 
     if args.embeddings:
         if args.sources:
-            raise ValueError("spatio viz tsne: give --embeddings or models (--checkpoint / --model), not both")
+            raise UserInputError("spatio viz tsne: give --embeddings or models (--checkpoint / --model), not both")
         rep = tsne_of_embedding_files(args.embeddings, args.out, backend=args.backend, perplexity=args.perplexity,
                                       pca_dims=args.pca_dims, k=args.knn_k, seed=args.seed,
                                       progress=not args.no_progress, n_jobs=args.jobs)
@@ -178,7 +178,7 @@ def run_attention(args) -> int:
 
     models, device = _load_models(args)
     if len(models) != 1:
-        raise ValueError("spatio viz attention draws one model: give one --checkpoint or --model")
+        raise UserInputError("spatio viz attention draws one model: give one --checkpoint or --model")
     samples = _samples(args, models, "erf", args.max_samples)
     rep = attention_report(models[0], samples, args.out, device, args.alpha, args.gif)
     for s in rep["samples"]:

@@ -192,8 +192,10 @@ def read_labels_csv(
             label = _int(token)
             if label is None:
                 shown = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+                hint = ("; several labels 'a;b' are read by multi-label video sets only (data.video.multi_label=true)"
+                        if ";" in token else "")
                 raise LabelsCSVError(f"{csv_path}:{lineno}: unknown class name {token!r}; expected one of the "
-                                     f"{len(names)} classes ({shown}) or a class index")
+                                     f"{len(names)} classes ({shown}) or a class index{hint}")
             if not 0 <= label < len(names):
                 raise LabelsCSVError(f"{csv_path}:{lineno}: label {label} out of range; expected a class index "
                                      f"in 0..{len(names) - 1} ({len(names)} classes) or a class name")

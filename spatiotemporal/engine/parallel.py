@@ -13,6 +13,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from .config import ConfigError
 from .distributed import DistInfo
 
 __all__ = ["ReplicatedMode", "parallel_mode"]
@@ -80,4 +81,4 @@ def parallel_mode(name: str, dist: DistInfo, find_unused_parameters: bool = Fals
         from .fsdp import FullyShardedMode
 
         return FullyShardedMode(dist, find_unused_parameters)
-    raise ValueError(f"train.parallel must be 'ddp' or 'fsdp', got {name!r}")
+    raise ConfigError(f"train.parallel must be 'ddp' or 'fsdp', got {name!r}")

@@ -33,10 +33,13 @@ def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
 
 
 def per_axis(value: int | Sequence[int], n: int, name: str) -> tuple[int, ...]:
-    """``value`` as ``n`` ints (an int is repeated); a wrong length is an error naming ``name``."""
+    """``value`` as ``n`` positive ints (a kernel or a stride; an int is repeated); a wrong length or a value
+    below 1 is an error naming ``name``."""
     out = tuple(int(v) for v in value) if isinstance(value, Sequence) else (int(value),) * n
     if len(out) != n:
         raise ValueError(f"{name} {out} must have {n} values")
+    if min(out) < 1:
+        raise ValueError(f"{name} {out} must be positive sizes (>= 1)")
     return out
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..layers import PatchEmbed2d, TokenBatchNorm, image_layout, init_weights_
+from ..layers import PatchEmbed2d, TokenBatchNorm, image_layout, init_weights_, patch_grid
 from ..layers.convmixer import ACTIVATIONS
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
@@ -68,7 +68,7 @@ class ConvMixer(SpatioModel):
         self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, cfg.dim)
         self.stem_act = ACTIVATIONS[cfg.act]()
         self.stem_bn = TokenBatchNorm(cfg.dim)
-        self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
+        self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
         self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
         self.head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         init_weights_(self)

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..layers import PatchEmbed2d, image_layout, init_weights_
+from ..layers import PatchEmbed2d, image_layout, init_weights_, patch_grid
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
@@ -62,7 +62,7 @@ class MlpMixer(SpatioModel):
         self.cfg = cfg
         d = cfg.embed_dim
         self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, d)
-        self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
+        self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
         self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
         self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()

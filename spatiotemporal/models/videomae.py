@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from ..layers import PatchEmbed3d, init_weights_, sinusoid_table, video_layout
+from ..layers import PatchEmbed3d, init_weights_, patch_grid, sinusoid_table, video_layout
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
@@ -69,8 +69,7 @@ class VideoMAE(SpatioModel):
         self.cfg = cfg
         d = cfg.embed_dim
         self.patch_embed = PatchEmbed3d((cfg.tubelet_size, cfg.patch_size, cfg.patch_size), cfg.in_chans, d)
-        side = cfg.img_size // cfg.patch_size
-        self.grid_size = (cfg.num_frames // cfg.tubelet_size, side, side)
+        self.grid_size = (cfg.num_frames // cfg.tubelet_size, *patch_grid(cfg.img_size, cfg.patch_size))
         self.register_buffer("pos_embed", sinusoid_table(self.num_tokens(self.grid_size), d), persistent=False)
         self.encoder = BlockStack(cfg.encoder(), video_layout(*self.grid_size))
         self.fc_norm = nn.LayerNorm(d, eps=cfg.fc_norm_eps)

@@ -16,7 +16,7 @@ from timm.layers import trunc_normal_
 from timm.models.xcit import ClassAttentionBlock, ConvPatchEmbed, PositionalEncodingFourier
 from torch import nn
 
-from ..layers import image_layout, init_weights_
+from ..layers import image_layout, init_weights_, patch_grid
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
@@ -80,7 +80,7 @@ class XCiT(SpatioModel):
         d = cfg.embed_dim
         self.patch_embed = ConvPatchEmbed(cfg.img_size, cfg.patch_size, cfg.in_chans, d)
         self.pos_embed = PositionalEncodingFourier(dim=d)
-        self.grid_size = (cfg.img_size // cfg.patch_size,) * 2
+        self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
         self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         norm = partial(nn.LayerNorm, eps=cfg.norm_eps)

@@ -152,10 +152,28 @@ class Pipeline(ABC):
             raise UserInputError(f"model.name {recipe.model.name!r} is a {cls.modality} model; this recipe "
                                  f"is for {self.modality} data")
         fitted = cls.input_config(self.input_size(recipe), len(class_names))
-        model = create_model(recipe.model.name, **{**recipe.model.overrides, **fitted})
+        model = create_model(recipe.model.name, **self.fitted_overrides(recipe, fitted))
         if recipe.train.init:
             model = init_from_checkpoint(model, recipe.train.init)
         return model
+
+    def fitted_overrides(self, recipe, fitted: dict) -> dict:
+        """``recipe.model.overrides`` with the values the data decides (``fitted``: input size, frames, outputs).
+        An override of one of those with another value would be dropped silently: a :class:`UserInputError`
+        naming the key, the data's value and the data key to set instead."""
+        overrides = recipe.model.overrides
+        for key, value in fitted.items():
+            given = overrides.get(key, value)
+            if _same(given, value):
+                continue
+            where = {"img_size": self.size_overrides(given if isinstance(given, int) else None, None),
+                     "num_frames": self.size_overrides(None, given)}.get(key, [])
+            hint = (f"set the data's size instead ({' '.join(where)})" if where else
+                    "the dataset's class list decides it" if key in ("num_classes", "out_channels") else
+                    "set it on the data instead")
+            raise UserInputError(f"model.overrides.{key}={given}: the data decides this value ({value} here), so "
+                                 f"it would be ignored; {hint}")
+        return {**overrides, **fitted}
 
     def spec(self, recipe, model: nn.Module, class_names: list[str]) -> dict:
         """What every checkpoint of this run carries (see ``models.model_spec``)."""
@@ -245,3 +263,8 @@ def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[s
         raise UserInputError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with "
                              f"{n} outputs")
     return names or [str(i) for i in range(n)]
+
+
+def _same(a, b) -> bool:
+    """Config values equal up to list/tuple (YAML gives lists, models hold tuples)."""
+    return (tuple(a) if isinstance(a, (list, tuple)) else a) == (tuple(b) if isinstance(b, (list, tuple)) else b)

@@ -25,6 +25,7 @@ from ..data.image_seg import (
     val_transforms,
 )
 from ..engine import TrainConfig
+from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of
 from .image import IMAGE_SUFFIXES
@@ -51,17 +52,18 @@ def seg_root(data: SegDataSection) -> Path:
     if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
         return ensure_builtin_seg_dataset(data.root)
     if data.dataset != "folder":
-        raise ValueError(f"data.dataset must be 'builtin' or 'folder', got {data.dataset!r}")
+        raise UserInputError(f"data.dataset (--data) must be 'builtin' or 'folder' for 2D segmentation, got "
+                             f"{data.dataset!r}")
     if not data.root:
-        raise ValueError("--data folder needs --data-root DIR (with images/<split>/, masks/<split>/, "
-                         "class_names.txt)")
+        raise UserInputError("--data folder needs --data-root DIR (with images/<split>/, masks/<split>/, "
+                             "class_names.txt)")
     return Path(data.root)
 
 
 def _split(split: str | None) -> str:
     split = {"training": "train", "validation": "val"}.get(split or "val", split or "val")
     if split not in ("train", "val"):
-        raise ValueError(f"2D segmentation sets have the splits 'train' and 'val', got {split!r}")
+        raise UserInputError(f"--split {split}: 2D segmentation sets have the splits 'train' and 'val'")
     return split
 
 
@@ -82,7 +84,7 @@ class ImageSegPipeline(Pipeline):
     def resolve_data(self, recipe, model: nn.Module) -> None:
         spec, c = model.input_spec(), recipe.data.image
         if spec.channels != c.channels:
-            raise ValueError(f"data.image.channels is {c.channels} but the model takes {spec.channels} channel(s); "
+            raise UserInputError(f"data.image.channels is {c.channels} but the model takes {spec.channels} channel(s); "
                              "set data.image.channels or the model's input channels to match")
         c.roi = tuple(int(s) for s in spec.size)
 
@@ -114,7 +116,7 @@ class ImageSegPipeline(Pipeline):
         """Per-class Dice (with and without background) on whole images, sliding-window."""
         folder, key = load_seg_folder(seg_root(recipe.data)), _split(split)
         if not folder.items.get(key):
-            raise ValueError(f"{folder.root}: no '{key}' images")
+            raise UserInputError(f"{folder.root}: no '{key}' images (expected images/{key}/ and masks/{key}/)")
         loader = torch.utils.data.DataLoader(Dataset(folder.items[key], val_transforms(recipe.data.image)),
                                              batch_size=1, num_workers=workers)
         batches = ({k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()} for b in loader)

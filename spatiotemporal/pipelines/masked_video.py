@@ -29,6 +29,12 @@ class MaskedPretrainSection:
     def __post_init__(self) -> None:
         if not 0.0 <= self.mask_ratio < 1.0:
             raise ValueError(f"pretrain.mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if self.decoder_dim < 1 or self.decoder_heads < 1 or self.decoder_depth < 1:
+            raise ValueError(f"pretrain.decoder_dim, decoder_heads and decoder_depth must be >= 1, got "
+                             f"{self.decoder_dim}, {self.decoder_heads}, {self.decoder_depth}")
+        if self.decoder_dim % self.decoder_heads:
+            raise ValueError(f"pretrain.decoder_dim {self.decoder_dim} is not divisible by pretrain.decoder_heads "
+                             f"{self.decoder_heads}")
 
 
 def tube_mask(batch: int, spatial: int, ratio: float, device=None, generator: torch.Generator | None = None

@@ -127,7 +127,7 @@ class VideoPipeline(Pipeline):
         seed_everything(recipe.train.seed)
         cls = arch_class(family_of(recipe.model.name))
         fitted = cls.input_config(self.input_size(recipe), 0)
-        encoder = create_model(recipe.model.name, **{**recipe.model.overrides, **fitted})
+        encoder = create_model(recipe.model.name, **self.fitted_overrides(recipe, fitted))
         p = recipe.pretrain
         model = VideoMAEPretrainer(encoder, p.decoder_dim, p.decoder_depth, p.decoder_heads)
         self.resolve_data(recipe, encoder)

@@ -6,9 +6,9 @@ names the file (``file:line`` where there is one) or the key and says what was e
 ``spatio COMMAND: error: MESSAGE`` and exits with 2. Every other exception is a bug and keeps its traceback.
 
 The package's dedicated errors (``ConfigError``, ``CheckpointError``, ``CheckpointFormatError``,
-``VolumeDataError``, ``LabelsCSVError``, ``VideoDecodeError``, ``TrainingDiverged``, ``NoUsableSamples``)
-derive from it and from the builtin they have always been (``ValueError`` ...), so ``except ValueError`` code
-keeps working.
+``VolumeDataError``, ``LabelsCSVError``, ``VideoDecodeError``, ``SegFolderError``, ``TrainingDiverged``,
+``NoUsableSamples``) derive from it and from the builtin they have always been (``ValueError`` ...), so
+``except ValueError`` code keeps working.
 """
 
 from __future__ import annotations

@@ -78,6 +78,11 @@ def block_matrices(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor
     """Run ``model.forward_tokens(x)`` recording the attention weights; returns the per-block rollout matrices
     ``[(B', P+N, P+N)]`` (``B' = B*T`` for framewise models: one sequence per frame), the grid, the number of
     prefix tokens and the tokens."""
+    blocks = getattr(getattr(model, "encoder", None), "blocks", None)
+    if blocks is None or not hasattr(model, "forward_tokens"):
+        raise UserInputError(f"{type(model).__name__} has no single stack of encoder blocks whose attention can be "
+                             "rolled out (a multi-stage model); attention rollout takes models with joint, divided or "
+                             "space_only mixers (vit, timesformer, videomae, unetr)")
     records: dict[str, torch.Tensor] = {}
     hooks = []
     with record_attention() as store:
@@ -92,7 +97,7 @@ def block_matrices(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor
                 h.remove()
     b = x.shape[0]
     mats = []
-    for i, blk in enumerate(model.encoder.blocks):
+    for i, blk in enumerate(blocks):
         mixer, pre = blk.mixer, f"encoder.blocks.{i}.mixer."
         if isinstance(mixer, DividedAttention):
             t_m = temporal_matrix(records[pre + "temporal_attn"], b, grid, mixer.axis, p)

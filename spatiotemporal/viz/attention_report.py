@@ -13,6 +13,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from ..utils.errors import UserInputError
 from .attention import attention_rollout, panels, upsample_map  # noqa: E402
 from .models import VizModel  # noqa: E402
 from .report import sidecar_paths  # noqa: E402
@@ -48,7 +49,7 @@ def attention_report(vm: VizModel, samples: VizSamples, out: str | Path, device:
                             "mass_per_frame" if samples.kind != "volume" else "mass_per_slice":
                             [round(float(v), 4) for v in mass]})
     if not rows:
-        raise ValueError(f"no samples in {samples.description}")
+        raise UserInputError(f"no samples in {samples.description}: nothing to draw")
     ncols = max(len(r[0]) for r in rows)
     fig, axes = plt.subplots(len(rows), ncols, figsize=(1.6 * ncols, 1.8 * len(rows) + 0.5), dpi=100,
                              squeeze=False, layout="constrained")

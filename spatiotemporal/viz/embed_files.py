@@ -21,10 +21,42 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..utils.atomic import atomic_write, atomic_write_text
+from ..utils.errors import UserInputError
 from .samples import DatasetItems
 
 POOLS = ("default", "cls", "mean")
 FORMATS = ("safetensors", "npy")
+
+
+def check_settings(model: nn.Module, layer: int | None, pool: str, fmt: str = FORMATS[0], batch_size: int = 1,
+                   chunk: int = 1) -> None:
+    """Refuse, before anything is written, the settings ``model`` cannot be embedded with: a
+    :class:`UserInputError` naming the flag and what was expected."""
+    if pool not in POOLS:
+        raise UserInputError(f"--pool must be one of {POOLS}, got {pool!r}")
+    if fmt not in FORMATS:
+        raise UserInputError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    for flag, value in (("--batch-size", batch_size), ("--chunk", chunk)):
+        if value < 1:
+            raise UserInputError(f"{flag} must be >= 1, got {value}")
+    if layer is not None or pool != "default":
+        _block(model, layer, pool)
+        if pool == "cls" and getattr(model, "num_prefix", None) == 0:
+            raise UserInputError(f"--pool cls: {type(model).__name__} has no class token; use --pool mean")
+
+
+def _block(model: nn.Module, layer: int | None, pool: str) -> nn.Module:
+    """Encoder block ``layer`` (default: the last) of a model with one stack of blocks."""
+    blocks = getattr(getattr(model, "encoder", None), "blocks", None)
+    if blocks is None or not hasattr(model, "forward_tokens"):
+        flag = f"--layer {layer}" if layer is not None else f"--pool {pool}"
+        raise UserInputError(f"{flag}: {type(model).__name__} has no single stack of encoder blocks (it has stages); "
+                             "embed it with its own pooling (no --layer, --pool default)")
+    li = len(blocks) - 1 if layer is None else layer
+    if not -len(blocks) <= li < len(blocks):
+        raise UserInputError(f"--layer {layer}: the model has {len(blocks)} blocks (0..{len(blocks) - 1}, or "
+                             "negative)")
+    return blocks[li]
 
 
 def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None, pool: str = "default"
@@ -33,16 +65,11 @@ def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None,
     embedding: normed class token, or normed mean). Otherwise the output of encoder block ``layer`` (negative from
     the end; before the final norm), pooled by its class token (``cls``) or the mean of its grid tokens (``mean``;
     ``default``: ``cls`` when the model has a class token). Framewise models average their per-frame tokens."""
-    if pool not in POOLS:
-        raise ValueError(f"--pool must be one of {POOLS}, got {pool!r}")
+    check_settings(model, layer, pool)
     if layer is None and pool == "default":
         return model.forward_features(x)
-    blocks = model.encoder.blocks
-    li = len(blocks) - 1 if layer is None else layer
-    if not -len(blocks) <= li < len(blocks):
-        raise ValueError(f"--layer {layer}: the model has {len(blocks)} blocks (0..{len(blocks) - 1}, or negative)")
     captured: list[torch.Tensor] = []
-    hook = blocks[li].register_forward_hook(lambda m, i, o: captured.append(o))
+    hook = _block(model, layer, pool).register_forward_hook(lambda m, i, o: captured.append(o))
     try:
         _, _, p = model.forward_tokens(x)
     finally:
@@ -52,7 +79,7 @@ def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None,
     pool = ("cls" if p else "mean") if pool == "default" else pool
     if pool == "cls":
         if not p:
-            raise ValueError(f"--pool cls: {type(model).__name__} has no class token; use --pool mean")
+            raise UserInputError(f"--pool cls: {type(model).__name__} has no class token; use --pool mean")
         return tokens[:, :, 0].mean(1)
     return tokens[:, :, p:].mean((1, 2))
 
@@ -68,20 +95,27 @@ def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path,
                      chunk: int = 256, device: str | torch.device = "cpu", progress: bool = True) -> dict:
     """Embed every item of ``items`` into ``out_dir`` (see the module docstring); ``settings`` (source, split,
     data...) go into ``meta.json`` and must match to resume. Returns the final ``meta.json`` content."""
-    if fmt not in FORMATS:
-        raise ValueError(f"--format must be one of {FORMATS}, got {fmt!r}")
+    check_settings(model, layer, pool, fmt, batch_size, chunk)
     out = Path(out_dir)
     parts = out / "parts"
     meta = {**settings, "layer": layer, "pool": pool, "num_items": len(items), "chunk": chunk, "kind": items.kind,
             "data_description": items.description, "class_names": items.class_names}
     meta_path = out / "meta.json"
+    if out.is_file():
+        raise UserInputError(f"--out {out}: is a file; expected a new or empty folder (or an unfinished "
+                             "spatio embed output)")
     if meta_path.is_file():
-        old = json.loads(meta_path.read_text())
+        old = _read_meta(meta_path)
         if old.get("complete"):
             raise FileExistsError(f"{out}: holds finished embeddings ({old.get('source')}); choose another --out")
         if not _meta_matches(old, meta):
             raise FileExistsError(f"{meta_path}: an unfinished run with other settings ({old.get('source')}, "
                                   f"layer {old.get('layer')}, pool {old.get('pool')}); choose another --out")
+    elif out.is_dir() and any(out.iterdir()):
+        held = sorted(p.name for p in out.iterdir())
+        raise UserInputError(f"--out {out}: a folder that is not empty ({', '.join(held[:3])}"
+                             f"{', ...' if len(held) > 3 else ''}) and not a spatio embed output (no meta.json); "
+                             "choose a new or empty folder")
     parts.mkdir(parents=True, exist_ok=True)
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
     model.eval()
@@ -125,7 +159,7 @@ def _finish(out: Path, items: DatasetItems, meta: dict, n_chunks: int, fmt: str)
     loaded = [load_file(str(out / "parts" / f"part-{c:05d}.safetensors")) for c in range(n_chunks)]
     feats = [p["features"] for p in loaded if p["features"].size]
     if not feats:
-        raise ValueError(f"no readable item in {items.description}: nothing to embed")
+        raise UserInputError(f"no readable item in {items.description}: nothing to embed")
     features = np.concatenate(feats)
     rows = np.concatenate([p["rows"] for p in loaded])
     labels = np.concatenate([p["labels"] for p in loaded])
@@ -159,9 +193,10 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]
     meta_path = folder / "meta.json"
     if not meta_path.is_file():
         raise FileNotFoundError(f"{folder}: no meta.json; expected the output folder of spatio embed")
-    meta = json.loads(meta_path.read_text())
+    meta = _read_meta(meta_path)
     if not meta.get("complete"):
-        raise ValueError(f"{folder}: unfinished embeddings; run the same spatio embed command again to finish them")
+        raise UserInputError(f"{folder}: unfinished embeddings; run the same spatio embed command again to finish "
+                             "them")
     if meta["format"] == "safetensors":
         arrays = load_file(str(folder / "embeddings.safetensors"))
         features, labels = arrays["features"], arrays["labels"]
@@ -170,3 +205,14 @@ def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str]
         with open(folder / "index.csv", newline="") as f:
             labels = np.asarray([int(r["label"]) for r in csv.DictReader(f)], dtype=np.int64)
     return features, labels, list(meta.get("class_names") or []), meta
+
+
+def _read_meta(path: Path) -> dict:
+    """``meta.json`` of an embed folder; one that is not a JSON object is a :class:`UserInputError`."""
+    try:
+        meta = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as e:
+        raise UserInputError(f"{path}: not valid JSON ({e}); expected the meta.json spatio embed writes") from None
+    if not isinstance(meta, dict):
+        raise UserInputError(f"{path}: expected a JSON object (the meta.json spatio embed writes)")
+    return meta

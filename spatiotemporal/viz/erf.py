@@ -31,8 +31,8 @@ THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 def feature_map_names(model: nn.Module, x: torch.Tensor) -> list[str]:
     """The names of ``model.feature_maps(x)`` (an error if the model has no per-stage maps)."""
     if not callable(getattr(model, "feature_maps", None)):
-        raise ValueError(f"{type(model).__name__} has no per-stage feature maps (feature_maps); it has only the "
-                         "last one (drop --stage)")
+        raise UserInputError(f"{type(model).__name__} has no per-stage feature maps (feature_maps); it has only the "
+                             "last one (drop --stage)")
     with torch.no_grad():
         return list(model.feature_maps(x))
 

@@ -97,8 +97,8 @@ def resolve_stages(model, x, stages: Sequence[str]) -> list[str]:
     out = [f"stage{s}" if str(s).isdigit() else str(s) for s in stages]
     bad = [s for s in out if s not in names]
     if bad:
-        raise ValueError(f"--stage {', '.join(bad)}: {type(model).__name__} has the maps {', '.join(names)} "
-                         "(or give a stage number, or 'all')")
+        raise UserInputError(f"--stage {', '.join(bad)}: {type(model).__name__} has the maps {', '.join(names)} "
+                             "(or give a stage number, or 'all')")
     return out
 
 
@@ -110,7 +110,8 @@ def tsne_of_embedding_files(paths: Sequence[str | Path], out: str | Path, **kw) 
     labels, names = loaded[0][1], loaded[0][2]
     for p, (_, lab, _, _) in zip(paths, loaded):
         if lab.shape != labels.shape or (lab != labels).any():
-            raise ValueError(f"{p}: its items differ from {paths[0]}'s (embed the same split with the same data)")
+            raise UserInputError(f"{p}: its items differ from {paths[0]}'s (embed the same split with the same "
+                                 "data)")
     info = [{"label": Path(p).name, "source": m.get("source", str(p)), "mixer": f"layer {m.get('layer')}, pool "
              f"{m.get('pool')}", "title": f"{Path(p).name}\n{m.get('source', '')}"} for p, (_, _, _, m) in
             zip(paths, loaded)]

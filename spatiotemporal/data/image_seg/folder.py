@@ -7,12 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from PIL import Image
+
+from ...utils.errors import SpatioUserError
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 SPLIT_FOLDERS = {"train": ("train", "training"), "val": ("val", "validation")}
 CLASS_NAMES_FILE = "class_names.txt"
 
 
-class SegFolderError(ValueError):
+class SegFolderError(SpatioUserError, ValueError):
     """A 2D segmentation folder that does not follow the layout; the message names the path."""
 
 
@@ -65,4 +69,29 @@ def load_seg_folder(root: str | Path) -> SegFolder:
         items[split] = pairs
     if not items.get("train"):
         raise SegFolderError(f"{root}: no training images under images/train/ (or images/training/)")
+    check_pair_sizes([p for pairs in items.values() for p in pairs])
     return SegFolder(root, names, items)
+
+
+def _size(path: str) -> tuple[int, int]:
+    """``(width, height)`` from the file's header (PIL reads no pixels here)."""
+    try:
+        with Image.open(path) as im:
+            return im.size
+    except (OSError, SyntaxError, ValueError) as e:
+        raise SegFolderError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+
+
+def check_pair_sizes(pairs: list[dict[str, str]]) -> None:
+    """Every mask has its image's size (read from the headers, before training): a :class:`SegFolderError` naming
+    the first pair that differs and counting the others."""
+    bad = []
+    for p in pairs:
+        si, sm = _size(p["image"]), _size(p["label"])
+        if si != sm:
+            bad.append((p, si, sm))
+    if bad:
+        (p, si, sm), more = bad[0], len(bad) - 1
+        raise SegFolderError(f"{p['label']}: mask of {sm[0]}x{sm[1]} pixels for the image {p['image']} of "
+                             f"{si[0]}x{si[1]}; expected one label per image pixel (same width x height)"
+                             + (f"; {more} more pair(s) differ (e.g. {bad[1][0]['label']})" if more else ""))

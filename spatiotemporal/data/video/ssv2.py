@@ -20,7 +20,9 @@ VIDEO_SUFFIXES = (".webm", ".mp4")
 
 def _load(path: Path):
     if not path.is_file():
-        raise FileNotFoundError(f"Something-Something V2 annotation {path} does not exist")
+        raise FileNotFoundError(f"Something-Something V2 annotation {path} does not exist; --data ssv2 expects "
+                                f"--data-root DIR holding {LABELS_JSON}, {SPLIT_JSON['train']} and "
+                                f"{SPLIT_JSON['val']} (the videos there or under data.video.path_prefix)")
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except ValueError as e:
