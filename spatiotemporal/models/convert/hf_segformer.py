@@ -14,6 +14,7 @@ import torch
 
 from . import Detected, register_converter
 from .mit_keys import mit_block_rule, stage_count, stage_depths
+from .rename import rename_key
 
 #: transformers 4 (published) names -> transformers 5 names, the renames transformers 5 applies on loading.
 _V4_TO_V5 = [
@@ -105,12 +106,11 @@ def convert_segformer_state(sd: dict) -> tuple[dict, list[str]]:
             else:
                 out[prefix + new] = v
             continue
-        for pat, rep in _TOP_RULES:
-            if re.search(pat, k):
-                out[re.sub(pat, rep, k)] = v
-                break
-        else:
+        new = rename_key(k, _TOP_RULES)
+        if new is None:
             unknown.append(k)
+        else:
+            out[new] = v
     for name, parts in kv.items():
         if set(parts) != {"k", "v"}:
             unknown.append(f"{name} (only the {''.join(parts)} projection)")

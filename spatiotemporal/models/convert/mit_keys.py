@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from .rename import rename_key
+
 
 def stage_count(sd: dict, prefix: str) -> int:
     """Number of stages ``prefix{i}.`` in ``sd``."""
@@ -23,7 +25,4 @@ def stage_depths(sd: dict, pattern: str, n: int) -> tuple[int, ...]:
 
 def mit_block_rule(rules: list[tuple[str, str]], rest: str) -> str | None:
     """``rest`` (a key after ``...blocks.{j}.``) renamed by the first matching rule, or None."""
-    for pat, rep in rules:
-        if re.search(pat, rest):
-            return re.sub(pat, rep, rest)
-    return None
+    return rename_key(rest, rules)

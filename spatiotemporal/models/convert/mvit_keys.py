@@ -1,4 +1,4 @@
-"""What the MViT converters (torchvision, pytorchvideo, timm) share: key renaming, the stage of each block of a
+"""What the MViT converters (torchvision, pytorchvideo, timm) share: the stage of each block of a
 flat block list, and the trunk facts a state dict stores (widths, heads, depths, MLP ratio)."""
 
 from __future__ import annotations
@@ -6,21 +6,6 @@ from __future__ import annotations
 import re
 
 import torch
-
-Rules = list[tuple[str, str]]
-
-
-def rename_keys(sd: dict[str, torch.Tensor], rules: Rules) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """Apply the first matching ``(regex, replacement)`` to each key; returns (renamed, keys no rule matched)."""
-    out, unknown = {}, []
-    for k, v in sd.items():
-        for pat, rep in rules:
-            if re.search(pat, k):
-                out[re.sub(pat, rep, k)] = v
-                break
-        else:
-            unknown.append(k)
-    return out, unknown
 
 
 def block_count(sd: dict, prefix: str = "blocks.") -> int:

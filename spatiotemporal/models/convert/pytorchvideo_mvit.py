@@ -11,7 +11,8 @@ from __future__ import annotations
 import torch
 
 from . import Detected, register_converter
-from .mvit_keys import block_count, head_dim_of, rename_keys, restage, stage_positions, trunk_config
+from .mvit_keys import block_count, head_dim_of, restage, stage_positions, trunk_config
+from .rename import rename_keys
 
 _RULES = [
     (r"^patch_embed\.patch_model\.", "patch_embed.proj."),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from . import Detected, register_converter
-from .timm_mixer import convert_keys
+from .rename import rename_keys
 
 _RULES = [
     (r"^stem\.0\.", "patch_embed.proj."),
@@ -59,7 +59,7 @@ def timm_convmixer(container: dict, sd: dict, overrides: dict) -> Detected | Non
     cfg = dict(patch_size=p, in_chans=w.shape[1], dim=dim, depth=depth, kernel_size=k,
                act="relu" if (dim, depth, k, p) in RELU_CONFIGS else "gelu",
                num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0)
-    conv, unknown = convert_keys(sd, _RULES)
+    conv, unknown = rename_keys(sd, _RULES)
     for key in [key for key in conv if key.endswith("ffn.pw.weight")]:
         conv[key] = conv[key].flatten(1)  # Conv2d 1x1 (C, C, 1, 1) -> Linear (C, C)
     return Detected("timm-convmixer", "convmixer", cfg, conv, unknown=unknown)

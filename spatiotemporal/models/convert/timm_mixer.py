@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import math
-import re
 
 from . import Detected, register_converter
+from .rename import rename_keys
 from .vit_keys import block_depth
 
 _RULES = [
@@ -22,19 +22,6 @@ def is_mixer_state(sd: dict) -> bool:
     return "stem.proj.weight" in sd and "blocks.0.mlp_tokens.fc1.weight" in sd
 
 
-def convert_keys(sd: dict, rules: list[tuple[str, str]]) -> tuple[dict, list[str]]:
-    """Rename keys by the first matching ``(pattern, replacement)``; returns (converted, keys no rule knew)."""
-    out, unknown = {}, []
-    for k, v in sd.items():
-        for pat, rep in rules:
-            if re.search(pat, k):
-                out[re.sub(pat, rep, k)] = v
-                break
-        else:
-            unknown.append(k)
-    return out, unknown
-
-
 @register_converter("timm MLP-Mixer", priority=60)
 def timm_mixer(container: dict, sd: dict, overrides: dict) -> Detected | None:
     """The grid is the token MLP's length (a square); the token hidden size gives ``token_ratio``."""
@@ -49,5 +36,5 @@ def timm_mixer(container: dict, sd: dict, overrides: dict) -> Detected | None:
     cfg = dict(img_size=side * p, patch_size=p, in_chans=w.shape[1], embed_dim=dim, depth=block_depth(sd),
                token_ratio=tok_hidden / dim, mlp_ratio=sd["blocks.0.mlp_channels.fc1.weight"].shape[0] / dim,
                num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0)
-    conv, unknown = convert_keys(sd, _RULES)
+    conv, unknown = rename_keys(sd, _RULES)
     return Detected("timm-mixer", "mlp_mixer", cfg, conv, unknown=unknown)

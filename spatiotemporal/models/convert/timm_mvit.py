@@ -8,7 +8,8 @@ too (``residual_pool_prefix``), unlike the original MViTv2 code.
 from __future__ import annotations
 
 from . import Detected, register_converter
-from .mvit_keys import head_dim_of, rename_keys, trunk_config
+from .mvit_keys import head_dim_of, trunk_config
+from .rename import rename_keys
 
 _RULES = [
     (r"^(patch_embed\.proj\.\w+|cls_token)$", r"\1"),

@@ -6,6 +6,7 @@ import re
 
 from . import Detected, register_converter
 from .mit_keys import mit_block_rule, stage_count, stage_depths
+from .rename import rename_key
 
 _TOP_RULES = [
     (r"^patch_embed\.", "encoder.stages.0.downsample."),
@@ -61,12 +62,11 @@ def convert_pvt_state(sd: dict) -> tuple[dict, list[str]]:
             else:
                 out[f"encoder.stages.{m.group(1)}.blocks.{m.group(2)}.{new}"] = v
             continue
-        for pat, rep in _TOP_RULES:
-            if re.search(pat, k):
-                out[re.sub(pat, rep, k)] = v
-                break
-        else:
+        new = rename_key(k, _TOP_RULES)
+        if new is None:
             unknown.append(k)
+        else:
+            out[new] = v
     return out, unknown
 
 

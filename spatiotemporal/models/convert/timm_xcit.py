@@ -7,7 +7,7 @@ read (split into ``q``, ``k``, ``v`` as timm does).
 from __future__ import annotations
 
 from . import Detected, register_converter
-from .timm_mixer import convert_keys
+from .rename import rename_keys
 from .vit_keys import block_depth
 
 _RULES = [
@@ -53,5 +53,5 @@ def timm_xcit(container: dict, sd: dict, overrides: dict) -> Detected | None:
                eta=1.0 if depth <= 12 else 1e-5, tokens_norm=dim != 128,
                cls_attn_layers=block_depth(sd, "cls_attn_blocks."),
                num_classes=sd["head.weight"].shape[0] if "head.weight" in sd else 0)
-    conv, unknown = convert_keys(sd, _RULES)
+    conv, unknown = rename_keys(sd, _RULES)
     return Detected("timm-xcit", "xcit", cfg, conv, unknown=unknown)

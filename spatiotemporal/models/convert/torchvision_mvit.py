@@ -8,7 +8,8 @@ input size follows from the relative-position tables (v2) or the position embedd
 from __future__ import annotations
 
 from . import Detected, register_converter
-from .mvit_keys import block_count, head_dim_of, rename_keys, restage, stage_positions, trunk_config
+from .mvit_keys import block_count, head_dim_of, restage, stage_positions, trunk_config
+from .rename import rename_keys
 
 _RULES = [
     (r"^conv_proj\.", "patch_embed.proj."),

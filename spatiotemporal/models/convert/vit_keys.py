@@ -6,6 +6,8 @@ import re
 
 import torch
 
+from .rename import rename_key
+
 # (pattern, replacement) on the part after "blocks.{i}."
 _BLOCK_RULES = [
     (r"^norm1\.", "mixer.norm."),
@@ -28,19 +30,13 @@ def convert_vit_keys(sd: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tenso
         m = re.match(r"^blocks\.(\d+)\.(.*)$", k)
         if m:
             rest = m.group(2)
-            for pat, rep in _BLOCK_RULES:
-                if re.search(pat, rest):
-                    out[f"encoder.blocks.{m.group(1)}.{re.sub(pat, rep, rest)}"] = v
-                    break
-            else:
+            new = rename_key(rest, _BLOCK_RULES)
+            if new is None:
                 unknown.append(k)
+            else:
+                out[f"encoder.blocks.{m.group(1)}.{new}"] = v
             continue
-        for pat, rep in _TOP_RULES:
-            if re.search(pat, k):
-                out[re.sub(pat, rep, k)] = v
-                break
-        else:
-            out[k] = v
+        out[rename_key(k, _TOP_RULES) or k] = v
     return out, unknown
 
 
