@@ -153,9 +153,11 @@ class VolumePipeline(Pipeline):
             ref = torch.from_numpy(ref.astype(np.int64))
             pred_orig = torch.from_numpy(restore_label_map(pred.cpu(), meta).astype(np.int64))
             original.add(pred_orig, ref)
-            if surface:  # HD95 (mm) and surface Dice on each grid, with its voxel size
-                surf_res.update(pred[None].cpu(), meta["label"][None, None].cpu(), d.volume.pixdim)
-                surf_orig.update(pred_orig[None, None], ref[None, None], ref_img.header.get_zooms()[:3])
+            if surface:  # HD95 (mm) and surface Dice on each grid, with its voxel size (MONAI wants floats)
+                label = meta["label"][None, None].cpu()
+                surf_res.update(pred[None].cpu(), label, [float(z) for z in d.volume.pixdim])
+                zooms = [float(z) for z in ref_img.header.get_zooms()[:3]]
+                surf_orig.update(pred_orig[None, None], ref[None, None], zooms)
         metrics = {"grid": "original", **original.result(), "resampled_grid": resampled.result()}
         if surface:
             metrics.update(surf_orig.result(names))

@@ -61,3 +61,12 @@ def test_segformer3d_trains_and_predicts_in_patient_space(tmp_path, capsys):
     assert main(["predict", case, "--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(pred)]) == 0
     src, lab = nib.load(case), nib.load(str(pred))
     assert lab.shape == src.shape and np.allclose(lab.affine, src.affine)
+    # eval with every inference option: flips, largest component, HD95 and surface Dice on both grids
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--checkpoint", str(run / "checkpoints" / "last.pt"), "--split", "val", "--json", str(report),
+                 "data.inference.surface_metrics=true", "data.inference.tta_flips=single",
+                 "data.inference.largest_component=true"]) == 0
+    metrics = json.loads(report.read_text())
+    for grid in (metrics, metrics["resampled_grid"]):
+        assert grid["mean_hd95"] > 0 and 0 <= grid["mean_nsd"] <= 1 and 0 <= grid["mean_dice"] <= 1
