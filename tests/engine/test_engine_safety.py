@@ -191,7 +191,7 @@ def test_ctrl_c_leaves_a_whole_checkpoint_names_it_and_the_run_resumes(tmp_path)
             assert proc.poll() is None and time.time() < deadline, log.read_text()
             time.sleep(0.2)
         proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=60)
+        proc.wait(timeout=240)  # generous: a loaded CI machine
     finally:
         if proc.poll() is None:
             proc.kill()
