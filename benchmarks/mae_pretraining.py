@@ -2,11 +2,11 @@
 
 Per seed (every step a plain ``spatio`` command, printed before it runs; finished runs are reused):
 
-1. ``spatio pretrain videomae --out OUT/mae_s{seed} --epochs P --seed S`` -- VideoMAE-tiny, 90% tube masking,
+1. ``spatio pretrain videomae --out OUT/pretrain_s{seed} --epochs P --seed S`` -- VideoMAE-tiny, 90% tube masking,
    normalised-pixel reconstruction on the train clips, labels unused (configs/videomae_tiny_mae_builtin.yaml).
 2. ``spatio train videomae --out OUT/{arm}_s{seed} --epochs F --seed S`` twice, same recipe
    (configs/videomae_tiny_builtin.yaml), budget, seed and data order; only the initial weights differ: ``scratch``
-   and ``mae`` (``--init OUT/mae_s{seed}/encoder.safetensors``, head fresh).
+   and ``mae`` (``--init OUT/pretrain_s{seed}/encoder.safetensors``, head fresh).
 
 Val top-1 after every fine-tuning epoch (``metrics.jsonl``) goes to ``RESULTS/mae_pretraining.{json,md}``.
 
@@ -42,20 +42,22 @@ def main() -> None:
     a = ap.parse_args()
 
     common = ["--workers", str(a.workers)]
-    pre = [(a.out / f"mae_s{s}", spatio("pretrain", "videomae", "--out", str(a.out / f"mae_s{s}"), "--epochs",
-                                        str(a.pretrain_epochs), "--seed", str(s), *common)) for s in a.seeds]
+    pre = [(a.out / f"pretrain_s{s}", spatio("pretrain", "videomae", "--out", str(a.out / f"pretrain_s{s}"),
+                                             "--epochs", str(a.pretrain_epochs), "--seed", str(s), *common))
+           for s in a.seeds]
     walls = run_all(pre, a.jobs, a.threads)
     runs = []
     for s in a.seeds:
-        for arm, extra in (("scratch", []), ("mae", ["--init", str(a.out / f"mae_s{s}" / "encoder.safetensors")])):
+        for arm, extra in (("scratch", []), ("mae", ["--init", str(a.out / f"pretrain_s{s}" / "encoder.safetensors")])):
             d = a.out / f"{arm}_s{s}"
             runs.append((d, spatio("train", "videomae", "--out", str(d), "--epochs", str(a.epochs), "--seed", str(s),
                                    *common, *extra, *a.overrides)))
     walls.update(run_all(runs, a.jobs, a.threads))
 
     curves = {d.name: val_curve(d) for d, _ in runs}
-    recon = {f"mae_s{s}": [json.loads(x)["val/loss"] for x in (a.out / f"mae_s{s}" / "metrics.jsonl").read_text()
-                           .splitlines() if x.strip() and "val/loss" in json.loads(x)] for s in a.seeds}
+    recon = {f"pretrain_s{s}": [json.loads(x)["val/loss"] for x in (a.out / f"pretrain_s{s}" / "metrics.jsonl")
+                                .read_text().splitlines() if x.strip() and "val/loss" in json.loads(x)]
+             for s in a.seeds}
     result = {"argv": sys.argv[1:], "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, jobs {a.jobs} x "
               f"{a.threads} threads", "pretrain_epochs": a.pretrain_epochs, "epochs": a.epochs, "seeds": a.seeds,
               "val_top1": curves, "pretrain_val_loss": recon, "wall_s": walls}
@@ -78,8 +80,8 @@ def main() -> None:
         lines.append(f"| **{arm} mean** | | " + " | ".join(
             f"{mean([curves[f'{arm}_s{s}'][e] for s in a.seeds]):.0f}" for e in range(a.epochs)) + " | | |")
     lines += ["", "Pretraining: val reconstruction loss first -> last epoch, wall time (s): " + "; ".join(
-        f"seed {s}: {recon[f'mae_s{s}'][0]:.3f} -> {recon[f'mae_s{s}'][-1]:.3f}, "
-        f"{walls.get(f'mae_s{s}', float('nan')):.0f}" for s in a.seeds)]
+        f"seed {s}: {recon[f'pretrain_s{s}'][0]:.3f} -> {recon[f'pretrain_s{s}'][-1]:.3f}, "
+        f"{walls.get(f'pretrain_s{s}', float('nan')):.0f}" for s in a.seeds)]
     (a.results / "mae_pretraining.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
