@@ -184,7 +184,10 @@ def test_ctrl_c_leaves_a_whole_checkpoint_names_it_and_the_run_resumes(tmp_path)
     toy = Path(__file__).with_name("engine_toy.py")
     with open(log, "w") as logf:
         proc = subprocess.Popen([sys.executable, str(toy), str(out), "train.checkpoint_every=4", "train.num_workers=0"],
-                                env={**os.environ, "TOY_HANG_AFTER": "10"}, stdout=logf, stderr=subprocess.STDOUT)
+                                env={**os.environ, "TOY_HANG_AFTER": "10"}, stdout=logf, stderr=subprocess.STDOUT,
+                                # a background job of a non-interactive shell inherits SIGINT ignored; Python then
+                                # installs no KeyboardInterrupt handler, so give the child the default disposition
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline, metrics = time.time() + 180, out / "metrics.jsonl"
         while not metrics.exists() or 10 not in {e["step"] for e in read_metrics(metrics)}:
