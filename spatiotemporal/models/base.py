@@ -75,3 +75,20 @@ class SpatioModel(nn.Module):
 
     def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
         """Resize the checkpoint's embeddings (grid of ``src_cfg``) to this model's grid, in place."""
+
+
+class PooledImageClassifier(SpatioModel):
+    """An image model whose ``forward_tokens(x) -> (tokens (B, N, D), grid (1, H', W'), 0)`` is mean-pooled into
+    a linear ``head`` (MLP-Mixer, ConvMixer)."""
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> pooled embedding (B, D)``."""
+        return self.forward_tokens(x)[0].mean(1)
+
+    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, C, H, W) -> last feature map (B, D, 1, H', W')``."""
+        tokens, grid, _ = self.forward_tokens(x)
+        return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.forward_features(x))

@@ -15,7 +15,7 @@ from torch import nn
 from ..layers import PatchEmbed2d, TokenBatchNorm, image_layout, init_weights_, patch_grid
 from ..layers.convmixer import ACTIVATIONS
 from ._registry import register_arch, register_model
-from .base import InputSpec, SpatioModel
+from .base import InputSpec, PooledImageClassifier
 from .encoder import BlockStack, EncoderConfig
 
 
@@ -53,7 +53,7 @@ class ConvMixerConfig:
 
 
 @register_arch
-class ConvMixer(SpatioModel):
+class ConvMixer(PooledImageClassifier):
     """``(B, C, H, W) -> logits (B, num_classes)``; any input size divisible by the patch size."""
 
     arch = "convmixer"
@@ -81,18 +81,6 @@ class ConvMixer(SpatioModel):
         tokens, grid = self.patch_embed(x)
         tokens, _ = self.encoder(self.stem_bn(self.stem_act(tokens)), grid, 0)
         return tokens, grid, 0
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> pooled embedding (B, D)``."""
-        return self.forward_tokens(x)[0].mean(1)
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> last feature map (B, D, 1, H', W')``."""
-        tokens, grid, _ = self.forward_tokens(x)
-        return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
 
 
 @register_model(ConvMixer)

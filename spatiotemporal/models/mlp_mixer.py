@@ -13,7 +13,7 @@ from torch import nn
 
 from ..layers import PatchEmbed2d, image_layout, init_weights_, patch_grid
 from ._registry import register_arch, register_model
-from .base import InputSpec, SpatioModel
+from .base import InputSpec, PooledImageClassifier
 from .encoder import BlockStack, EncoderConfig
 
 
@@ -50,7 +50,7 @@ class MlpMixerConfig:
 
 
 @register_arch
-class MlpMixer(SpatioModel):
+class MlpMixer(PooledImageClassifier):
     """``(B, C, H, W) -> logits (B, num_classes)``; the full-grid token MLP is sized for ``img_size``."""
 
     arch = "mlp_mixer"
@@ -83,18 +83,6 @@ class MlpMixer(SpatioModel):
         tokens, grid = self.patch_embed(x)
         tokens, _ = self.encoder(tokens, grid, 0)
         return self.norm(tokens), grid, 0
-
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> pooled embedding (B, D)``."""
-        return self.forward_tokens(x)[0].mean(1)
-
-    def feature_map(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, H, W) -> last feature map (B, D, 1, H', W')``."""
-        tokens, grid, _ = self.forward_tokens(x)
-        return tokens.transpose(1, 2).reshape(x.shape[0], -1, *grid)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x))
 
 
 _SIZES = {"s": dict(embed_dim=512, depth=8), "b": dict(embed_dim=768, depth=12)}
