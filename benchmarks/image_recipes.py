@@ -126,7 +126,7 @@ def main() -> None:
         for body in BODY_WD:
             for head in HEAD_WD:
                 for seed in a.wd_seeds:
-                    d = a.out / "wd" / f"body{body}_head{head}_s{seed}"
+                    d = a.out / "wd" / f"body{body}_head{head}_e{a.wd_epochs}_s{seed}"
                     cmds[(body, head, seed)] = (d, spatio(
                         "train", "vit", "--config", "scaling_vit_tiny_builtin", "--out", str(d), "--epochs",
                         str(a.wd_epochs), "--seed", str(seed), *common, f"train.optim.weight_decay={body}",
@@ -175,7 +175,11 @@ def main() -> None:
     a.results.mkdir(parents=True, exist_ok=True)
     path = a.results / "image_recipes.json"
     old = json.loads(path.read_text()) if path.is_file() else {}
-    old.update(result)
+    commands = {**old.get("commands", {s: old["argv"] for s in ("wd", "crop", "res") if s in old}),
+                **{s: result["argv"] for s in a.study}}
+    old.update(result, commands=commands)
+    if "wd" in a.study:
+        old["wd_epochs"] = a.wd_epochs
     path.write_text(json.dumps(old, indent=1) + "\n")
     lines = render(old)
     (a.results / "image_recipes.md").write_text("\n".join(lines) + "\n")
@@ -194,7 +198,8 @@ def render(r: dict) -> list[str]:
         cells = r["wd"].values()
         seeds = sorted({c["seed"] for c in cells})
         lines += ["## Scaling ViT: body x head weight decay, few-shot linear probes", "",
-                  f"Seeds {seeds}; few-shot accuracy (%) on the 500 val images, mean of 5 draws of k train images per "
+                  f"Seeds {seeds}, {r.get('wd_epochs', '?')} epochs per cell; few-shot accuracy (%) on the 500 val "
+                  "images, mean of 5 draws of k train images per "
                   "class; weight decays are relative to the lr (big_vision / timm `adafactorbv`).", ""]
         for shots in SHOTS:
             lines += [f"{shots}-shot:", "", "| body wd \\ head wd | " + " | ".join(str(h) for h in HEAD_WD) + " |",
@@ -244,7 +249,9 @@ def render(r: dict) -> list[str]:
         lines.append(f"| ({low} px before fine-tuning, evaluated at {low} px) | {len(seeds)} | "
                      f"{_mean([lo['val_top1'][-1] for lo, _ in lows]):.1f} | | |")
         lines.append("")
-    lines.append(f"Machine: {r['machine']}. Command: `python benchmarks/image_recipes.py {shlex.join(r['argv'])}`.")
+    lines.append(f"Machine: {r['machine']}. Commands:")
+    lines += [f"- {study}: `python benchmarks/image_recipes.py {shlex.join(argv)}`"
+              for study, argv in r.get("commands", {"all": r["argv"]}).items()]
     return lines
 
 
