@@ -12,14 +12,20 @@ policy from ``create_selective_checkpoint_contexts``); ``full`` is plain ``torch
 narrowing projection's output is never needed by the backward itself (only its input, recomputed from the
 kept attention output or fc1 output), so recomputing it trades a matmul of ``C x C`` per token for ``C`` floats
 per token. Memory and time of each policy: ``benchmarks/memory_frontier.py``.
+
+A recomputation replays the forward, so a batch norm in training would update its running statistics a second
+time; ``run_recomputed`` restores them after each recomputation (``torch.utils.checkpoint`` does not), so the
+statistics are those of the ``none`` policy.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
 from functools import partial
 
 import torch
+from torch import nn
 from torch.utils.checkpoint import CheckpointPolicy, checkpoint, create_selective_checkpoint_contexts
 
 __all__ = ["RECOMPUTE_POLICIES", "check_policy", "run_recomputed"]
@@ -55,11 +61,37 @@ def check_policy(policy: str) -> str:
     return policy
 
 
+def _running_stats(fn: Callable) -> list[torch.Tensor]:
+    """The running statistics that ``fn``'s norms update in training (batch norms, tracking instance norms)."""
+    if not isinstance(fn, nn.Module):
+        return []
+    return [b for m in fn.modules() if m.training and getattr(m, "track_running_stats", False)
+            for b in (m.running_mean, m.running_var, m.num_batches_tracked) if b is not None]
+
+
+@contextmanager
+def _restoring(stats: list[torch.Tensor], inner) -> Iterator[None]:
+    """``inner``, then ``stats`` set back to their values on entry (a recomputation leaves them as it found them)."""
+    saved = [s.clone() for s in stats]
+    try:
+        with inner:
+            yield
+    finally:
+        with torch.no_grad():
+            for s, v in zip(stats, saved):
+                s.copy_(v)
+
+
+def _contexts(selective: Callable | None, stats: list[torch.Tensor]):
+    forward, recompute = create_selective_checkpoint_contexts(selective) if selective else (nullcontext(),
+                                                                                          nullcontext())
+    return forward, _restoring(stats, recompute) if stats else recompute
+
+
 def run_recomputed(policy: str, fn: Callable, *args):
     """``fn(*args)`` under ``policy`` (only while training with autograd on; otherwise a plain call)."""
     if policy == "none" or not torch.is_grad_enabled():
         return fn(*args)
-    if policy == "full":
-        return checkpoint(fn, *args, use_reentrant=False)
-    contexts = partial(create_selective_checkpoint_contexts, partial(_policy, policy == "projections"))
+    selective = None if policy == "full" else partial(_policy, policy == "projections")
+    contexts = partial(_contexts, selective, _running_stats(fn))
     return checkpoint(fn, *args, use_reentrant=False, context_fn=contexts)
