@@ -25,6 +25,7 @@ from torch import nn
 
 from .conv_grid import apply_on_grid, conv_nd
 from .grid import Grid, GridLayout, split_prefix, tokens_to_map
+from .recompute import check_policy, run_recomputed
 
 
 def conv_out(size: int, kernel: int, stride: int, padding: int) -> int:
@@ -133,7 +134,9 @@ def pixels_to_tokens(x: torch.Tensor) -> tuple[torch.Tensor, Grid]:
 class Stage(nn.Module):
     """``downsample`` (a grid module, or None) then ``blocks``, then an optional ``norm``.
 
-    ``forward(x (B, P+N, C), grid, num_prefix) -> (x (B, P+N', C'), grid')``.
+    ``forward(x (B, P+N, C), grid, num_prefix, recompute="none") -> (x (B, P+N', C'), grid')``. ``recompute``
+    (:mod:`.recompute`) applies to the downsampling and to each block, one checkpointed unit each; the stage's
+    ``norm`` always keeps what it saves.
     """
 
     def __init__(self, blocks: Sequence[nn.Module], downsample: nn.Module | None = None,
@@ -143,14 +146,15 @@ class Stage(nn.Module):
         self.blocks = nn.ModuleList(blocks)
         self.norm = norm if norm is not None else nn.Identity()
 
-    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> tuple[torch.Tensor, Grid]:
+    def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0,
+                recompute: str = "none") -> tuple[torch.Tensor, Grid]:
         if self.downsample is not None:
-            x, grid = self.downsample(x, grid, num_prefix)
+            x, grid = run_recomputed(recompute, self.downsample, x, grid, num_prefix)
         for blk in self.blocks:
             if getattr(blk, "changes_grid", False):
-                x, grid = blk(x, grid, num_prefix)
+                x, grid = run_recomputed(recompute, blk, x, grid, num_prefix)
             else:
-                x = blk(x, grid, num_prefix)
+                x = run_recomputed(recompute, blk, x, grid, num_prefix)
         return self.norm(x), tuple(grid)
 
 
@@ -168,16 +172,20 @@ class StageOutput:
 
 
 class MultiStageEncoder(nn.Module):
-    """Stages in order; ``forward(x, grid, num_prefix) -> [StageOutput per stage]``."""
+    """Stages in order; ``forward(x, grid, num_prefix) -> [StageOutput per stage]``. In training, every stage's
+    downsampling and blocks are kept or recomputed as ``recompute`` says (:mod:`.recompute`; ``self.recompute``
+    may be changed); a stem outside the stages is not recomputed."""
 
-    def __init__(self, stages: Sequence[Stage]):
+    def __init__(self, stages: Sequence[Stage], recompute: str = "none"):
         super().__init__()
         self.stages = nn.ModuleList(stages)
+        self.recompute = check_policy(recompute)
 
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> list[StageOutput]:
         outs = []
+        policy = self.recompute if self.training else "none"
         for stage in self.stages:
-            x, grid = stage(x, grid, num_prefix)
+            x, grid = stage(x, grid, num_prefix, policy)
             outs.append(StageOutput(x, grid, num_prefix))
         return outs
 

@@ -40,7 +40,9 @@ class MiTEncoderConfig:
     """The hierarchical encoder: per-stage widths, depths, heads, SRA reduction ratios, Mix-FFN ratios, patch
     kernels and strides. Defaults: MiT-B0 (SegFormer). ``norm_eps`` is the blocks' and stage norms' epsilon
     (1e-6 in MiT and timm's PVTv2, 1e-5 in Hugging Face's SegFormer); the patch embeddings' and the SR
-    reductions' LayerNorms use ``embed_norm_eps`` (1e-5 everywhere)."""
+    reductions' LayerNorms use ``embed_norm_eps`` (1e-5 everywhere). ``recompute``: activation checkpointing in
+    training (:mod:`spatiotemporal.layers.recompute`) of every stage's overlapping patch embedding (the first
+    one included) and of each block, one unit each; the stage norms and a decoder are not recomputed."""
 
     embed_dims: tuple = (32, 64, 160, 256)
     depths: tuple = (2, 2, 2, 2)
@@ -57,6 +59,7 @@ class MiTEncoderConfig:
     ffn: str = "mixffn"
     ffn_kwargs: dict = field(default_factory=dict)
     drop_path_rate: float = 0.0
+    recompute: str = "none"  # activation checkpointing per stage unit: none | pointwise | projections | full
 
     def stage_mixers(self) -> tuple[str, ...]:
         n = len(self.depths)
@@ -100,7 +103,7 @@ def build_mit_encoder(cfg: MiTEncoderConfig, in_chans: int, axes: tuple[str, str
                         norm_eps=cfg.norm_eps, drop_path=dpr[i][j]) for j in range(depth)]
         stages.append(Stage(blocks, embed, nn.LayerNorm(dim, eps=cfg.norm_eps)))
         cin = dim
-    return MultiStageEncoder(stages)
+    return MultiStageEncoder(stages, cfg.recompute)
 
 
 def init_mit_(module: nn.Module) -> None:

@@ -49,6 +49,9 @@ class MViTEncoderConfig:
     (a tuple). A stage with a grid-keeping mixer is downsampled first by MViT's pooled skip path
     (:class:`~spatiotemporal.layers.PooledSkip`: projection to the stage width, max-pool by ``stride_q``), then
     runs plain blocks. ``mixer_kwargs`` go to every stage's mixer (pooling: on top of the options set here).
+
+    ``recompute``: activation checkpointing in training (:mod:`spatiotemporal.layers.recompute`), per block and
+    per pooled-skip downsampling of a stage; the patch embedding (the stem) is not recomputed.
     """
 
     in_chans: int = 3
@@ -76,6 +79,7 @@ class MViTEncoderConfig:
     mixer: str | tuple = POOLING
     mixer_kwargs: dict = field(default_factory=dict)
     pos_interp: str = "bicubic"  # abs_pos at another input size
+    recompute: str = "none"  # activation checkpointing per stage unit: none | pointwise | projections | full
 
 
 def stage_mixers(cfg: MViTEncoderConfig) -> tuple[str, ...]:
@@ -163,7 +167,7 @@ class MViTTrunk(SpatioModel):
                 stages.append(Stage(blocks, down))
             grids.append(grid)
             dims.append(dim)
-        return MultiStageEncoder(stages), grids, dims, heads
+        return MultiStageEncoder(stages, cfg.recompute), grids, dims, heads
 
     def init_trunk(self, *heads: nn.Module) -> None:
         """timm's rule on the linear layers of the stages and ``heads`` (then each mixer's hook); embeddings

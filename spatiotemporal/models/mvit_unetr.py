@@ -19,6 +19,7 @@ from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrUpBlock
 from torch import nn
 
 from ..layers.grid import tokens_to_map
+from ..layers.recompute import run_recomputed
 from ._registry import register_arch, register_model
 from .base import InputSpec
 from .mvit_trunk import MViTEncoderConfig, MViTTrunk
@@ -99,15 +100,17 @@ class MViTUNETR(MViTTrunk):
         return tokens_to_map(out.tokens[:, self.num_prefix:], out.grid)
 
     def _decode(self, x: torch.Tensor) -> torch.Tensor:
+        """The decoder's blocks recompute as the encoder's do (``cfg.recompute``; convolutions count as kept)."""
         if x.ndim != 5:
             raise ValueError(f"MViTUNETR expects (B, C, H, W, D), got shape {tuple(x.shape)}")
+        policy = self.encoder.recompute if self.training else "none"
         stages = self.forward_stages(x)
-        feats = [blk(tokens_to_map(o.tokens[:, self.num_prefix:], o.grid)) for blk, o in zip(self.stage_blocks,
-                                                                                              stages)]
+        feats = [run_recomputed(policy, blk, tokens_to_map(o.tokens[:, self.num_prefix:], o.grid))
+                 for blk, o in zip(self.stage_blocks, stages)]
         y = feats[-1]
         for i in range(len(feats) - 1, 0, -1):
-            y = self.decoders[i](y, feats[i - 1])
-        return self.decoders[0](y, self.encoder_input(x))
+            y = run_recomputed(policy, self.decoders[i], y, feats[i - 1])
+        return run_recomputed(policy, self.decoders[0], y, run_recomputed(policy, self.encoder_input, x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.out(self._decode(x))
