@@ -41,6 +41,7 @@ class ConvMixerConfig:
     mixer_kwargs: dict = field(default_factory=dict)
     ffn: str = "convmixer_pointwise"
     ffn_kwargs: dict = field(default_factory=dict)
+    recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
 
     def encoder(self) -> EncoderConfig:
         mkw, fkw = dict(self.mixer_kwargs), dict(self.ffn_kwargs)
@@ -49,7 +50,7 @@ class ConvMixerConfig:
         if self.ffn == "convmixer_pointwise":
             fkw = {"act": self.act, **fkw}
         return EncoderConfig(self.dim, self.depth, self.num_heads, self.mixer, mkw, self.ffn, fkw, 4.0, True, 1e-6,
-                             None, self.drop_path_rate, "linear")
+                             None, self.drop_path_rate, "linear", self.recompute)
 
 
 @register_arch

@@ -40,13 +40,14 @@ class MlpMixerConfig:
     mixer_kwargs: dict = field(default_factory=dict)
     ffn: str = "mlp"
     ffn_kwargs: dict = field(default_factory=dict)
+    recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
 
     def encoder(self) -> EncoderConfig:
         kw = dict(self.mixer_kwargs)
         if self.mixer in ("mlp_mixer", "mlp_mixer_axes"):
             kw.setdefault("token_ratio", self.token_ratio)
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, kw, self.ffn, self.ffn_kwargs,
-                             self.mlp_ratio, True, self.norm_eps, None, self.drop_path_rate, "uniform")
+                             self.mlp_ratio, True, self.norm_eps, None, self.drop_path_rate, "uniform", self.recompute)
 
 
 @register_arch

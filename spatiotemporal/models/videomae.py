@@ -42,13 +42,14 @@ class VideoMAEConfig:
     init_values: float | None = None
     drop_path_rate: float = 0.1
     drop_path_mode: str = "linear"
+    recompute: str = "none"  # activation checkpointing per block (pretraining: decoder too): none | ... | full
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
 
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
                              self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
-                             self.drop_path_rate, self.drop_path_mode)
+                             self.drop_path_rate, self.drop_path_mode, self.recompute)
 
 
 @register_arch
@@ -129,15 +130,15 @@ class MAEDecoder(nn.Module):
     """VideoMAE's decoder: ``encoder_to_decoder`` (no bias), a learned mask token, fixed sinusoidal positions,
     ``depth`` joint-attention blocks, a norm and a linear head to the pixels of one tube
     (``tubelet * patch * patch * C`` values). ``forward(visible (B, T'*K, D_enc), keep (B, K), grid) ->
-    predictions for every token (B, T'*H'*W', P)``."""
+    predictions for every token (B, T'*H'*W', P)``. ``recompute``: the blocks' activation checkpointing."""
 
     def __init__(self, enc_dim: int, dim: int, depth: int, num_heads: int, out_dim: int,
-                 grid: tuple[int, int, int], norm_eps: float = 1e-6):
+                 grid: tuple[int, int, int], norm_eps: float = 1e-6, recompute: str = "none"):
         super().__init__()
         self.encoder_to_decoder = nn.Linear(enc_dim, dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.dim = dim
-        cfg = EncoderConfig(dim, depth, num_heads, norm_eps=norm_eps)
+        cfg = EncoderConfig(dim, depth, num_heads, norm_eps=norm_eps, recompute=recompute)
         self.blocks = BlockStack(cfg, video_layout(*grid))
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.head = nn.Linear(dim, out_dim)
@@ -169,7 +170,7 @@ class VideoMAEPretrainer(nn.Module):
         c = encoder_model.cfg
         out_dim = c.tubelet_size * c.patch_size * c.patch_size * c.in_chans
         self.decoder = MAEDecoder(c.embed_dim, decoder_dim, decoder_depth, decoder_heads, out_dim,
-                                  encoder_model.grid_size, c.norm_eps)
+                                  encoder_model.grid_size, c.norm_eps, c.recompute)
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
         visible, (t, _, _) = self.encoder_model.forward_visible(x, keep)

@@ -17,6 +17,7 @@ from timm.models.xcit import ClassAttentionBlock, ConvPatchEmbed, PositionalEnco
 from torch import nn
 
 from ..layers import image_layout, init_weights_, patch_grid
+from ..layers.recompute import run_recomputed
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
@@ -29,6 +30,7 @@ class XCiTConfig:
     ``eta``: LayerScale init (1.0 for the 12-layer models, 1e-5 for the 24-layer ones); ``tokens_norm``: the
     class-attention layers normalise every token (False only for the nano models). ``patch_size`` is 8 or 16
     (the convolutional stem). Another ``mixer`` replaces XCA + LPI (the block's LayerScale then takes ``eta``).
+    ``recompute`` applies to the XCA blocks and to the class-attention layers (not to the stem).
     """
 
     img_size: int = 224
@@ -50,6 +52,7 @@ class XCiTConfig:
     mixer_kwargs: dict = field(default_factory=dict)
     ffn: str = "mlp"
     ffn_kwargs: dict = field(default_factory=dict)
+    recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
 
     def encoder(self) -> EncoderConfig:
         mkw, fkw, ls = dict(self.mixer_kwargs), dict(self.ffn_kwargs), self.eta
@@ -58,7 +61,8 @@ class XCiTConfig:
             fkw.setdefault("layer_scale", self.eta)
             ls = None
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, mkw, self.ffn, fkw,
-                             self.mlp_ratio, self.qkv_bias, self.norm_eps, ls, self.drop_path_rate, "uniform")
+                             self.mlp_ratio, self.qkv_bias, self.norm_eps, ls, self.drop_path_rate, "uniform",
+                             self.recompute)
 
 
 @register_arch
@@ -107,7 +111,7 @@ class XCiT(SpatioModel):
         tokens, _ = self.encoder(tokens, grid, 0)
         tokens = torch.cat([self.cls_token.expand(x.shape[0], -1, -1), tokens], dim=1)
         for blk in self.cls_attn_blocks:
-            tokens = blk(tokens)
+            tokens = run_recomputed(self.encoder.recompute if self.training else "none", blk, tokens)
         return self.norm(tokens), grid, 1
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
