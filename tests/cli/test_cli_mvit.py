@@ -9,6 +9,7 @@ import torch
 from testing_utils import randomize_
 
 from spatiotemporal.cli.main import main
+from spatiotemporal.models import load_pretrained
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -22,10 +23,12 @@ def _cache(tmp_path_factory):
 def test_train_eval_predict_viz_mvit(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["train", "mvit", "--out", str(out), "--max-steps", "2", "--epochs", "1", "--workers", "0",
-                 "--batch-size", "4", "model.overrides.depths=[1,1]"]) == 0
+                 "--batch-size", "4", "model.overrides.depths=[1,1]", "model.overrides.recompute=full"]) == 0
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 2 and (out / "checkpoints" / "best.pt").exists()
     ckpt = out / "checkpoints" / "last.pt"
+    trained = load_pretrained(ckpt)  # recompute is in the config, not in the weights: a strict load without it
+    assert trained.encoder.recompute == "full" and load_pretrained(ckpt, recompute="none").encoder.recompute == "none"
     capsys.readouterr()
     assert main(["eval", "mvit", "--checkpoint", str(ckpt), "--split", "val", "--workers", "0"]) == 0
     metrics = json.loads(next(out.glob("checkpoints/eval_*.json")).read_text())

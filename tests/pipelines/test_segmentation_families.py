@@ -15,8 +15,9 @@ from spatiotemporal.data.volume import ensure_builtin_volume_dataset, load_volum
 
 TINY_MIT = ["model.overrides.embed_dims=[8,16,24,32]", "model.overrides.num_heads=[1,1,1,1]",
             "model.overrides.depths=[1,1,1,1]", "model.overrides.decoder_dim=16"]
-TINY = {"segformer": TINY_MIT, "unetr2d": ["model.overrides.num_layers=4", "model.overrides.hidden_size=32",
-                                           "model.overrides.mlp_dim=64", "model.overrides.feature_size=8"]}
+TINY = {"segformer": [*TINY_MIT, "model.overrides.recompute=pointwise"],
+        "unetr2d": ["model.overrides.num_layers=4", "model.overrides.hidden_size=32", "model.overrides.mlp_dim=64",
+                    "model.overrides.feature_size=8"]}
 
 
 def _small_folder(root):
