@@ -126,8 +126,8 @@ def test_recompute_is_no_weight_and_checked(family):
         build("half")
 
 
-@pytest.mark.parametrize("family", ["segformer", "segformer3d", "mvit_unetr", "xcit", "mlp_mixer", "convmixer",
-                                    "videomae", "mvit_image"])
+@pytest.mark.parametrize("family", ["mvit", "mvit_image", "mvit_unetr", "segformer", "segformer3d", "xcit",
+                                    "mlp_mixer", "convmixer", "videomae"])
 def test_a_bad_recipe_override_is_one_line(tmp_path, capsys, family):
     """The override reaches every family's config; a good one trains in ``tests/cli/test_cli_mvit.py`` (``full``)
     and ``tests/pipelines/test_segmentation_families.py`` (SegFormer, ``pointwise``)."""
