@@ -227,7 +227,7 @@ def test_a_set_of_empty_frame_folders_stops_in_one_line_and_writes_no_checkpoint
     msg = one_line(capsys, ["train", "timesformer", "--data", "kinetics", "--data-root", root, "--out", out, *QUICK,
                             "model.overrides.depth=1"])
     assert msg.startswith("epoch 1 had no usable training sample in 2 batches per rank: 4 inputs were skipped as "
-                          f"unreadable (e.g. {root / 'f0'}"), msg
+                          f"unreadable (e.g. {root / 'f0'} (frame folder without .jpg/.jpeg/.png images), "), msg
     assert not (out / "checkpoints" / "last.pt").exists() and not (out / "checkpoints" / "best.pt").exists()
 
 
