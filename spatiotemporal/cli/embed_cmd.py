@@ -35,11 +35,12 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    from ..viz.embed_files import write_embeddings
+    from ..viz.embed_files import check_settings, write_embeddings
     from ..viz.models import load_viz_model
 
     device = resolve_device(args.device)
     vm = load_viz_model(checkpoint=args.checkpoint, spec=args.model, device=device, seed=args.seed)
+    check_settings(vm.model, args.layer, args.pool, args.format, args.batch_size, args.chunk)  # before reading data
     pipeline = get_pipeline(type(vm.model).modality)
     recipe = pipeline.recipe_for_viz(vm.model, args.checkpoint, args.data, args.data_root, args.img_size,
                                      args.num_frames)

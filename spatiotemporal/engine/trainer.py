@@ -42,7 +42,7 @@ from .compile import CompiledOrEager
 from .config import ConfigError, config_to_dict, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed
 from .errors import NoUsableSamples, TrainingDiverged
-from .loading import SkipCounter, available_cores, move_to_device, rng_isolated
+from .loading import SkipCounter, available_cores, describe_paths, move_to_device, rng_isolated
 from .metrics_log import MetricsLogger
 from .optim import build_optimizer
 from .parallel import parallel_mode
@@ -64,10 +64,6 @@ SamplerFactory = Callable[[Dataset, bool, int, int, int], Sampler]
 
 def _default_sampler_factory(dataset: Dataset, shuffle: bool, seed: int, rank: int, world: int) -> Sampler:
     return ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world)
-
-
-def _examples(paths: list[str], n: int = 3) -> str:
-    return ", ".join(paths[:n]) + (", ..." if len(paths) > n else "") if paths else "no path reported"
 
 
 class _DeviceLoader:
@@ -198,7 +194,7 @@ class Trainer:
         skipped = int(self._sum(skips.current)[0])
         epoch = s.epoch if epoch_done else s.epoch + 1
         batches = self.plan.batches_per_epoch if epoch_done else s.batches_done
-        why = (f"{skipped} inputs were skipped as unreadable (e.g. {_examples(skips.current_examples)})" if skipped
+        why = (f"{skipped} inputs were skipped as unreadable (e.g. {skips.describe_current()})" if skipped
                else "the task's train_step counted 0 samples in every batch")
         return NoUsableSamples(
             f"epoch {epoch} had no usable training sample in {batches} batches per rank: {why}; no optimiser "
@@ -312,7 +308,7 @@ class Trainer:
             removed = [*remove_orphaned_temp_files(self.out), *remove_orphaned_temp_files(checkpoint_dir(self.out))]
             if removed:
                 self._warn("removed %d temp file(s) left by killed writes: %s", len(removed),
-                           _examples([str(p) for p in removed]))
+                           describe_paths([str(p) for p in removed]))
             if self.run_config is not None or not (self.out / "config.yaml").exists():
                 dump_config(self.run_config if self.run_config is not None else self.cfg, self.out / "config.yaml")
         self.metrics = MetricsLogger(self.out, d.is_main, s.step if resumed else None, self.cfg.tensorboard)
@@ -542,7 +538,7 @@ class Trainer:
         if self._warned_empty_epoch != self.state.epoch:
             self._warned_empty_epoch = self.state.epoch
             self._warn("step %d: no usable sample in its accumulation window (every input skipped, e.g. %s): "
-                       "no optimiser update", self.state.step + 1, _examples(self.train_skips.current_examples))
+                       "no optimiser update", self.state.step + 1, self.train_skips.describe_current())
 
     def _optimizer_step(self, last_batch: bool, bar: ProgressBar) -> bool:
         """End of an accumulation window: the loss check (one sync), the pending checkpoint, the update
@@ -677,7 +673,7 @@ class Trainer:
                 self._save("last.pt")
                 raise NoUsableSamples(
                     f"evaluation at step {s.step} had no usable sample: {skipped} validation inputs were skipped "
-                    f"as unreadable (e.g. {_examples(self.val_skips.current_examples)}); {self._last_good[0]} "
+                    f"as unreadable (e.g. {self.val_skips.describe_current()}); {self._last_good[0]} "
                     f"was saved, best.pt was not: repair the validation data, then continue with --resume"
                 )
             for k in (self.task.primary_metric, "loss"):

@@ -32,7 +32,10 @@ class SpatioModel(nn.Module):
     - ``modality``: ``"image" | "video" | "volume" | "image_seg"``: which pipeline trains, evaluates and predicts it;
     - ``config_cls``: the dataclass of its architecture;
     - ``head_key`` / ``head_prefix``: the config key of its output size and the state-dict prefix of the layer
-      that a different output size replaces.
+      that a different output size replaces;
+    - ``num_prefix``: the prefix (class) tokens ahead of the grid tokens in the sequences its encoder blocks see,
+      ``(B, P+N, C)`` (0 by default; 1 for a model with a class token; 0 for XCiT, whose class token joins after
+      the blocks).
 
     Instances have ``cfg``, ``input_spec()`` and ``config_dict()``; ``pretrained_cfg`` (the data / preprocessing
     and class names a checkpoint was trained with, or ``{}``) is set by ``load_pretrained``.
@@ -43,6 +46,7 @@ class SpatioModel(nn.Module):
     config_cls: ClassVar[type]
     head_key: ClassVar[str] = "num_classes"
     head_prefix: ClassVar[str] = "head."
+    num_prefix: int = 0
 
     def __init__(self) -> None:
         super().__init__()

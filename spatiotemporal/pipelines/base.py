@@ -35,6 +35,21 @@ class ModelSection:
     overrides: dict = field(default_factory=dict)
 
 
+def dataset_folder(data, builtin: dict[str, Callable[[str | None], Path]], folders: dict[str, str]) -> Path:
+    """The folder of the data section's ``data.dataset``: for a name in ``builtin``, that set generated on first use
+    (cached under ``data.root``, default the cache root); for a name in ``folders`` (name -> what the folder holds,
+    quoted when ``data.root`` is missing), ``data.root``."""
+    name = data.dataset
+    if name in builtin:
+        return builtin[name](data.root)
+    if name not in folders:
+        *first, last = (repr(n) for n in (*builtin, *folders))
+        raise UserInputError(f"data.dataset (--data) must be {', '.join(first)} or {last}, got {name!r}")
+    if not data.root:
+        raise UserInputError(f"--data {name} needs --data-root DIR (with {folders[name]})")
+    return Path(data.root).expanduser()
+
+
 def run_config_path(checkpoint: str | Path) -> Path | None:
     """``<run>/config.yaml`` beside ``<run>/checkpoints/`` (how checkpoints from before format 2 found theirs)."""
     p = Path(checkpoint).resolve()

@@ -4,6 +4,7 @@ top-k prediction of one image; images for ``viz``."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -16,6 +17,7 @@ from ..data.image import (
     build_image_datasets,
     build_mixup_and_loss,
     collate_images,
+    ensure_builtin_image_dataset,
     eval_transform,
     image_class_names,
     image_root,
@@ -24,7 +26,7 @@ from ..data.image import (
 from ..engine import TrainConfig, track
 from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems
-from .base import ModelSection, Pipeline, class_names_of
+from .base import ModelSection, Pipeline, class_names_of, dataset_folder
 from .classification import ClassificationTask, top_classes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
@@ -48,15 +50,10 @@ class ImageRecipe:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(throughput_unit="images"))
 
 
-def data_path(data: ImageDataSection):
+def data_path(data: ImageDataSection) -> Path:
     """The dataset folder (the built-in set is generated into its cache, ``data.root`` or the cache root)."""
-    if data.dataset == "builtin":
-        return image_root(None, data.root)
-    if data.dataset != "imagenet":
-        raise UserInputError(f"data.dataset must be 'builtin' or 'imagenet', got {data.dataset!r}")
-    if not data.root:
-        raise UserInputError("--data imagenet needs --data-root DIR (with train/ and val/, or train.csv and val.csv)")
-    return image_root(data.root)
+    return image_root(dataset_folder(data, {"builtin": ensure_builtin_image_dataset},
+                                     {"imagenet": "train/ and val/, or train.csv and val.csv"}))
 
 
 class ImagePipeline(Pipeline):

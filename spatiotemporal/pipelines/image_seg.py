@@ -27,7 +27,7 @@ from ..data.image_seg import (
 from ..engine import TrainConfig
 from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems, VizSamples, crop_centered
-from .base import ModelSection, Pipeline, class_names_of
+from .base import ModelSection, Pipeline, class_names_of, dataset_folder
 from .image import IMAGE_SUFFIXES
 from .segmentation import SegmentationTask, dice_table
 
@@ -49,15 +49,8 @@ class ImageSegRecipe:
 
 
 def seg_root(data: SegDataSection) -> Path:
-    if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
-        return ensure_builtin_seg_dataset(data.root)
-    if data.dataset != "folder":
-        raise UserInputError(f"data.dataset (--data) must be 'builtin' or 'folder' for 2D segmentation, got "
-                             f"{data.dataset!r}")
-    if not data.root:
-        raise UserInputError("--data folder needs --data-root DIR (with images/<split>/, masks/<split>/, "
-                             "class_names.txt)")
-    return Path(data.root)
+    return dataset_folder(data, {"builtin": ensure_builtin_seg_dataset},
+                          {"folder": "images/<split>/, masks/<split>/, class_names.txt"})
 
 
 def _split(split: str | None) -> str:

@@ -24,7 +24,7 @@ from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrain
 from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
 from ..viz.samples import DatasetItems
-from .base import ModelSection, Pipeline, class_names_of
+from .base import ModelSection, Pipeline, class_names_of, dataset_folder
 from .classification import ClassificationTask, MultiLabelTask, top_classes
 from .masked_video import MaskedPretrainSection, MaskedVideoTask
 from .recipes import family_of
@@ -50,17 +50,10 @@ class VideoRecipe:
 
 
 def dataset_root(data: VideoDataSection) -> Path:
-    if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
-        return ensure_builtin_video_dataset(data.root)
-    if data.dataset == "builtin_motion":  # the motion set without a global cue (data/video/motion.py)
-        return ensure_motion_video_dataset(data.root)
-    if data.dataset not in ("kinetics", "ssv2"):
-        raise UserInputError(f"data.dataset must be 'builtin', 'builtin_motion', 'kinetics' or 'ssv2', "
-                             f"got {data.dataset!r}")
-    if not data.root:
-        what = "train.csv, val.csv, test.csv" if data.dataset == "kinetics" else "the something-something-v2-*.json"
-        raise UserInputError(f"--data {data.dataset} needs --data-root DIR (with {what})")
-    return Path(data.root)
+    builtin = {"builtin": ensure_builtin_video_dataset,
+               "builtin_motion": ensure_motion_video_dataset}  # the motion set without a global cue (motion.py)
+    return dataset_folder(data, builtin,
+                          {"kinetics": "train.csv, val.csv, test.csv", "ssv2": "the something-something-v2-*.json"})
 
 
 class VideoPipeline(Pipeline):

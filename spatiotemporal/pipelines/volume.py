@@ -30,7 +30,7 @@ from ..engine import TrainConfig, track
 from ..engine.progress import progress_enabled
 from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems, VizSamples, crop_centered
-from .base import ModelSection, Pipeline, class_names_of
+from .base import ModelSection, Pipeline, class_names_of, dataset_folder
 from .segmentation import DiceSums, InferenceOptions, SegmentationTask, SurfaceMetrics, dice_table
 
 log = logging.getLogger("spatiotemporal.pipelines")
@@ -58,14 +58,9 @@ class VolumeRecipe:
 
 
 def dataset_root(data: VolumeDataSection) -> Path:
-    if data.dataset == "builtin":  # data.root: where the generated set is cached (default: the cache root)
-        return ensure_builtin_volume_dataset(data.root)
-    if data.dataset != "btcv":
-        raise UserInputError(f"data.dataset must be 'builtin' or 'btcv', got {data.dataset!r}")
-    if not data.root:
-        raise UserInputError(f"--data btcv needs --data-root DIR (with {data.json_name}, imagesTr/, labelsTr/)")
-    root = Path(data.root).expanduser()
-    if root.is_dir() and not (root / data.json_name).is_file():
+    root = dataset_folder(data, {"builtin": ensure_builtin_volume_dataset},
+                          {"btcv": f"{data.json_name}, imagesTr/, labelsTr/"})
+    if data.dataset == "btcv" and root.is_dir() and not (root / data.json_name).is_file():
         found = sorted(p.name for p in root.glob("*.json"))
         there = f"the JSON files there: {', '.join(found)}" if found else "there is no .json file there"
         raise UserInputError(f"dataset JSON {root / data.json_name} not found ({there}): choose the dataset's "

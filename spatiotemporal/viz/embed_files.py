@@ -41,8 +41,11 @@ def check_settings(model: nn.Module, layer: int | None, pool: str, fmt: str = FO
             raise UserInputError(f"{flag} must be >= 1, got {value}")
     if layer is not None or pool != "default":
         _block(model, layer, pool)
-        if pool == "cls" and getattr(model, "num_prefix", None) == 0:
-            raise UserInputError(f"--pool cls: {type(model).__name__} has no class token; use --pool mean")
+        if pool == "cls" and not model.num_prefix:
+            own = getattr(getattr(model, "cfg", None), "global_pool", None)
+            raise UserInputError(f"--pool cls: the encoder blocks of {type(model).__name__} carry no class token; "
+                                 "expected --pool mean (the mean of the grid tokens) or --pool default (the model's "
+                                 f"own pooling{f', global_pool={own}' if own else ''})")
 
 
 def _block(model: nn.Module, layer: int | None, pool: str) -> nn.Module:
@@ -64,22 +67,21 @@ def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None,
     """``x (B, ...) -> (B, D)``. ``layer`` None and ``pool`` ``default``: ``model.forward_features`` (the model's own
     embedding: normed class token, or normed mean). Otherwise the output of encoder block ``layer`` (negative from
     the end; before the final norm), pooled by its class token (``cls``) or the mean of its grid tokens (``mean``;
-    ``default``: ``cls`` when the model has a class token). Framewise models average their per-frame tokens."""
+    ``default``: ``cls`` when the blocks carry a class token, ``model.num_prefix``). Framewise models average their
+    per-frame tokens."""
     check_settings(model, layer, pool)
     if layer is None and pool == "default":
         return model.forward_features(x)
     captured: list[torch.Tensor] = []
     hook = _block(model, layer, pool).register_forward_hook(lambda m, i, o: captured.append(o))
     try:
-        _, _, p = model.forward_tokens(x)
+        model.forward_tokens(x)
     finally:
         hook.remove()
-    tokens = captured[0]
+    tokens, p = captured[0], model.num_prefix
     tokens = tokens.reshape(x.shape[0], -1, *tokens.shape[1:])  # (B, k, P+N, D), k > 1: one sequence per frame
     pool = ("cls" if p else "mean") if pool == "default" else pool
     if pool == "cls":
-        if not p:
-            raise UserInputError(f"--pool cls: {type(model).__name__} has no class token; use --pool mean")
         return tokens[:, :, 0].mean(1)
     return tokens[:, :, p:].mean((1, 2))
 

@@ -157,6 +157,23 @@ def test_embed_refuses_bad_settings_and_foreign_folders_before_writing(tmp_path,
     assert _tree(mine) == {"notes.txt": b"keep me"}
 
 
+@pytest.mark.parametrize("spec, name, own", [
+    ("vit_tiny_builtin:class_token=false,global_pool=map", "VisionTransformer", ", global_pool=map"),
+    ("timesformer_tiny:class_token=false,global_pool=avg", "TimeSformer", ", global_pool=avg"),
+    ("mixer_tiny_builtin", "MlpMixer", ""),  # these four wrote meta.json and parts/ into --out before failing
+    ("convmixer_tiny_builtin", "ConvMixer", ""),
+    ("videomae_tiny", "VideoMAE", ""),
+    ("unetr_tiny", "UNETR", ", global_pool=avg"),
+    ("xcit_tiny_builtin", "XCiT", ", global_pool=token"),  # embedded a patch token as the class token
+])
+def test_embed_pool_cls_without_a_class_token_stops_before_writing(spec, name, own, tmp_path, capsys):
+    out = tmp_path / "emb"
+    msg = one_line(capsys, ["embed", "--model", spec, "--out", out, "--pool", "cls", "--no-progress"])
+    assert msg == (f"--pool cls: the encoder blocks of {name} carry no class token; expected --pool mean (the mean "
+                   f"of the grid tokens) or --pool default (the model's own pooling{own})")
+    assert not out.exists()
+
+
 def test_reading_a_broken_embed_folder_names_its_meta_json(tmp_path, capsys):
     folder = tmp_path / "emb"
     folder.mkdir()
@@ -210,7 +227,7 @@ def test_a_set_of_empty_frame_folders_stops_in_one_line_and_writes_no_checkpoint
     msg = one_line(capsys, ["train", "timesformer", "--data", "kinetics", "--data-root", root, "--out", out, *QUICK,
                             "model.overrides.depth=1"])
     assert msg.startswith("epoch 1 had no usable training sample in 2 batches per rank: 4 inputs were skipped as "
-                          f"unreadable (e.g. {root / 'f0'}"), msg
+                          f"unreadable (e.g. {root / 'f0'} (frame folder without .jpg/.jpeg/.png images), "), msg
     assert not (out / "checkpoints" / "last.pt").exists() and not (out / "checkpoints" / "best.pt").exists()
 
 

@@ -14,14 +14,15 @@ from spatiotemporal.data.video import collate_videos
 def _items(key: str) -> list[dict]:
     return [
         {key: torch.ones(3, 2, 2), "label": 1, "index": 4},
-        {"skipped": Path("bad.file"), "index": 5},
+        {"skipped": Path("bad.file"), "reason": "truncated: header declares 8 frames, found 3", "index": 5},
         {key: torch.zeros(3, 2, 2), "label": 0, "index": 6},
     ]
 
 
-def test_readable_items_are_stacked_and_skipped_paths_listed():
+def test_readable_items_are_stacked_and_skipped_paths_listed_with_their_reasons():
     out = collate_skipping(_items("x"), "x")
-    assert set(out) == {"x", "label", "index", "skipped"}
+    assert set(out) == {"x", "label", "index", "skipped", "skip_reasons"}
+    assert out["skip_reasons"] == ["truncated: header declares 8 frames, found 3"]
     assert out["x"].shape == (2, 3, 2, 2) and torch.equal(out["x"][1], torch.zeros(3, 2, 2))
     assert out["label"].dtype == out["index"].dtype == torch.int64
     assert out["label"].tolist() == [1, 0] and out["index"].tolist() == [4, 6] and out["skipped"] == ["bad.file"]
@@ -29,7 +30,8 @@ def test_readable_items_are_stacked_and_skipped_paths_listed():
 
 def test_all_skipped_batch_is_empty_with_the_same_keys():
     out = collate_skipping([{"skipped": "a", "index": 0}, {"skipped": "b", "index": 1}], "video")
-    assert set(out) == {"video", "label", "index", "skipped"} and out["skipped"] == ["a", "b"]
+    assert set(out) == {"video", "label", "index", "skipped", "skip_reasons"} and out["skipped"] == ["a", "b"]
+    assert out["skip_reasons"] == ["", ""]  # items that give no reason
     assert out["video"].shape == (0,) and out["video"].dtype == torch.float32
     assert out["label"].shape == out["index"].shape == (0,) and out["label"].dtype == torch.int64
 

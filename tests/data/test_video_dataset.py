@@ -129,7 +129,9 @@ def test_skip_is_logged_and_counted_in_process(root, caplog):
     ds = VideoClipDataset(root, "val", CFG)
     with caplog.at_level(logging.WARNING, logger="spatiotemporal.data.video"):
         item = ds[4]
+    reason = item.pop("reason")
     assert item == {"skipped": str(root / "videos" / "garbage.mp4"), "index": 4}
+    assert "pyav: InvalidDataError" in reason and reason in caplog.records[0].getMessage()  # the logged reason
     assert ds.num_skipped == 1
     assert any("garbage.mp4" in r.getMessage() for r in caplog.records)
 
@@ -149,7 +151,10 @@ def test_a_bad_video_is_decoded_and_logged_once_but_skipped_every_epoch(root, ca
     with caplog.at_level(logging.WARNING, logger="spatiotemporal.data.video"):
         for epoch in range(3):
             ds.set_epoch(epoch)
-            assert ds[4] == {"skipped": str(root / "videos" / "garbage.mp4"), "index": 4}
+            item = ds[4]
+            assert {k: item[k] for k in ("skipped", "index")} == {"skipped": str(root / "videos" / "garbage.mp4"),
+                                                                  "index": 4}
+            assert "pyav: InvalidDataError" in item["reason"]  # every epoch, though decoded only once
             assert "video" in ds[0]
     assert [Path(p).name for p in opened].count("garbage.mp4") == 1 and len(opened) == 4
     assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
@@ -196,6 +201,9 @@ def test_all_skipped_batch_collates(root):
     batch = collate_videos([ds[3], ds[4]])
     assert batch["video"].numel() == 0 and batch["label"].numel() == 0 and batch["index"].numel() == 0
     assert [Path(p).name for p in batch["skipped"]] == ["truncated.mp4", "garbage.mp4"]
+    first = batch["skip_reasons"]
+    assert all(first) and first[0] != first[1], first  # each its own reason, from the decoder
+    assert collate_videos([ds[3], ds[4]])["skip_reasons"] == first  # known bad: not decoded again, same reason
     mixed = collate_videos([ds[3], ds[0]])
     assert mixed["video"].shape == (1, 3, 4, 24, 24) and mixed["label"].tolist() == [0]
 

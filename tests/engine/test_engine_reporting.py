@@ -15,6 +15,7 @@ from engine_toy import one_thread, run, toy_config
 from torch.utils.data import Dataset
 
 from spatiotemporal.engine import Trainer, read_metrics
+from spatiotemporal.engine.loading import SkipCounter
 from spatiotemporal.pipelines.classification import ClassificationTask
 
 
@@ -170,3 +171,24 @@ def test_track_shows_a_bar_on_a_terminal_and_plain_lines_off_one(capsys, caplog,
     assert list(track(range(3), "eval test", "batches")) == [0, 1, 2]
     err = capsys.readouterr().err  # tqdm: count, rate and ETA, cleared at the end (leave=False)
     assert "eval test:" in err and "0/3 [00:00<?, ?batches/s]" in err and not caplog.records
+
+
+def test_skip_reasons_go_with_their_examples_through_a_checkpoint():
+    """The collate's ``skip_reasons`` are kept for the example paths: the first example of an epoch is quoted with
+    its reason (the epoch error and the empty-window warning); a checkpoint from before the reasons still loads."""
+    skips = SkipCounter()
+    batch = skips.pop_from({"x": torch.ones(1), "skipped": ["/d/f0", "/d/f1"],
+                            "skip_reasons": ["frame folder without .jpg/.jpeg/.png images", ""]})
+    assert set(batch) == {"x"}
+    assert skips.describe_current() == "/d/f0 (frame folder without .jpg/.jpeg/.png images), /d/f1"
+    skips.pop_from({"skipped": ["/d/f0", "/d/f2", "/d/f3"], "skip_reasons": ["found unreadable earlier", "", ""]})
+    assert skips.describe_current() == "/d/f0 (frame folder without .jpg/.jpeg/.png images), /d/f1, /d/f0, ..."
+    resumed = SkipCounter()
+    resumed.load_state_dict(skips.state_dict())
+    resumed.start_period()
+    resumed.pop_from({"skipped": ["/d/f0"], "skip_reasons": ["found unreadable earlier"]})
+    assert resumed.describe_current() == "/d/f0 (frame folder without .jpg/.jpeg/.png images)"  # the first reason
+    old = {k: v for k, v in skips.state_dict().items() if k != "reasons"}
+    before = SkipCounter()
+    before.load_state_dict(old)
+    assert before.describe_current() == "/d/f0, /d/f1, /d/f0, ..."

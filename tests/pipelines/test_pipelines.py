@@ -10,7 +10,8 @@ from torch import nn
 
 from spatiotemporal.cli.main import main
 from spatiotemporal.models import InputSpec, SpatioModel, register_arch, register_model
-from spatiotemporal.pipelines import default_recipe, pipeline_for
+from spatiotemporal.pipelines import default_recipe, image, image_seg, pipeline_for, video, volume
+from spatiotemporal.utils.errors import UserInputError
 
 
 @dataclass
@@ -99,3 +100,36 @@ def test_registered_model_names_use_their_family_recipe():
     assert recipe.model.overrides["time_embed_std"] == 1.0 and recipe.model.overrides["mixer"] == "divided"
     with pytest.raises(ValueError, match="no recipe for unetr on --data kinetics"):
         default_recipe("unetr_tiny", "kinetics")
+
+
+@pytest.mark.parametrize("modality, choices, folder, holds", [
+    ("image", "'builtin' or 'imagenet'", "imagenet", "train/ and val/, or train.csv and val.csv"),
+    ("image_seg", "'builtin' or 'folder'", "folder", "images/<split>/, masks/<split>/, class_names.txt"),
+    ("video", "'builtin', 'builtin_motion', 'kinetics' or 'ssv2'", "ssv2", "the something-something-v2-*.json"),
+    ("volume", "'builtin' or 'btcv'", "btcv", "dataset_0.json, imagesTr/, labelsTr/"),
+])
+def test_every_modality_names_its_datasets_and_what_a_data_root_holds(modality, choices, folder, holds, tmp_path,
+                                                                       monkeypatch):
+    """An unknown ``--data`` lists the modality's sets; a folder set without ``--data-root`` says what goes in it;
+    ``~`` in ``--data-root`` is the home folder (the volume set then asks for its dataset JSON there)."""
+    recipe_cls, root_of = {"image": (image.ImageRecipe, image.data_path),
+                           "image_seg": (image_seg.ImageSegRecipe, image_seg.seg_root),
+                           "video": (video.VideoRecipe, video.dataset_root),
+                           "volume": (volume.VolumeRecipe, volume.dataset_root)}[modality]
+    recipe = recipe_cls()
+    recipe.data.dataset = "nope"
+    with pytest.raises(UserInputError) as err:
+        root_of(recipe.data)
+    assert str(err.value) == f"data.dataset (--data) must be {choices}, got 'nope'"
+    recipe.data.dataset = folder
+    with pytest.raises(UserInputError) as err:
+        root_of(recipe.data)
+    assert str(err.value) == f"--data {folder} needs --data-root DIR (with {holds})"
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "set" / "train").mkdir(parents=True)
+    recipe.data.root = "~/set"
+    if modality == "volume":
+        with pytest.raises(UserInputError, match=r"dataset JSON .*/set/dataset_0.json not found \(there is no"):
+            root_of(recipe.data)
+    else:
+        assert root_of(recipe.data) == tmp_path / "set"

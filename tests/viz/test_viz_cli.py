@@ -136,7 +136,7 @@ def test_cli_errors_are_clear(tmp_path, capsys):
     assert "same input kind" in capsys.readouterr().err
     assert main(["viz", "erf", "--model", "vit_tiny_builtin", "--out", str(tmp_path / "e.png"),
                  "--data", "kinetics", "--data-root", str(tmp_path)]) == 2
-    assert "data.dataset must be 'builtin' or 'imagenet', got 'kinetics'" in capsys.readouterr().err
+    assert "data.dataset (--data) must be 'builtin' or 'imagenet', got 'kinetics'" in capsys.readouterr().err
     assert main(["viz", "tsne", "--model", "timesformer_tiny:attention", "--out", str(tmp_path / "t.png")]) == 2
     assert "expected key=value" in capsys.readouterr().err
 

@@ -39,7 +39,7 @@ class ImageListDataset(Dataset):
 
     ``__getitem__(i)`` returns ``{"image": (3, H, W) float32 tensor, "label": int, "index": i}``. The sample's
     random augmentation is a function of ``(seed, epoch, i)``: ``seed_item`` seeds python, NumPy and torch's
-    global RNGs first. An unreadable file gives ``{"skipped": path, "index": i}`` (drop it with
+    global RNGs first. An unreadable file gives ``{"skipped": path, "reason": str, "index": i}`` (drop it with
     ``collate_images``) when ``skip_unreadable``, else a ``RuntimeError`` naming the file.
     """
 
@@ -80,6 +80,7 @@ class ImageListDataset(Dataset):
         except ImageReadError as e:
             if not self.skip_unreadable:
                 raise
-            log.warning("skipping unreadable image %s (%s: %s)", path, type(e.__cause__).__name__, e.__cause__)
-            return {"skipped": str(path), "index": index}
+            reason = f"{type(e.__cause__).__name__}: {e.__cause__}"
+            log.warning("skipping unreadable image %s (%s)", path, reason)
+            return {"skipped": str(path), "reason": reason, "index": index}
         return {"image": self.transform(img), "label": int(label), "index": index}

@@ -8,9 +8,10 @@ Items:
   "label": int, "index": int}`` with one random clip, scale, crop and flip.
 - test, or ``multi_view=True``: ``{"video": (V, C, T, S, S), ...}`` with ``V = test_num_clips *
   test_num_crops`` views ordered clip-major (view ``v = clip * num_crops + crop``); no randomness.
-- an unreadable video (missing, truncated, corrupt): ``{"skipped": path, "index": int}``, every epoch (the
-  engine counts it) and :func:`~.loader.collate_videos` drops the item. The dataset remembers it: it is decoded
-  and logged (one warning on the ``spatiotemporal.data.video`` logger) only the first time, by any worker.
+- an unreadable video (missing, truncated, corrupt, a frame folder without frames): ``{"skipped": path,
+  "reason": str, "index": int}``, every epoch (the engine counts it) and :func:`~.loader.collate_videos` drops the
+  item. The dataset remembers it: it is decoded and logged (one warning on the ``spatiotemporal.data.video``
+  logger) only the first time, by any worker; later its reason is the one this process saw, if it read it.
 
 Every random draw is a function of ``(seed, epoch, index)`` through ``seed_item``. The epoch and the
 unreadable flags live in shared memory, so they reach persistent DataLoader workers too.
@@ -91,6 +92,7 @@ class VideoClipDataset(Dataset):
         self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()
         self._unreadable = torch.zeros(len(self.samples), dtype=torch.bool).share_memory_()
         self.num_skipped = 0  # per process; use the collated "skipped" lists to count across workers
+        self._reasons: dict[int, str] = {}  # per process: why the videos this process read were unreadable
 
     @property
     def num_classes(self) -> int:
@@ -121,14 +123,16 @@ class VideoClipDataset(Dataset):
         path, label = self.samples[index]
         if self._unreadable[index]:  # known bad: not decoded nor logged again
             self.num_skipped += 1
-            return {"skipped": str(path), "index": index}
+            reason = self._reasons.get(index, "found unreadable earlier in this run")
+            return {"skipped": str(path), "reason": reason, "index": index}
         try:
             video = self._load_multi_view(path) if self.multi_view else self._load_train(path, rng)
         except VideoDecodeError as e:
             self._unreadable[index] = True
             self.num_skipped += 1
+            self._reasons[index] = e.reason
             logger.warning("skipping unreadable video %s (%s)", e.path, e.reason)
-            return {"skipped": str(path), "index": index}
+            return {"skipped": str(path), "reason": e.reason, "index": index}
         if self.cfg.multi_label:  # multi-hot (K,) float
             label = torch.zeros(len(self.class_names)).index_fill_(0, torch.as_tensor(label), 1.0)
         return {"video": video, "label": label, "index": index}

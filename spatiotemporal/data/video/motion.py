@@ -31,7 +31,7 @@ import numpy as np
 
 from ...utils.atomic import ensure_generated
 from ..paths import cache_root
-from .synthetic import HOLD, NUM_VIDEO_FRAMES, SIZE, SPLIT_SIZES, STATES, _background, write_mp4
+from .synthetic import HOLD, NUM_VIDEO_FRAMES, SIZE, SPLIT_SIZES, STATES, _background, write_video_set
 
 GENERATOR_VERSION = 1
 #: (name, pair index, reversed within its pair)
@@ -77,21 +77,10 @@ def render_frames(label: int, rng: np.random.Generator, noise: float = 0.03) -> 
 
 def generate_motion_video_dataset(out_dir: str | Path, split_sizes: dict[str, int] | None = None,
                                   seed: int = 0) -> Path:
-    """Write ``{split}/NNNNNN.mp4``, ``{split}.csv`` (``path label``) and ``classes.txt``; balanced classes."""
-    out = Path(out_dir)
-    sizes = dict(SPLIT_SIZES if split_sizes is None else split_sizes)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("\n".join(class_names()) + "\n")
-    for split_id, (split, count) in enumerate(sizes.items()):
-        (out / split).mkdir(parents=True, exist_ok=True)
-        lines = []
-        for i in range(count):
-            label = i % len(CLASSES)
-            rel = f"{split}/{i:06d}.mp4"
-            write_mp4(out / rel, render_frames(label, np.random.default_rng([seed, 7, split_id, i])))
-            lines.append(f"{rel} {label}\n")
-        (out / f"{split}.csv").write_text("".join(lines))
-    return out
+    """The motion set under ``out_dir`` (:func:`~.synthetic.write_video_set`: mp4 files, split CSVs, balanced
+    classes); video ``i`` of split ``s`` is drawn from ``default_rng([seed, 7, s, i])``. Returns ``out_dir``."""
+    return write_video_set(out_dir, class_names(), dict(SPLIT_SIZES if split_sizes is None else split_sizes),
+                           lambda label, s, i: render_frames(label, np.random.default_rng([seed, 7, s, i])))
 
 
 def ensure_motion_video_dataset(cache_dir: str | Path | None = None) -> Path:

@@ -37,6 +37,7 @@ state (a config that samples fewer states breaks the equal-set property).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import av
@@ -164,28 +165,35 @@ def write_mp4(path: str | Path, frames: np.ndarray, fps: int = FPS, intra_only: 
     return codec
 
 
-def generate_builtin_video_dataset(
-    out_dir: str | Path, split_sizes: dict[str, int] | None = None, seed: int = 0
-) -> Path:
+def write_video_set(out_dir: str | Path, class_names: list[str], split_sizes: dict[str, int],
+                    render: Callable[[int, int, int], np.ndarray]) -> Path:
     """Write ``{split}/NNNNNN.mp4``, ``{split}.csv`` (``path label``) and ``classes.txt`` under ``out_dir``.
 
-    Classes are balanced (label = video number mod 4). Returns ``out_dir``.
+    Video ``i`` of the ``s``-th split has label ``i mod len(class_names)`` (balanced classes) and the uint8 frames
+    ``(T, H, W, 3)`` of ``render(label, s, i)``. Returns ``out_dir``.
     """
     out = Path(out_dir)
-    sizes = dict(SPLIT_SIZES if split_sizes is None else split_sizes)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "classes.txt").write_text("\n".join(class_names()) + "\n")
-    for split_id, (split, count) in enumerate(sizes.items()):
+    (out / "classes.txt").write_text("\n".join(class_names) + "\n")
+    for split_id, (split, count) in enumerate(split_sizes.items()):
         (out / split).mkdir(parents=True, exist_ok=True)
         lines = []
         for i in range(count):
-            label = i % len(CLASSES)
-            frames, _ = render_frames(label, np.random.default_rng([seed, split_id, i]))
+            label = i % len(class_names)
             rel = f"{split}/{i:06d}.mp4"
-            write_mp4(out / rel, frames)
+            write_mp4(out / rel, render(label, split_id, i))
             lines.append(f"{rel} {label}\n")
         (out / f"{split}.csv").write_text("".join(lines))
     return out
+
+
+def generate_builtin_video_dataset(
+    out_dir: str | Path, split_sizes: dict[str, int] | None = None, seed: int = 0
+) -> Path:
+    """The default set under ``out_dir`` (:func:`write_video_set`); video ``i`` of split ``s`` is drawn from
+    ``default_rng([seed, s, i])``. Returns ``out_dir``."""
+    return write_video_set(out_dir, class_names(), dict(SPLIT_SIZES if split_sizes is None else split_sizes),
+                           lambda label, s, i: render_frames(label, np.random.default_rng([seed, s, i]))[0])
 
 
 def _marker() -> dict:
