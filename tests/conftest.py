@@ -27,6 +27,16 @@ def _threads():
     yield
 
 
+@pytest.fixture(scope="module")
+def module_cache(tmp_path_factory):
+    """``$SPATIO_CACHE`` (built-in datasets, generated on first use) in a folder of the test module's own; a module
+    opts in with ``pytestmark = pytest.mark.usefixtures("module_cache")``."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
+    yield
+    mp.undo()
+
+
 @pytest.fixture(scope="session", params=list(OFFICIAL_TIMESFORMER_SETS.values()), ids=list(OFFICIAL_TIMESFORMER_SETS))
 def timesformer_official(request) -> Path:
     """A folder of official TimeSformer vectors: ``manifest.json``, ``{attention}.pyth``, ``{attention}_io.pt``."""

@@ -10,13 +10,7 @@ from spatiotemporal.cli.main import main
 from spatiotemporal.engine import ConfigError
 from spatiotemporal.pipelines import config_dir, get_pipeline, known_recipes, pipeline_for_recipe
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 @pytest.mark.parametrize("name", known_recipes())

@@ -16,13 +16,7 @@ from spatiotemporal.models import load_pretrained
 from spatiotemporal.pipelines import pipeline_for
 from spatiotemporal.pipelines.classification import ClassificationTask
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 @pytest.fixture(scope="module")

@@ -18,13 +18,7 @@ from spatiotemporal.cli.main import main
 from spatiotemporal.models import load_pretrained, save_pretrained
 from spatiotemporal.utils.errors import UnknownNameError, UserInputError
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 def _run(tmp, family, *extra):

@@ -11,13 +11,7 @@ from testing_utils import randomize_
 from spatiotemporal.cli.main import main
 from spatiotemporal.models import load_pretrained
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 def test_train_eval_predict_viz_mvit(tmp_path, capsys):

@@ -19,12 +19,7 @@ from spatiotemporal.utils.errors import UserInputError
 QUICK = ["--max-steps", "1", "--epochs", "1", "--workers", "0", "--batch-size", "2"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 def one_line(capsys, argv: list) -> str:

@@ -14,13 +14,7 @@ import torch
 from spatiotemporal import load_pretrained
 from spatiotemporal.cli.main import main
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 def _train(tmp_path, family, *overrides):

@@ -82,12 +82,7 @@ def test_dice_table_aligns_long_names_and_marks_uncounted_classes():
     assert lines[3].split() == ["inferior_vena_cava", "-", "0.1000"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 def test_eval_reports_dice_on_the_original_grid_of_the_label_files(tmp_path, capsys):

@@ -59,12 +59,7 @@ def tinyconv_video_test_s():
     return dict(width=6)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _cache(tmp_path_factory):
-    mp = pytest.MonkeyPatch()
-    mp.setenv("SPATIO_CACHE", str(tmp_path_factory.mktemp("cache")))
-    yield
-    mp.undo()
+pytestmark = pytest.mark.usefixtures("module_cache")
 
 
 def test_a_new_family_trains_evaluates_and_predicts_with_no_cli_edit(tmp_path, capsys):
