@@ -1,6 +1,11 @@
 """Generic, task-agnostic training loop: DDP or FSDP2 (``train.parallel``), accumulation, AMP, optional
 ``torch.compile`` (``train.compile``), exact mid-epoch resume.
 
+The :class:`Trainer` holds the loop: epochs, accumulation windows, optimiser steps, evaluations, the checks
+below, logging and when to checkpoint. What a session runs on (device, model as trained and as evaluated,
+optimiser, schedule, scaler, sampler, plan, workers) is a :class:`~.run.Run` that ``fit`` builds once with
+:func:`~.run.build_run`; what a checkpoint holds and how a resume restores it is :mod:`.checkpoint_payload`.
+
 The run directory ``cfg.out`` receives ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt``,
 ``checkpoints/best.pt``, ``summary.json`` (and ``tensorboard/`` when tensorboard is installed); only
 rank 0 writes.
@@ -21,6 +26,7 @@ A run is never poisoned or silently wrong:
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -62,6 +68,7 @@ __all__ = ["Trainer", "SamplerFactory", "move_to_device"]
 
 logger = logging.getLogger("spatiotemporal.engine")
 
+
 class Trainer:
     """Train ``model`` with ``task`` on ``train_dataset``; evaluate on ``val_dataset`` at epoch ends.
 
@@ -77,6 +84,8 @@ class Trainer:
         sampler_factory: ``(dataset, shuffle, seed, rank, world) -> sampler`` following the
             ``ResumableSampler`` protocol (``set_epoch``, ``set_start``, ``__len__``).
         run_config: the full recipe to write as ``config.yaml`` (default: ``cfg`` unless the file exists).
+
+    ``dist`` (:class:`~.distributed.DistInfo`) and ``run`` (:class:`~.run.Run`) are None until ``fit`` sets them.
     """
 
     def __init__(
@@ -199,21 +208,19 @@ class Trainer:
                                   "metrics over nothing; give a split with samples, or train without one")
         self._session_t0 = time.time()
         ckpt = read_resume_checkpoint(self.out, resume=cfg.resume, is_main=d.is_main)
+        resume = None
         if ckpt is not None:
             self._last_good = (checkpoint_dir(self.out) / "last.pt", ckpt["step"])
+            resume = functools.partial(restore, ckpt, cfg=cfg, task=self.task, state=self.state, meter=self.meter,
+                                       skips=(self.train_skips, self.val_skips), source=self._last_good[0])
         self.run = build_run(self.model, cfg, d, train_dataset=self.train_dataset,
-                             sampler_factory=self.sampler_factory,
-                             restore=None if ckpt is None else lambda run: self._restore(ckpt, run))
+                             sampler_factory=self.sampler_factory, restore=resume)
         self._open_run_dir(resumed=ckpt is not None)
         self._line_t = time.perf_counter()
         self._info("training on %s: %s", d.device, self.run.plan.describe(cfg))
         for line in self.run.plan.warnings(cfg, self.run.scheduler.warmup):
             self._warn(line)
         self._stop = cfg.max_steps is not None and self.state.step >= cfg.max_steps
-
-    def _restore(self, ckpt: dict[str, Any], run: Run) -> None:
-        restore(ckpt, run, cfg=self.cfg, task=self.task, state=self.state, meter=self.meter,
-                skips=(self.train_skips, self.val_skips), source=self._last_good[0])
 
     def _open_run_dir(self, resumed: bool) -> None:
         d, s = self.dist, self.state
