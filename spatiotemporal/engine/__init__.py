@@ -1,4 +1,4 @@
-"""Task-agnostic training engine: config system, optimisers and schedules, the Trainer.
+"""Task-agnostic training engine: config system, optimisers and schedules, the Trainer and its Run.
 
 Layering: imports torch / timm and ``spatiotemporal.data.samplers`` only (never models or datasets).
 """
@@ -24,6 +24,7 @@ from .metrics_log import MetricsLogger, read_metrics
 from .optim import OptimConfig, build_optimizer, param_groups
 from .progress import track
 from .rng import get_rng_state, seed_everything, set_rng_state
+from .run import Run, build_run
 from .schedule import LRSchedule, ScheduleConfig
 from .task import Task
 from .train_config import TrainConfig
@@ -32,7 +33,7 @@ from .trainer import SamplerFactory, Trainer, move_to_device
 __all__ = [
     "ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides", "read_yaml",
     "OptimConfig", "build_optimizer", "param_groups", "ScheduleConfig", "LRSchedule",
-    "TrainConfig", "Trainer", "Task", "SamplerFactory", "move_to_device",
+    "TrainConfig", "Trainer", "Task", "SamplerFactory", "move_to_device", "Run", "build_run",
     "save_checkpoint", "load_checkpoint", "checkpoint_dir", "atomic_torch_save", "atomic_write_text",
     "CheckpointError", "TrainingDiverged", "NoUsableSamples",
     "DistInfo", "init_distributed", "resolve_device", "is_distributed", "get_rank", "get_world_size",

@@ -1,9 +1,10 @@
 """Training checkpoints: written atomically, read with ``torch.load(weights_only=True)``.
 
-A checkpoint is a dict of tensors and plain Python values only (see ``Trainer._payload``).
+A checkpoint is a dict of tensors and plain Python values only, built by
+:func:`~.checkpoint_payload.checkpoint_payload` (the one place its content is decided).
 
 - ``last.pt`` (what ``resume`` needs): ``format, kind="last", model, task, config, step, epoch,
-  batches_done, samples_done, world_size, batch_size, accum_steps, sampler, best, last_eval, totals,
+  batches_done, samples_done, world_size, parallel, batch_size, accum_steps, sampler, best, last_eval, totals,
   elapsed_s, optimizer, scheduler, scaler, rank_states`` (per rank: rng, meter, skip counters).
 - ``best.pt`` (the weights of the best evaluation): the same without ``optimizer, scheduler, scaler,
   rank_states`` (a third of ``last.pt``'s size with AdamW). ``load_pretrained`` reads both through

@@ -1,6 +1,11 @@
 """Generic, task-agnostic training loop: DDP or FSDP2 (``train.parallel``), accumulation, AMP, optional
 ``torch.compile`` (``train.compile``), exact mid-epoch resume.
 
+The :class:`Trainer` holds the loop: epochs, accumulation windows, optimiser steps, evaluations, the checks
+below, logging and when to checkpoint. What a session runs on (device, model as trained and as evaluated,
+optimiser, schedule, scaler, sampler, plan, workers) is a :class:`~.run.Run` that ``fit`` builds once with
+:func:`~.run.build_run`; what a checkpoint holds and how a resume restores it is :mod:`.checkpoint_payload`.
+
 The run directory ``cfg.out`` receives ``config.yaml``, ``metrics.jsonl``, ``checkpoints/last.pt``,
 ``checkpoints/best.pt``, ``summary.json`` (and ``tensorboard/`` when tensorboard is installed); only
 rank 0 writes.
@@ -21,69 +26,47 @@ A run is never poisoned or silently wrong:
 
 from __future__ import annotations
 
-import copy
+import functools
 import json
 import logging
 import math
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.distributed as dist
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import Dataset
 
 from ..data.samplers import ResumableSampler
 from ..utils.atomic import atomic_write_text, remove_orphaned_temp_files
-from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, non_finite, save_checkpoint
-from .compile import CompiledOrEager
-from .config import ConfigError, config_to_dict, dump_config
-from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed
+from .checkpoint import checkpoint_dir, non_finite, save_checkpoint
+from .checkpoint_payload import (
+    checkpoint_payload,
+    gather_state,
+    rank_state,
+    read_resume_checkpoint,
+    restore,
+    snapshot,
+)
+from .config import ConfigError, dump_config
+from .distributed import DistInfo, all_gather_object, all_reduce_sum, init_distributed
 from .errors import NoUsableSamples, TrainingDiverged
-from .loading import SkipCounter, available_cores, describe_paths, move_to_device, rng_isolated
+from .loading import SkipCounter, describe_paths, move_to_device
 from .metrics_log import MetricsLogger
-from .optim import build_optimizer
-from .parallel import parallel_mode
-from .precision import amp_dtype, autocast, make_grad_scaler
-from .progress import ProgressBar, progress_enabled
-from .rng import get_rng_state, seed_everything, set_rng_state
-from .run_plan import plan_run
+from .precision import autocast
+from .progress import ProgressBar
+from .rng import get_rng_state, set_rng_state
+from .run import Run, SamplerFactory, build_run
 from .run_state import AccumWindow, Meter, RunState
-from .schedule import LRSchedule
 from .task import Task
 from .train_config import TrainConfig
 
 __all__ = ["Trainer", "SamplerFactory", "move_to_device"]
 
 logger = logging.getLogger("spatiotemporal.engine")
-
-SamplerFactory = Callable[[Dataset, bool, int, int, int], Sampler]
-
-
-def _default_sampler_factory(dataset: Dataset, shuffle: bool, seed: int, rank: int, world: int) -> Sampler:
-    return ResumableSampler(len(dataset), shuffle=shuffle, seed=seed, rank=rank, world_size=world)
-
-
-class _DeviceLoader:
-    """Iterable over a DataLoader's batches with ``"skipped"`` counted (into ``skips``) and removed and
-    tensors moved to the trainer's device; advances ``bar`` per batch consumed. ``len()`` and
-    ``dataset`` as the DataLoader's."""
-
-    def __init__(self, trainer: Trainer, loader: DataLoader, skips: SkipCounter,
-                 bar: ProgressBar | None = None) -> None:
-        self.trainer, self.loader, self.dataset, self.skips, self.bar = trainer, loader, loader.dataset, skips, bar
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def __iter__(self) -> Iterator[Any]:
-        t = self.trainer
-        for batch in t._iterate(self.loader):
-            yield move_to_device(self.skips.pop_from(batch), t.device, non_blocking=t.device.type == "cuda")
-            if self.bar is not None:
-                self.bar.update()
 
 
 class Trainer:
@@ -101,6 +84,8 @@ class Trainer:
         sampler_factory: ``(dataset, shuffle, seed, rank, world) -> sampler`` following the
             ``ResumableSampler`` protocol (``set_epoch``, ``set_start``, ``__len__``).
         run_config: the full recipe to write as ``config.yaml`` (default: ``cfg`` unless the file exists).
+
+    ``dist`` (:class:`~.distributed.DistInfo`) and ``run`` (:class:`~.run.Run`) are None until ``fit`` sets them.
     """
 
     def __init__(
@@ -125,11 +110,15 @@ class Trainer:
         self.cfg = cfg
         self.collate_fn = collate_fn
         self.val_collate_fn = val_collate_fn or collate_fn
-        self.sampler_factory = sampler_factory or _default_sampler_factory
+        self.sampler_factory = sampler_factory
         self.run_config = run_config
         self.out = Path(cfg.out)
+        self._on_batch = getattr(task, "on_batch", None)
+        self._after_step = getattr(task, "after_optimizer_step", None)
+        # set once in fit(): the process group must exist first
         self.dist: DistInfo | None = None
-        self.device: torch.device | None = None
+        self.run: Run | None = None
+        self.metrics: MetricsLogger | None = None  # opened with the run directory
         self.state = RunState()
         self.meter = Meter()
         self.window = AccumWindow()
@@ -137,6 +126,9 @@ class Trainer:
         self._pending: dict[str, Any] | None = None  # a mid-epoch checkpoint awaiting the next loss check
         self._last_good: tuple[Path, int] | None = None  # (last.pt, its step) once one exists
         self._warned_empty_epoch = -1
+        self._stop = False  # max_steps reached
+        # time.time() at the start of this session; perf_counter() at the last training-time tick and progress line
+        self._session_t0 = self._clock = self._line_t = 0.0
 
     # ------------------------------------------------------------------ helpers
     def _info(self, msg: str, *args: Any) -> None:
@@ -149,24 +141,10 @@ class Trainer:
 
     def _sum(self, *values: float) -> list[float]:
         """``values`` summed over all ranks (collective)."""
-        return all_reduce_sum(torch.tensor(values, dtype=torch.float64, device=self.device)).tolist()
-
-    def _loader(self, dataset: Dataset, sampler: Sampler, batch_size: int, collate: Callable | None,
-                drop_last: bool, seed: int) -> DataLoader:
-        return DataLoader(
-            dataset, batch_size=batch_size, sampler=sampler, num_workers=self._workers,
-            collate_fn=collate, drop_last=drop_last, pin_memory=self.device.type == "cuda",
-            generator=torch.Generator().manual_seed(seed),  # never draw worker seeds from the global RNG
-        )
-
-    def _iterate(self, loader: DataLoader) -> Iterable[Any]:
-        return rng_isolated(loader) if self._workers == 0 else loader
-
-    def _device_batches(self, loader: DataLoader, skips: SkipCounter, bar: ProgressBar | None = None):
-        return _DeviceLoader(self, loader, skips, bar)
+        return all_reduce_sum(torch.tensor(values, dtype=torch.float64, device=self.run.device)).tolist()
 
     def _epoch_position(self) -> float:
-        return self.state.epoch + self.state.batches_done / self.plan.batches_per_epoch
+        return self.state.epoch + self.state.batches_done / self.run.plan.batches_per_epoch
 
     # ------------------------------------------------------------------ errors
     def _diverged(self, step: int, what: str) -> TrainingDiverged:
@@ -193,7 +171,7 @@ class Trainer:
         s, skips = self.state, self.train_skips
         skipped = int(self._sum(skips.current)[0])
         epoch = s.epoch if epoch_done else s.epoch + 1
-        batches = self.plan.batches_per_epoch if epoch_done else s.batches_done
+        batches = self.run.plan.batches_per_epoch if epoch_done else s.batches_done
         why = (f"{skipped} inputs were skipped as unreadable (e.g. {skips.describe_current()})" if skipped
                else "the task's train_step counted 0 samples in every batch")
         return NoUsableSamples(
@@ -203,10 +181,11 @@ class Trainer:
 
     def _check_finite(self, step: int) -> None:
         """Collective: raise :class:`TrainingDiverged` if a weight, buffer or optimiser state is non-finite."""
-        names = {p: n for n, p in self.raw_model.named_parameters()}
-        bad = non_finite(self.raw_model.state_dict().items())  # a sharded tensor: this rank's shard
+        r = self.run
+        names = {p: n for n, p in r.raw_model.named_parameters()}
+        bad = non_finite(r.raw_model.state_dict().items())  # a sharded tensor: this rank's shard
         bad += non_finite((f"optimizer {k} of {names.get(p, '?')}", v)
-                          for p, st in self.optimizer.state.items() for k, v in st.items())
+                          for p, st in r.optimizer.state.items() for k, v in st.items())
         if self._sum(float(bool(bad)))[0]:
             shown = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
             raise self._diverged(step, f"non-finite values in {shown or 'another rank'}")
@@ -219,87 +198,29 @@ class Trainer:
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
 
-    def _resume_checkpoint(self) -> dict[str, Any] | None:
-        """``last.pt`` when resuming (None for a new run); refuses to overwrite an existing run."""
-        cfg = self.cfg
-        last = checkpoint_dir(self.out) / "last.pt"
-        ckpt = None
-        if cfg.resume and last.is_file():
-            try:
-                ckpt = load_checkpoint(last)
-            except CheckpointError as e:
-                raise CheckpointError(f"cannot resume: {e}; {self._best_hint(last)}") from e
-            self._last_good = (last, ckpt["step"])
-        elif cfg.resume:
-            self._warn("resume requested but %s does not exist: starting a new run", last)
-        elif last.is_file():
-            raise FileExistsError(
-                f"{last} exists: continue that run with --resume (train.resume=true in a config), "
-                f"or choose another --out directory (train.out)"
-            )
-        barrier()
-        return ckpt
-
-    @staticmethod
-    def _best_hint(last: Path) -> str:
-        best = last.with_name("best.pt")
-        if not best.is_file():
-            return f"there is no {best.name} beside it: start a new run in another --out directory"
-        try:
-            b = load_checkpoint(best)
-        except CheckpointError:
-            return f"{best} is not readable either: start a new run in another --out directory"
-        return (f"{best} is readable (step {b['step']}, epoch {b['epoch']}): start a new run from its weights "
-                f"with --init {best} (train.init) and another --out, or copy it over {last} and --resume from "
-                f"its step with fresh optimiser state")
-
     def _prepare(self) -> None:
-        """Device, resume checkpoint, model, optimiser, sampler, run plan, schedule, restore, DDP wrap,
-        data-loader workers, run directory, start-of-run log lines."""
+        """The run (device, resume checkpoint restored, model, optimiser, ...), the run directory, the start-of-run
+        log lines."""
         cfg, d = self.cfg, self.dist
         self._setup_logging()
         if self.val_dataset is not None and len(self.val_dataset) == 0:
             raise NoUsableSamples("the validation dataset is empty (0 samples): evaluation would report "
                                   "metrics over nothing; give a split with samples, or train without one")
         self._session_t0 = time.time()
-        self.device = d.device
-        ckpt = self._resume_checkpoint()
-
-        seed_everything(cfg.seed + d.rank)
-        self.parallel = parallel_mode(cfg.parallel, d, cfg.find_unused_parameters)
-        self.parallel.shard(self.model)  # FSDP places each rank's shards on its device, never the whole model
-        self.raw_model = self.model.to(self.device)
-        self.raw_model.train()
-        self.optimizer = build_optimizer(self.raw_model, cfg.optim)
-        self.optimizer.zero_grad(set_to_none=True)
-        self.sampler = self.sampler_factory(self.train_dataset, True, cfg.seed, d.rank, d.world_size)
-        self.plan = plan_run(len(self.sampler), d.world_size, cfg)
-        self.scheduler = LRSchedule(self.optimizer, cfg.sched, cfg.optim.lr, self.plan.steps_per_epoch, cfg.epochs)
-        self.amp_dtype = amp_dtype(cfg.amp, self.device)
-        self.scaler = make_grad_scaler(self.device, self.amp_dtype)
+        ckpt = read_resume_checkpoint(self.out, resume=cfg.resume, is_main=d.is_main)
+        resume = None
         if ckpt is not None:
-            self._restore(ckpt)
-        self.train_model = self.parallel.wrap(self.raw_model)
-        self.eval_model = self.raw_model
-        if cfg.compile:
-            self.train_model = CompiledOrEager(self.train_model)
-            self.eval_model = self.train_model if self.train_model.eager is self.raw_model else CompiledOrEager(
-                self.raw_model)
-        self._workers = cfg.num_workers
-        cores = available_cores()
-        if cfg.num_workers > cores:
-            self._warn("train.num_workers=%d capped at %d, the CPU cores this process may use", cfg.num_workers,
-                       cores)
-            self._workers = cores
+            self._last_good = (checkpoint_dir(self.out) / "last.pt", ckpt["step"])
+            resume = functools.partial(restore, ckpt, cfg=cfg, task=self.task, state=self.state, meter=self.meter,
+                                       skips=(self.train_skips, self.val_skips), source=self._last_good[0])
+        self.run = build_run(self.model, cfg, d, train_dataset=self.train_dataset,
+                             sampler_factory=self.sampler_factory, restore=resume)
         self._open_run_dir(resumed=ckpt is not None)
-        self._show_bar = progress_enabled(cfg.progress, d.is_main)
         self._line_t = time.perf_counter()
-        self._info("training on %s: %s", self.device, self.plan.describe(cfg))
-        for line in self.plan.warnings(cfg, self.scheduler.warmup):
+        self._info("training on %s: %s", d.device, self.run.plan.describe(cfg))
+        for line in self.run.plan.warnings(cfg, self.run.scheduler.warmup):
             self._warn(line)
         self._stop = cfg.max_steps is not None and self.state.step >= cfg.max_steps
-        self._on_batch = getattr(self.task, "on_batch", None)
-        self._after_step = getattr(self.task, "after_optimizer_step", None)
 
     def _open_run_dir(self, resumed: bool) -> None:
         d, s = self.dist, self.state
@@ -314,177 +235,65 @@ class Trainer:
         self.metrics = MetricsLogger(self.out, d.is_main, s.step if resumed else None, self.cfg.tensorboard)
 
     # ------------------------------------------------------------------ checkpoints
-    def _rank_state(self) -> dict[str, Any]:
-        return {"rng": get_rng_state(), "meter": self.meter.state_dict(),
-                "skips": {"train": self.train_skips.state_dict(), "val": self.val_skips.state_dict()}}
-
-    def _gather_state(self, full: bool) -> tuple[dict[str, torch.Tensor], dict[str, Any] | None]:
-        """Collective: the model's (and with ``full`` the optimiser's) full state dict, valid on rank 0."""
-        model = self.parallel.model_state_dict(self.raw_model)
-        return model, self.parallel.optimizer_state_dict(self.raw_model, self.optimizer) if full else None
-
-    def _payload(self, state: RunState, rank_states: list[dict[str, Any]], elapsed_s: float,
-                 model: dict[str, torch.Tensor], optimizer: dict[str, Any] | None,
-                 buffers: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
-        """With ``optimizer``: ``last.pt`` (all resume needs); otherwise ``best.pt`` (no optimiser / RNG state)."""
-        cfg, d = self.cfg, self.dist
-        full = optimizer is not None
-        model = {**model, **(buffers or {})}
-        payload = {
-            "kind": "last" if full else "best",
-            "model": model,
-            "step": state.step,
-            "epoch": state.epoch,
-            "batches_done": state.batches_done,
-            "samples_done": state.batches_done * cfg.batch_size,
-            "world_size": d.world_size,
-            "parallel": self.parallel.name,
-            "batch_size": cfg.batch_size,
-            "accum_steps": cfg.accum_steps,
-            "sampler": {"epoch": state.epoch, "start": state.batches_done * cfg.batch_size},
-            "best": dict(state.best),
-            "last_eval": dict(state.last_eval),
-            "totals": state.totals(),
-            "elapsed_s": elapsed_s,
-            "config": config_to_dict(cfg),
-        }
-        if hasattr(self.task, "state_dict"):
-            payload["task"] = self.task.state_dict()
-        if full:
-            payload.update(optimizer=optimizer, scheduler=self.scheduler.state_dict(),
-                           scaler=self.scaler.state_dict(), rank_states=rank_states)
-        return payload
-
     def _elapsed(self) -> float:
         return self.state.elapsed_s + (time.time() - self._session_t0)
 
     def _save(self, *names: str) -> None:
         """Collective: every rank contributes its RNG / meter / skip state; rank 0 writes ``names`` in order
         (best first: a kill in between never leaves last ahead of best). Weights must be checked first."""
-        rank_states = all_gather_object(self._rank_state())
-        model, optimizer = self._gather_state(full="last.pt" in names)
+        rank_states = all_gather_object(rank_state(self.meter, self.train_skips, self.val_skips))
+        model, optimizer = gather_state(self.run, full="last.pt" in names)
         ckdir = checkpoint_dir(self.out)
         if self.dist.is_main:
             for name in names:
-                save_checkpoint(self._payload(self.state, rank_states, self._elapsed(), model,
-                                              optimizer if name == "last.pt" else None), ckdir / name)
+                payload = checkpoint_payload(self.state, model, optimizer if name == "last.pt" else None,
+                                             rank_states=rank_states, elapsed_s=self._elapsed(), cfg=self.cfg,
+                                             run=self.run, task=self.task)
+                save_checkpoint(payload, ckdir / name)
         if "last.pt" in names:
             self._last_good = (ckdir / "last.pt", self.state.step)
 
     def _snapshot(self) -> dict[str, Any]:
         """Collective: the state after this optimiser step, written at the next one once its loss shows the
-        weights are good. Until that update, parameters, optimiser, scheduler, scaler and task state stay as
-        they are; the buffers (e.g. BatchNorm statistics), RNG streams and counters move on, so they are copied
-        (on rank 0, the writer)."""
+        weights are good (:func:`~.checkpoint_payload.snapshot`)."""
         self._check_finite(self.state.step)
-        rank_states = all_gather_object(self._rank_state())
-        snap: dict[str, Any] = {"step": self.state.step}
-        if self.dist.is_main:
-            params = {n for n, _ in self.raw_model.named_parameters()}
-            buffers = {k: v.detach().clone() for k, v in self.raw_model.state_dict().items() if k not in params}
-            snap["payload"] = {"state": copy.deepcopy(self.state), "rank_states": rank_states,
-                               "elapsed_s": self._elapsed(), "buffers": buffers}
-        return snap
+        rank_states = all_gather_object(rank_state(self.meter, self.train_skips, self.val_skips))
+        return snapshot(self.run, self.state, rank_states, elapsed_s=self._elapsed())
 
     def _write_pending(self) -> None:
         pending, self._pending = self._pending, None
         last = checkpoint_dir(self.out) / "last.pt"
         t0 = time.perf_counter()
-        model, optimizer = self._gather_state(full=True)
+        model, optimizer = gather_state(self.run, full=True)
         if "payload" in pending:
-            save_checkpoint(self._payload(model=model, optimizer=optimizer, **pending["payload"]), last)
+            save_checkpoint(checkpoint_payload(model=model, optimizer=optimizer, cfg=self.cfg, run=self.run,
+                                               task=self.task, **pending["payload"]), last)
             self._clock += time.perf_counter() - t0  # checkpoint writes are not training time
         self._last_good = (last, pending["step"])
-
-    def _check_fits(self, saved: dict[str, torch.Tensor]) -> None:
-        """A resumed model must be the one the run started with: one line naming what differs otherwise."""
-        own = self.raw_model.state_dict()
-        diff = [f"{k} missing" for k in own if k not in saved] + [f"{k} unexpected" for k in saved if k not in own]
-        diff += [f"{k} {tuple(saved[k].shape)} vs {tuple(own[k].shape)}" for k in saved
-                 if k in own and saved[k].shape != own[k].shape]
-        if diff:
-            last = self._last_good[0]
-            raise CheckpointError(
-                f"cannot resume: {last} holds another model than this run's ({len(diff)} tensors differ: "
-                f"{', '.join(diff[:3])}{', ...' if len(diff) > 3 else ''}): the model or data settings changed since "
-                f"the run started; resume with those of {self.out / 'config.yaml'}, or start a new run (another "
-                f"--out) from its weights with --init {last}")
-
-    def _restore(self, ckpt: dict[str, Any]) -> None:
-        cfg, d, s = self.cfg, self.dist, self.state
-        same_layout = (ckpt["world_size"], ckpt["batch_size"], ckpt["accum_steps"]) == (
-            d.world_size, cfg.batch_size, cfg.accum_steps)
-        if ckpt["batches_done"] and not same_layout:
-            raise ConfigError(
-                f"cannot resume mid-epoch with a different layout: checkpoint world_size/batch_size/accum "
-                f"{ckpt['world_size']}/{ckpt['batch_size']}/{ckpt['accum_steps']}, this run "
-                f"{d.world_size}/{cfg.batch_size}/{cfg.accum_steps}"
-            )
-        self._check_fits(ckpt["model"])
-        weights_only = "optimizer" not in ckpt
-        written_by = ckpt.get("parallel", "ddp")
-        if not weights_only and written_by != self.parallel.name:
-            raise ConfigError(f"cannot resume: {self._last_good[0]} was written with train.parallel={written_by} "
-                             f"(its optimiser state is laid out for it); resume with train.parallel={written_by}")
-        self.parallel.load_model_state_dict(self.raw_model, ckpt["model"])
-        if weights_only:  # a best.pt copied over last.pt
-            self.scheduler.load_state_dict({"last_step": ckpt["step"]})
-        else:
-            self.parallel.load_optimizer_state_dict(self.raw_model, self.optimizer, ckpt["optimizer"])
-            self.scheduler.load_state_dict(ckpt["scheduler"])
-            self.scaler.load_state_dict(ckpt["scaler"])
-        if hasattr(self.task, "load_state_dict") and "task" in ckpt:
-            self.task.load_state_dict(ckpt["task"])
-        s.step, s.epoch, s.batches_done = ckpt["step"], ckpt["epoch"], ckpt["batches_done"]
-        s.best, s.last_eval, s.elapsed_s = dict(ckpt["best"]), dict(ckpt["last_eval"]), ckpt["elapsed_s"]
-        s.load_totals(ckpt.get("totals", {}))
-        rank_states = ckpt.get("rank_states", [])
-        if len(rank_states) == d.world_size:
-            mine = rank_states[d.rank]
-            set_rng_state(mine["rng"])
-            self.meter.load_state_dict(mine["meter"])
-            if "skips" in mine:  # checkpoints of engine versions before the skip counters count from here
-                self.train_skips.load_state_dict(mine["skips"]["train"])
-                self.val_skips.load_state_dict(mine["skips"]["val"])
-        else:
-            if weights_only:
-                self._warn("%s holds weights only (a copy of best.pt?): optimiser and lr-schedule state restart "
-                           "at step %d; the resume is not bit-exact", self._last_good[0], s.step)
-            else:
-                self._warn("checkpoint has %d ranks, this run %d: RNG streams are re-seeded (resume not exact)",
-                           len(rank_states), d.world_size)
-            seed_everything(cfg.seed + d.rank + s.step)
-            if d.rank == 0:  # every rank's run totals are kept on rank 0
-                for r in (r for r in rank_states if "skips" in r):
-                    for counter, key in ((self.train_skips, "train"), (self.val_skips, "val")):
-                        other = SkipCounter()
-                        other.load_state_dict(r["skips"][key])
-                        counter.merge(other)
-        self._info("resumed from step %d (epoch %d, batch %d of the epoch)", s.step, s.epoch, s.batches_done)
 
     # ------------------------------------------------------------------ evaluation
     def _evaluate(self) -> tuple[dict[str, float], int]:
         """The task's metrics on the validation set and the number of inputs skipped (all ranks)."""
-        cfg, d, s = self.cfg, self.dist, self.state
+        cfg, d, s, r = self.cfg, self.dist, self.state, self.run
         sampler = ResumableSampler(len(self.val_dataset), shuffle=False, seed=cfg.seed, rank=d.rank,
                                    world_size=d.world_size, pad=False)
         if hasattr(self.val_dataset, "set_epoch"):
             self.val_dataset.set_epoch(0)
-        loader = self._loader(self.val_dataset, sampler, cfg.eval_batch_size or cfg.batch_size,
-                              self.val_collate_fn, drop_last=False, seed=cfg.seed)
-        bar = ProgressBar(len(loader), 0, f"eval at step {s.step}", cfg.throughput_unit, self._show_bar)
+        loader = r.loader(self.val_dataset, sampler, cfg.eval_batch_size or cfg.batch_size, self.val_collate_fn,
+                          drop_last=False, seed=cfg.seed)
+        bar = ProgressBar(len(loader), 0, f"eval at step {s.step}", cfg.throughput_unit, r.show_bar)
         if not bar.enabled:
             self._info("evaluating at step %d: %d validation samples, %d batches on this rank",
                        s.step, len(self.val_dataset), len(loader))
         t0 = time.perf_counter()
         self.val_skips.start_period()
         rng = get_rng_state()  # evaluation must not shift the training RNG streams
-        self.raw_model.eval()
+        r.raw_model.eval()
         try:
-            with self.parallel.evaluation(self.raw_model), autocast(self.device, self.amp_dtype):
-                metrics = self.task.evaluate(self.eval_model, self._device_batches(loader, self.val_skips, bar))
+            with r.parallel.evaluation(r.raw_model), autocast(r.device, r.amp_dtype):
+                metrics = self.task.evaluate(r.eval_model, r.device_batches(loader, self.val_skips, bar))
         finally:
-            self.raw_model.train()
+            r.raw_model.train()
             set_rng_state(rng)
             bar.close()
         metrics = {k: float(v) for k, v in metrics.items()}
@@ -505,36 +314,38 @@ class Trainer:
         the gradients only when ``sync``, at the last micro-batch of the accumulation window)."""
         if self._on_batch is not None:
             batch = self._on_batch(batch)
-        with self.parallel.sync_gradients(sync):
-            with autocast(self.device, self.amp_dtype):
-                loss, logs, num = self.task.train_step(self.train_model, batch)
-            self.scaler.scale(loss / self.cfg.accum_steps).backward()
+        r = self.run
+        with r.parallel.sync_gradients(sync):
+            with autocast(r.device, r.amp_dtype):
+                loss, logs, num = self.task.train_step(r.train_model, batch)
+            r.scaler.scale(loss / self.cfg.accum_steps).backward()
         self.window.add(loss, num)
         if num:
             self.meter.add_logs(logs)
 
     def _update(self, micro: int) -> float | None:
         """Step on the accumulated gradients of ``micro`` micro-batches; returns the grad norm if clipped."""
-        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        r = self.run
+        params = [p for g in r.optimizer.param_groups for p in g["params"]]
         if micro < self.cfg.accum_steps:  # short group at the end of an epoch: grads are a mean over micro
             for p in params:
                 if p.grad is not None:
                     p.grad.mul_(self.cfg.accum_steps / micro)
         norm = None
         if self.cfg.clip_grad is not None:
-            self.scaler.unscale_(self.optimizer)
-            norm = self.parallel.clip_grad_norm(params, self.cfg.clip_grad)
-            if not math.isfinite(norm) and self.amp_dtype != torch.float16:  # fp16: the scaler skips the step
+            r.scaler.unscale_(r.optimizer)
+            norm = r.parallel.clip_grad_norm(params, self.cfg.clip_grad)
+            if not math.isfinite(norm) and r.amp_dtype != torch.float16:  # fp16: the scaler skips the step
                 raise self._diverged(self.state.step + 1, f"the gradient norm is {norm}")
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
-        self.optimizer.zero_grad(set_to_none=True)
+        r.scaler.step(r.optimizer)
+        r.scaler.update()
+        r.optimizer.zero_grad(set_to_none=True)
         return norm
 
     def _skip_update(self) -> None:
         """An accumulation window without a sample on any rank: no update (weight decay and momentum would
         still move the weights)."""
-        self.optimizer.zero_grad(set_to_none=True)
+        self.run.optimizer.zero_grad(set_to_none=True)
         if self._warned_empty_epoch != self.state.epoch:
             self._warned_empty_epoch = self.state.epoch
             self._warn("step %d: no usable sample in its accumulation window (every input skipped, e.g. %s): "
@@ -547,7 +358,7 @@ class Trainer:
         micro = self.window.micro
         loss, samples, usable = self.window.reduce()
         self.window.reset()
-        if not math.isfinite(loss) and self.amp_dtype != torch.float16:  # fp16: the grad scaler handles it
+        if not math.isfinite(loss) and self.run.amp_dtype != torch.float16:  # fp16: the grad scaler handles it
             raise self._diverged(s.step + 1, f"the training loss is {loss}")
         if self._pending is not None:
             self._write_pending()
@@ -557,9 +368,9 @@ class Trainer:
         else:
             self._skip_update()
         s.step += 1
-        self.scheduler.step()
+        self.run.scheduler.step()
         if samples and self._after_step is not None:
-            self._after_step(self.raw_model, s.step)
+            self._after_step(self.run.raw_model, s.step)
         s.add_step(loss, samples, usable)
         self.meter.add_step(loss, samples, usable)
         stop = cfg.max_steps is not None and s.step >= cfg.max_steps
@@ -586,10 +397,10 @@ class Trainer:
         m = self.meter
         elapsed = time.perf_counter() - m.t0
         return (m.loss / m.usable if m.usable else None, m.samples / max(elapsed, 1e-9),
-                self.scheduler.lr_at(self.state.step - 1), elapsed)
+                self.run.scheduler.lr_at(self.state.step - 1), elapsed)
 
     def _progress_line(self, loss: float | None, rate: float, lr: float, elapsed: float) -> None:
-        s, total = self.state, self.plan.total_steps
+        s, total = self.state, self.run.plan.total_steps
         eta = (total - s.step) * elapsed / max(1, self.meter.steps)
         self._info("epoch %.2f step %d/%d loss %s lr %.3e %.1f %s/s eta %s", self._epoch_position(), s.step, total,
                    "n/a" if loss is None else f"{loss:.4f}", lr, rate, self.cfg.throughput_unit,
@@ -620,19 +431,19 @@ class Trainer:
 
     def _run_epoch(self) -> None:
         """Train the rest of the current epoch (all of it unless resumed mid-epoch), then end it."""
-        cfg, d, s = self.cfg, self.dist, self.state
-        nb = self.plan.batches_per_epoch
-        self.sampler.set_epoch(s.epoch)
-        self.sampler.set_start(s.batches_done * cfg.batch_size)
+        cfg, d, s, r = self.cfg, self.dist, self.state, self.run
+        nb = r.plan.batches_per_epoch
+        r.sampler.set_epoch(s.epoch)
+        r.sampler.set_start(s.batches_done * cfg.batch_size)
         if hasattr(self.train_dataset, "set_epoch"):
             self.train_dataset.set_epoch(s.epoch)
-        loader = self._loader(self.train_dataset, self.sampler, cfg.batch_size, self.collate_fn, cfg.drop_last,
-                              seed=(cfg.seed * 100_003 + s.epoch) * 1_009 + d.rank)
+        loader = r.loader(self.train_dataset, r.sampler, cfg.batch_size, self.collate_fn, drop_last=cfg.drop_last,
+                          seed=(cfg.seed * 100_003 + s.epoch) * 1_009 + d.rank)
         bar = ProgressBar(nb, s.batches_done, f"epoch {s.epoch + 1}/{cfg.epochs}", cfg.throughput_unit,
-                          self._show_bar, leave=True)
+                          r.show_bar, leave=True)
         self.window.reset()
         self._clock = time.perf_counter()
-        for batch in self._device_batches(loader, self.train_skips):
+        for batch in r.device_batches(loader, self.train_skips):
             s.batches_done += 1
             last_batch = s.batches_done >= nb
             sync = self.window.micro + 1 == cfg.accum_steps or last_batch
