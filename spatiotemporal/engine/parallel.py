@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from .config import ConfigError
+from ..utils.config import ConfigError
 from .distributed import DistInfo
 
 __all__ = ["ReplicatedMode", "parallel_mode"]

@@ -37,9 +37,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.samplers import ResumableSampler
 from ..utils.atomic import atomic_write_text, remove_orphaned_temp_files
+from ..utils.config import ConfigError, config_to_dict, dump_config
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, non_finite, save_checkpoint
 from .compile import CompiledOrEager
-from .config import ConfigError, config_to_dict, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed
 from .errors import NoUsableSamples, TrainingDiverged
 from .loading import SkipCounter, available_cores, describe_paths, move_to_device, rng_isolated

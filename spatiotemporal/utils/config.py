@@ -17,8 +17,8 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from ..utils.atomic import atomic_write_text
-from ..utils.errors import SpatioUserError
+from .atomic import atomic_write_text
+from .errors import SpatioUserError
 
 __all__ = ["ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides", "read_yaml"]
 
