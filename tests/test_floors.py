@@ -9,9 +9,12 @@ import ast
 from pathlib import Path
 
 import spatiotemporal
+from spatiotemporal.layers.registry import FFNS, MIXERS
+from spatiotemporal.models import ARCHS
 
 PACKAGE = Path(spatiotemporal.__file__).parent
 FLOORS = {"utils": 0, "layers": 1, "models": 2, "data": 2, "engine": 3, "viz": 3, "pipelines": 4, "cli": 5}
+THIN = ("cli", "viz", "pipelines")
 
 
 def _modules() -> dict[str, Path]:
@@ -77,3 +80,31 @@ def test_no_two_modules_import_each_other():
         if node not in state:
             visit(node, [])
     assert not circles, circles
+
+
+def _code_names(path: Path) -> set[str]:
+    """Identifiers a file's code uses (names, attributes, imported names) and its short string constants."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Name):
+            out.add(node.id)
+        elif isinstance(node, ast.Attribute):
+            out.add(node.attr)
+        elif isinstance(node, ast.alias):
+            out.add(node.asname or node.name)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and " " not in node.value:
+            out.add(node.value)
+    return out
+
+
+def test_thin_floors_name_no_model_family_and_no_mixer_class():
+    families = set(ARCHS) | {cls.__name__ for cls in ARCHS.values()}
+    mixers = {cls.__name__ for cls in (*MIXERS.values(), *FFNS.values())}
+    assert {"timesformer", "TimeSformer", "unetr"} <= families and {"DividedAttention", "XCAttention"} <= mixers
+    named = {}
+    for floor in THIN:
+        for path in sorted((PACKAGE / floor).rglob("*.py")):
+            hits = _code_names(path) & (families | mixers)
+            if hits:
+                named[str(path.relative_to(PACKAGE))] = sorted(hits)
+    assert not named, named
