@@ -6,6 +6,7 @@ there (a rule about one mixer lives in that mixer, as a hook)."""
 from __future__ import annotations
 
 import ast
+import sys
 from pathlib import Path
 
 import spatiotemporal
@@ -55,6 +56,18 @@ def test_a_floor_imports_only_the_floors_below():
             if floor in FLOORS and other in FLOORS and other != floor and FLOORS[other] >= FLOORS[floor]:
                 wrong.append(f"{name} -> {dep}")
     assert not wrong, wrong
+
+
+def test_utils_imports_only_the_standard_library_numpy_torch_and_yaml():
+    allowed = set(sys.stdlib_module_names) | {"numpy", "torch", "yaml"}
+    used = set()
+    for path in sorted((PACKAGE / "utils").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                used |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and not node.level:
+                used.add(node.module.split(".")[0])
+    assert {"yaml", "torch"} <= used and used <= allowed, sorted(used - allowed)
 
 
 def test_no_two_modules_import_each_other():
