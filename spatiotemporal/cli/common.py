@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import yaml
-
 from ..pipelines import family_of
 from ..utils.errors import UserInputError
 
@@ -14,17 +12,6 @@ def split_words(words: list[str]) -> tuple[str | None, list[str]]:
     if len(names) > 1:
         raise UserInputError(f"expected at most one model name before the KEY=VALUE overrides, got {names}")
     return (names[0] if names else None), [w for w in words if "=" in w]
-
-
-def parse_kv(items: list[str]) -> dict:
-    """``["num_frames=16", "mixer=joint"]`` -> ``{"num_frames": 16, "mixer": "joint"}`` (YAML values)."""
-    out = {}
-    for item in items:
-        key, eq, value = item.partition("=")
-        if not eq or not key:
-            raise UserInputError(f"expected KEY=VALUE, got {item!r}")
-        out[key.strip()] = yaml.safe_load(value) if value.strip() else None
-    return out
 
 
 def data_flags(args) -> list[str]:

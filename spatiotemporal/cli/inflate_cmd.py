@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..models import arch_class, create_model, init_from_checkpoint, save_pretrained
 from ..pipelines import family_of
-from .common import parse_kv
+from ..utils.keyvalue import nest_keys, parse_key_values
 
 
 def add_parser(sub) -> None:
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    cfg = parse_kv(args.overrides)
+    cfg = nest_keys(parse_key_values(args.overrides, example="num_frames=16"))
     if args.num_classes is not None:
         cfg[arch_class(family_of(args.to)).head_key] = args.num_classes
     target = create_model(args.to, **cfg)

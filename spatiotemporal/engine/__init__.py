@@ -4,8 +4,8 @@ Layering: imports torch / timm and ``spatiotemporal.data.samplers`` only (never 
 """
 
 from ..utils.atomic import atomic_torch_save, atomic_write_text
+from ..utils.config import ConfigError, config_to_dict, dump_config, load_config, parse_overrides, read_yaml
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, save_checkpoint
-from .config import ConfigError, config_to_dict, dump_config, load_config, parse_overrides, read_yaml
 from .distributed import (
     DistInfo,
     all_gather_object,

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..utils.config import ConfigError, config_to_dict
 from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint
-from .config import ConfigError, config_to_dict
 from .distributed import barrier
 from .loading import SkipCounter
 from .rng import get_rng_state, seed_everything, set_rng_state

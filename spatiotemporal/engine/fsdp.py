@@ -32,7 +32,7 @@ from torch.distributed.fsdp import FSDPModule, fully_shard
 from torch.distributed.tensor import DTensor
 
 from .distributed import is_distributed
-from .parallel import ReplicatedMode
+from .replicated import ReplicatedMode
 
 __all__ = ["FullyShardedMode", "sharding_units"]
 

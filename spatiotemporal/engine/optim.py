@@ -16,7 +16,7 @@ import torch
 from timm.optim import create_optimizer_v2
 from timm.optim._param_groups import param_groups_layer_decay, param_groups_weight_decay
 
-from .config import ConfigError
+from ..utils.config import ConfigError
 
 __all__ = ["OptimConfig", "build_optimizer", "param_groups"]
 

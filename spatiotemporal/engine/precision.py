@@ -7,7 +7,7 @@ import functools
 
 import torch
 
-from .config import ConfigError
+from ..utils.config import ConfigError
 
 __all__ = ["amp_dtype", "autocast", "cpu_native_bf16", "make_grad_scaler"]
 

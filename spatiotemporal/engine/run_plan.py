@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .config import ConfigError
+from ..utils.config import ConfigError
 from .train_config import TrainConfig
 
 __all__ = ["RunPlan", "plan_run"]

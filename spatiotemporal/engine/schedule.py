@@ -18,8 +18,8 @@ from typing import Any, Literal
 
 import torch
 
+from ..utils.config import ConfigError
 from .checkpoint import CheckpointError
-from .config import ConfigError
 
 __all__ = ["ScheduleConfig", "LRSchedule"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from .config import ConfigError
+from ..utils.config import ConfigError
 from .optim import OptimConfig
 from .schedule import ScheduleConfig
 

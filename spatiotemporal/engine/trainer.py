@@ -42,6 +42,7 @@ from torch.utils.data import Dataset
 
 from ..data.samplers import ResumableSampler
 from ..utils.atomic import atomic_write_text, remove_orphaned_temp_files
+from ..utils.config import ConfigError, dump_config
 from .checkpoint import checkpoint_dir, non_finite, save_checkpoint
 from .checkpoint_payload import (
     checkpoint_payload,
@@ -51,7 +52,6 @@ from .checkpoint_payload import (
     restore,
     snapshot,
 )
-from .config import ConfigError, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, init_distributed
 from .errors import NoUsableSamples, TrainingDiverged
 from .loading import SkipCounter, describe_paths, move_to_device

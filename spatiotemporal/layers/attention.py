@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .attention_matrix import slice_matrix
 from .grid import Grid, GridLayout, check_grid, group_across, split_prefix, ungroup_across
 from .mixer import TokenMixer
 from .registry import register_mixer
@@ -52,6 +53,10 @@ class JointAttention(TokenMixer):
         check_grid(x, grid, num_prefix)
         return self.attn(self.norm(x))
 
+    def attention_matrix(self, weights: list[torch.Tensor], grid: Grid, num_prefix: int) -> list[torch.Tensor]:
+        """One softmax over all tokens: ``(B, heads, P+N, P+N)`` heads averaged."""
+        return [weights[0].mean(1)]
+
 
 def slice_attention(
     attn: MultiHeadAttention, x: torch.Tensor, grid: Grid, num_prefix: int, axis: int
@@ -95,3 +100,7 @@ class SpaceOnlyAttention(TokenMixer):
     def forward(self, x: torch.Tensor, grid: Grid, num_prefix: int = 0) -> torch.Tensor:
         check_grid(x, grid, num_prefix)
         return slice_attention(self.attn, self.norm(x), grid, num_prefix, self.axis)
+
+    def attention_matrix(self, weights: list[torch.Tensor], grid: Grid, num_prefix: int) -> list[torch.Tensor]:
+        """One softmax per slice ``(B*G, heads, P+S, P+S)``, written as one ``(B, P+N, P+N)`` matrix."""
+        return [slice_matrix(weights[0], grid, self.axis, num_prefix)]

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from .attention import MultiHeadAttention, slice_attention
+from .attention_matrix import along_axis_matrix, slice_matrix
 from .grid import Grid, GridLayout, check_grid, group_along, split_prefix, ungroup_along
 from .mixer import TokenMixer
 from .registry import register_mixer
@@ -56,3 +57,10 @@ class DividedAttention(TokenMixer):
         if num_prefix:
             dt = torch.cat([dt.new_zeros(dt.shape[0], num_prefix, dt.shape[2]), dt], dim=1)
         return dt + ds
+
+    def attention_matrix(self, weights: list[torch.Tensor], grid: Grid, num_prefix: int) -> list[torch.Tensor]:
+        """Two softmax steps, temporal first: ``[(B, P+N, P+N)]`` of the attention along ``axis`` (prefix tokens
+        untouched), then of the attention within each slice."""
+        temporal, spatial = weights
+        return [along_axis_matrix(temporal, grid, self.axis, num_prefix),
+                slice_matrix(spatial, grid, self.axis, num_prefix)]

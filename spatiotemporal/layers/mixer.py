@@ -16,12 +16,18 @@ Hooks, with no-op defaults, so that a rule about one mixer lives in that mixer o
   block (``prefix + "norm.*"``, ``prefix + "attn.*"``) when a 2D model initialises a video or volume model, or makes
   its own keys of a 2D model fit this grid (a token MLP resampled, a 2D kernel made (2+1)D or 3D).
 - ``no_weight_decay()``: parameter names (relative to the mixer) that take no weight decay.
+- ``attention_matrix(weights, grid, num_prefix)``: the token-to-token attention of one forward as full matrices
+  ``[(B, P+N, P+N)]``, one per softmax step in the order the mixer applies them, from the weights that forward
+  recorded (:func:`~.sdpa.record_attention`, in call order); None (the default) where the mixer has no
+  token-to-token softmax attention. Attention maps (``spatio viz attention``) ask this hook only.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from .grid import Grid
 
 #: Arguments the model passes to every mixer; a mixer's own options must not reuse these names.
 MIXER_CONTRACT = ("num_heads", "layout", "qkv_bias", "norm_layer")
@@ -43,3 +49,8 @@ class TokenMixer(nn.Module):
 
     def no_weight_decay(self) -> set[str]:
         return set()
+
+    def attention_matrix(self, weights: list[torch.Tensor], grid: Grid, num_prefix: int) -> list[torch.Tensor] | None:
+        """``weights``: the softmax weights one forward recorded, in call order -> ``[(B, P+N, P+N)]`` per softmax
+        step in the order applied, heads averaged; None: this mixer has no token-to-token attention."""
+        return None

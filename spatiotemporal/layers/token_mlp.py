@@ -1,7 +1,7 @@
 """MLP-Mixer token mixing: the full-grid token MLP of the paper, and a factorised per-axis token MLP.
 
 FLOPs (batch 1, a multiply-add counts 2; ``L = G0*G1*G2`` grid tokens, width ``d``, token hidden ``h_s``; the
-pre-norms and GELU are not counted, like the softmax in ``mixers.md`` §6):
+pre-norms and GELU are not counted, as the softmax is not in the attention formulas of ``docs/mixers.md``):
 
 - ``mlp_mixer`` (full grid): ``4 * L * h_s * d`` (two matmuls ``(d, L) x (L, h_s)`` and back);
 - ``mlp_mixer_axes``: ``sum over the mixed axes a of 4 * L * h_a * d`` with ``h_a`` the hidden size along axis ``a``

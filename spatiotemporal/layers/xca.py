@@ -70,7 +70,7 @@ class XCAttention(TokenMixer):
     LPI is 2D per slice along the time/depth axis (``ndim=2``) or 3D (``ndim=3``); default: 3 on volumes,
     2 otherwise. ``layer_scale`` (XCiT's eta) adds XCiT's own per-channel scales on XCA and LPI; use it with the
     block's LayerScale off and the FFN's ``layer_scale`` on, as the XCiT model does.
-    FLOPs (batch 1, ``L`` tokens, width ``d``, ``h`` heads; mixers.md §6 plus LPI): ``8 L d^2 + 4 L d^2 / h`` for XCA,
+    FLOPs (batch 1, ``L`` tokens, width ``d``, ``h`` heads; ``docs/mixers.md``): ``8 L d^2 + 4 L d^2 / h`` for XCA,
     plus ``2 * 2 * 9 L d`` for LPI's two depthwise 3x3 convolutions (``2 * 2 * 27 L d`` with 3x3x3).
     ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
     """

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 
 from ..engine import all_gather_object, all_reduce_sum
 from ..utils.errors import UserInputError
+from .losses import classification_loss
 
 
 def top_classes(logits: torch.Tensor, names: list[str], k: int = 5) -> list[dict]:
@@ -51,7 +52,7 @@ class ClassificationTask:
         if view_reduce not in ("mean", "sum"):
             raise UserInputError(f"view_reduce must be 'mean' or 'sum', got {view_reduce!r}")
         self.input_key = input_key
-        self.loss_fn = loss_fn or F.cross_entropy
+        self.loss_fn = loss_fn or classification_loss()
         self.mixup_fn = mixup_fn
         self.view_reduce = view_reduce
         self.state = dict(state or {})

@@ -15,7 +15,7 @@ from ..data.image import (
     ImageFolderDataset,
     RASampler,
     build_image_datasets,
-    build_mixup_and_loss,
+    build_mixup,
     collate_images,
     ensure_builtin_image_dataset,
     eval_transform,
@@ -28,6 +28,7 @@ from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of, dataset_folder
 from .classification import ClassificationTask, top_classes
+from .losses import classification_loss
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".gif")
 
@@ -92,8 +93,9 @@ class ImagePipeline(Pipeline):
 
     def task(self, recipe, class_names, spec):
         d = recipe.data
-        mixup_fn, loss_fn = build_mixup_and_loss(len(class_names), d.loss, d.mixup_alpha, d.cutmix_alpha,
-                                                 d.smoothing)
+        mixup_fn = build_mixup(len(class_names), mixup_alpha=d.mixup_alpha, cutmix_alpha=d.cutmix_alpha,
+                               smoothing=d.smoothing)
+        loss_fn = classification_loss(d.loss, smoothing=d.smoothing, soft_targets=mixup_fn is not None)
         return ClassificationTask("image", loss_fn=loss_fn, mixup_fn=mixup_fn, state={"spec": spec})
 
     def sampler_factory(self, recipe):

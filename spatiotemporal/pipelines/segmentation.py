@@ -9,12 +9,12 @@ from typing import Any
 
 import torch
 from monai.inferers import sliding_window_inference
-from monai.losses import DiceCELoss
 from monai.metrics import HausdorffDistanceMetric, SurfaceDiceMetric
 from monai.networks.utils import one_hot
 from monai.transforms import KeepLargestConnectedComponent
 
 from ..engine import all_reduce_sum
+from .losses import segmentation_loss
 
 
 class SegmentationTask:
@@ -38,7 +38,7 @@ class SegmentationTask:
         self.roi = tuple(int(r) for r in roi)
         self.overlap = overlap
         self.sw_batch_size = sw_batch_size
-        self.loss_fn = loss_fn or DiceCELoss(to_onehot_y=True, softmax=True)
+        self.loss_fn = loss_fn or segmentation_loss()
         self.state = dict(state or {})
         self.inference = inference or InferenceOptions()
         self.spacing: tuple[float, ...] | None = None  # voxel size (mm) of evaluated label maps, for surface metrics

@@ -1,11 +1,11 @@
-"""Attention rollout (Abnar & Zuidema 2020) for joint, divided and space-only attention, as the TimeSformer authors
-draw it (TimeSformer #40, #57): heads averaged, half identity added for the residual, rows renormalised, the
-block matrices multiplied from the input to the output.
+"""Attention rollout (Abnar & Zuidema 2020) over any mixer that gives its token attention, as the TimeSformer
+authors draw it (TimeSformer #40, #57): heads averaged, half identity added for the residual, rows renormalised,
+the block matrices multiplied from the input to the output.
 
-Divided attention: each block's temporal attention (tokens at one spatial position, along time) and spatial
-attention (tokens of one frame + the class token, whose outputs are averaged over frames) are written as full
-token-to-token matrices and combined per block, temporal first: ``A_block = S_hat @ T_hat``. The weights come
-from ``layers.record_attention`` (SDPA does not return them), only inside this module.
+Each block's mixer writes the softmax weights of its forward as full token-to-token matrices, one per softmax step
+(``TokenMixer.attention_matrix``; divided attention: temporal, then spatial), and the block's matrix is their
+product with the residual added to each: ``A_block = S_hat @ T_hat``. The weights come from
+``layers.record_attention`` (SDPA does not return them), only inside this module.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..layers import DividedAttention, JointAttention, MultiHeadAttention, SpaceOnlyAttention, record_attention
+from ..layers import MIXERS, TokenMixer, record_attention
 from ..utils.errors import UserInputError
 
 
@@ -24,92 +24,58 @@ def _residual(a: torch.Tensor) -> torch.Tensor:
     return a / a.sum(-1, keepdim=True)
 
 
-def _axis_order(grid, axis: int) -> torch.Tensor:
-    """Token indices (row-major over ``grid``) listed axis-major: position ``k`` of the axis-major order holds the
-    token ``order[k]``."""
-    idx = torch.arange(grid[0] * grid[1] * grid[2]).reshape(grid)
-    return idx.movedim(axis, 0).reshape(-1)
+def _rollout_mixers() -> list[str]:
+    """The registered mixers that give their token attention (they implement ``attention_matrix``)."""
+    return sorted(name for name, cls in MIXERS.items() if cls.attention_matrix is not TokenMixer.attention_matrix)
 
 
-def _with_prefix(m: torch.Tensor, p: int) -> torch.Tensor:
-    """Grid matrix ``(B, N, N)`` -> ``(B, P+N, P+N)`` with the prefix tokens untouched (identity)."""
-    if not p:
-        return m
-    b, n, _ = m.shape
-    out = torch.zeros(b, p + n, p + n, dtype=m.dtype, device=m.device)
-    out[:, :p, :p] = torch.eye(p, dtype=m.dtype, device=m.device)
-    out[:, p:, p:] = m
-    return out
+def _record_mixers(blocks: nn.ModuleList, store: list[torch.Tensor], calls: list[list]) -> list:
+    """Hooks on every block's mixer that append ``[grid, num_prefix, weights]`` of each of its forwards to
+    ``calls[i]`` (the weights it added to ``store``)."""
+    hooks = []
+    for i, blk in enumerate(blocks):
+        def before(mod, args, kwargs, i=i):
+            grid = kwargs.get("grid", args[1] if len(args) > 1 else None)
+            num_prefix = kwargs.get("num_prefix", args[2] if len(args) > 2 else 0)
+            calls[i].append([grid, num_prefix, len(store)])
 
+        def after(mod, args, kwargs, out, i=i):
+            calls[i][-1][2] = store[calls[i][-1][2]:]
 
-def temporal_matrix(probs: torch.Tensor, b: int, grid, axis: int, p: int) -> torch.Tensor:
-    """Attention along ``axis`` ``(B*R, heads, G, G)`` (sequences in ``group_along`` order) -> ``(B, P+N, P+N)``."""
-    g = grid[axis]
-    r = grid[0] * grid[1] * grid[2] // g
-    a = probs.mean(1).reshape(b, r, g, g)
-    eye = torch.eye(r, dtype=a.dtype, device=a.device)
-    full = torch.einsum("brtu,rs->btrus", a, eye).reshape(b, g * r, g * r)  # axis-major order
-    order = _axis_order(grid, axis).to(a.device)
-    m = torch.zeros_like(full)
-    m[:, order[:, None], order[None, :]] = full
-    return _with_prefix(m, p)
-
-
-def slice_matrix(probs: torch.Tensor, b: int, grid, axis: int, p: int) -> torch.Tensor:
-    """Attention within each slice orthogonal to ``axis`` ``(B*G, heads, P+S, P+S)`` (``group_across`` order; the
-    prefix tokens take part in every slice and their outputs are averaged over the slices) -> ``(B, P+N, P+N)``."""
-    g = grid[axis]
-    a = probs.mean(1).reshape(b, g, probs.shape[-2], probs.shape[-1])
-    s = a.shape[-1] - p
-    n = g * s
-    full = torch.zeros(b, p + n, p + n, dtype=a.dtype, device=a.device)
-    order = _axis_order(grid, axis).to(a.device)
-    for t in range(g):
-        cols = p + order[t * s:(t + 1) * s]
-        full[:, cols[:, None], cols[None, :]] = a[:, t, p:, p:]
-        if p:
-            full[:, cols, :p] = a[:, t, p:, :p]
-            full[:, :p, cols] = a[:, t, :p, p:] / g
-            full[:, :p, :p] += a[:, t, :p, :p] / g
-    return full
+        hooks.append(blk.mixer.register_forward_pre_hook(before, with_kwargs=True))
+        hooks.append(blk.mixer.register_forward_hook(after, with_kwargs=True))
+    return hooks
 
 
 def block_matrices(model: nn.Module, x: torch.Tensor) -> tuple[list[torch.Tensor], tuple, int, torch.Tensor]:
     """Run ``model.forward_tokens(x)`` recording the attention weights; returns the per-block rollout matrices
     ``[(B', P+N, P+N)]`` (``B' = B*T`` for framewise models: one sequence per frame), the grid, the number of
-    prefix tokens and the tokens."""
+    prefix tokens and the tokens. Each block's mixer turns its own weights into token-to-token matrices
+    (``TokenMixer.attention_matrix``); the block's matrix is their product, each with the residual added."""
     blocks = getattr(getattr(model, "encoder", None), "blocks", None)
     if blocks is None or not hasattr(model, "forward_tokens"):
         raise UserInputError(f"{type(model).__name__} has no single stack of encoder blocks whose attention can be "
-                             "rolled out (a multi-stage model); attention rollout takes models with joint, divided or "
-                             "space_only mixers (vit, timesformer, videomae, unetr)")
-    records: dict[str, torch.Tensor] = {}
-    hooks = []
+                             "rolled out (a multi-stage model); attention rollout takes a model with one stack of "
+                             f"blocks whose mixers give their attention ({', '.join(_rollout_mixers())})")
+    calls: list[list] = [[] for _ in blocks]
     with record_attention() as store:
-        for name, mod in model.named_modules():
-            if isinstance(mod, MultiHeadAttention):
-                hooks.append(mod.register_forward_hook(
-                    lambda m, i, o, name=name: records.__setitem__(name, store[-1])))
+        hooks = _record_mixers(blocks, store, calls)
         try:
             tokens, grid, p = model.forward_tokens(x)
         finally:
             for h in hooks:
                 h.remove()
-    b = x.shape[0]
     mats = []
-    for i, blk in enumerate(blocks):
-        mixer, pre = blk.mixer, f"encoder.blocks.{i}.mixer."
-        if isinstance(mixer, DividedAttention):
-            t_m = temporal_matrix(records[pre + "temporal_attn"], b, grid, mixer.axis, p)
-            s_m = slice_matrix(records[pre + "attn"], b, grid, mixer.axis, p)
-            mats.append(_residual(s_m) @ _residual(t_m))
-        elif isinstance(mixer, SpaceOnlyAttention):
-            mats.append(_residual(slice_matrix(records[pre + "attn"], b, grid, mixer.axis, p)))
-        elif isinstance(mixer, JointAttention):
-            mats.append(_residual(records[pre + "attn"].mean(1)))
-        else:
-            raise UserInputError(f"block {i}: mixer {type(mixer).__name__} has no token-to-token softmax attention to "
-                                 "roll out (joint, divided and space_only have)")
+    for i, (blk, (mixer_grid, num_prefix, weights)) in enumerate(zip(blocks, (c[-1] for c in calls))):
+        steps = blk.mixer.attention_matrix(weights, mixer_grid, num_prefix)
+        if steps is None:
+            raise UserInputError(f"block {i}: mixer {type(blk.mixer).__name__} has no token-to-token softmax "
+                                 f"attention to roll out (it gives no attention_matrix; these do: "
+                                 f"{', '.join(_rollout_mixers())})")
+        m = _residual(steps[0])
+        for step in steps[1:]:
+            m = _residual(step) @ m
+        mats.append(m)
     return mats, grid, p, tokens
 
 

@@ -9,48 +9,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from torch import nn
 
 from ..utils.errors import UserInputError
+from ..utils.keyvalue import nest_keys, parse_key_values, split_top_level
 
 MIXER_KEYS = ("attention", "mixer", "mixer_kwargs", "framewise")
 GENERIC_STEMS = {"model", "last", "best", "checkpoint", "final", "latest", "ema"}
 
 
-def _split_top(s: str) -> list[str]:
-    """Split on commas that are not inside brackets or braces."""
-    parts, depth, cur = [], 0, ""
-    for ch in s:
-        depth += ch in "[({"
-        depth -= ch in "])}"
-        if ch == "," and depth == 0:
-            parts.append(cur)
-            cur = ""
-        else:
-            cur += ch
-    parts.append(cur)
-    return [p.strip() for p in parts if p.strip()]
-
-
 def parse_model_spec(spec: str) -> tuple[str, dict]:
     """``"NAME:a=1,b.c=x"`` -> ``("NAME", {"a": 1, "b": {"c": "x"}})``."""
     name, _, rest = spec.partition(":")
-    overrides: dict = {}
-    for part in _split_top(rest):
-        key, eq, value = part.partition("=")
-        if not eq or not key.strip():
-            raise UserInputError(f"model spec {spec!r}: expected key=value after ':', got {part!r}")
-        try:
-            parsed = yaml.safe_load(value)
-        except yaml.YAMLError as e:
-            raise UserInputError(f"model spec {spec!r}: cannot parse the value of {key!r}: {e}") from e
-        target = overrides
-        *path, last = key.strip().split(".")
-        for p in path:
-            target = target.setdefault(p, {})
-        target[last] = parsed
-    return name.strip(), overrides
+    pairs = parse_key_values(split_top_level(rest), where=f"model spec {spec!r}", example="mixer=joint")
+    return name.strip(), nest_keys(pairs)
 
 
 def mixer_label(model: nn.Module) -> str:

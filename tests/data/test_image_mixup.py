@@ -1,4 +1,5 @@
-"""Mixup/CutMix + loss factory: DeiT III binarised BCE targets, label-smoothed CE, odd batches."""
+"""Mixup/CutMix (``data/image/mixup.py``) + the classification loss (``pipelines/losses.py``): DeiT III binarised BCE
+targets, label-smoothed CE, odd batches."""
 
 from __future__ import annotations
 
@@ -9,9 +10,16 @@ import torch.nn.functional as F
 from timm.data import Mixup
 from timm.loss import BinaryCrossEntropy, LabelSmoothingCrossEntropy, SoftTargetCrossEntropy
 
-from spatiotemporal.data.image import build_mixup_and_loss
+from spatiotemporal.data.image import build_mixup
+from spatiotemporal.pipelines.losses import classification_loss
 
 K = 6
+
+
+def build_mixup_and_loss(num_classes, loss="bce", mixup_alpha=0.8, cutmix_alpha=1.0, smoothing=0.0):
+    """The image pipeline's pair, as its ``task`` builds it."""
+    mix = build_mixup(num_classes, mixup_alpha=mixup_alpha, cutmix_alpha=cutmix_alpha, smoothing=smoothing)
+    return mix, classification_loss(loss, smoothing=smoothing, soft_targets=mix is not None)
 
 
 def _batch(b: int = 4) -> tuple[torch.Tensor, torch.Tensor]:

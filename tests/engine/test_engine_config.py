@@ -8,7 +8,8 @@ from typing import Literal
 import pytest
 import yaml
 
-from spatiotemporal.engine import ConfigError, TrainConfig, config_to_dict, dump_config, load_config
+from spatiotemporal.engine import TrainConfig
+from spatiotemporal.utils.config import ConfigError, config_to_dict, dump_config, load_config
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""FLOPs counted with torch.utils.flop_counter equal the formulas of mixers.md §6, and those of the MLP-Mixer and
+"""FLOPs counted with torch.utils.flop_counter equal the formulas of ``docs/mixers.md``, and those of the MLP-Mixer and
 ConvMixer mixers (in the docstrings of ``layers/token_mlp.py`` and ``layers/convmixer.py``)."""
 
 import pytest
@@ -26,7 +26,7 @@ def _flops(module, *args):
 
 
 def test_paper_sizes_t8_224():
-    """d=768, h=12, T=8, N=196 (L=1568): joint 15.0 G, divided 17.6 G, XCA 7.7 G (mixers.md §6)."""
+    """d=768, h=12, T=8, N=196 (L=1568): joint 15.0 G, divided 17.6 G, XCA 7.7 G (``docs/mixers.md``)."""
     t, n, d, h = 8, 196, 768, 12
     L = t * n
     x = torch.randn(1, L, d)
@@ -75,7 +75,7 @@ def test_sdpa_kernel_is_counted_with_gradients():
 
 @pytest.mark.parametrize("rel_pos", [False, True])
 def test_pooling_attention_formula(rel_pos):
-    """mixers.md §6, MViT pooling: projections + pooling convs + 4 (L/Πs_q)(L/Πs_kv) d, counted exactly; with the
+    """``docs/mixers.md``, MViT pooling: projections + pooling convs + 4 (L/Πs_q)(L/Πs_kv) d, counted exactly; with the
     relative positions, their q·R products and the extra q/k columns SDPA sees (padded to a multiple of 8)."""
     from spatiotemporal.layers import PoolingAttention
 

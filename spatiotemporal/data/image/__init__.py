@@ -1,4 +1,4 @@
-"""2D image data pipeline: ImageNet-layout / CSV datasets, DeiT III transforms, Mixup + loss, RA sampler,
+"""2D image data pipeline: ImageNet-layout / CSV datasets, DeiT III transforms, Mixup, RA sampler,
 and the built-in shapes set."""
 
 from .build import build_image_datasets, image_class_names, image_root
@@ -12,7 +12,7 @@ from .config import ImageDataConfig
 from .csv_list import CsvImageDataset
 from .folder import ImageFolderDataset
 from .image_list import ImageListDataset, ImageReadError, load_rgb
-from .mixup import OddBatchMixup, build_mixup_and_loss
+from .mixup import OddBatchMixup, build_mixup
 from .ra_sampler import RASampler
 from .transforms import SimpleRandomCrop, eval_transform, three_augment, train_transform
 
@@ -28,7 +28,7 @@ __all__ = [
     "build_image_datasets",
     "image_class_names",
     "image_root",
-    "build_mixup_and_loss",
+    "build_mixup",
     "builtin_image_config",
     "collate_images",
     "ensure_builtin_image_dataset",

@@ -19,15 +19,12 @@ import os
 import sys
 import tempfile
 import threading
-from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-
-from ...utils.errors import SpatioUserError
 
 try:  # decord has wheels for x86_64 Linux/Windows only
     import decord
@@ -42,6 +39,8 @@ except ImportError:  # pragma: no cover - depends on the platform
 import av
 
 from ...utils.errors import UserInputError
+from .frames import FrameFolderVideo
+from .source import VideoDecodeError, VideoSource, check_indices, short_side_size
 
 BACKENDS = ("auto", "decord", "pyav")
 logger = logging.getLogger("spatiotemporal.data.video")
@@ -74,18 +73,6 @@ def _native_stderr_to_debug():
                 logger.debug("decoder output: %s", text)
 
 
-class VideoDecodeError(SpatioUserError, RuntimeError):
-    """A video that cannot be decoded (missing, truncated, corrupt, ...); ``.path`` names the file."""
-
-    def __init__(self, path: str | Path, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"cannot decode video {self.path}: {reason}")
-
-    def __reduce__(self):  # keep (path, reason) when sent back from a DataLoader worker
-        return (type(self), (self.path, self.reason))
-
-
 def decord_available() -> bool:
     return _HAS_DECORD
 
@@ -100,13 +87,6 @@ def resolve_backend(backend: str) -> str:
         raise UserInputError("data.video.backend=decord, but decord is not installed: pip install decord, or "
                              "use data.video.backend=pyav")
     return backend
-
-
-def short_side_size(height: int, width: int, short_side: int) -> tuple[int, int]:
-    """``(new_h, new_w)`` with the short side = ``short_side`` (long side floored, as TimeSformer)."""
-    if width <= height:
-        return int(math.floor(height / width * short_side)), short_side
-    return short_side, int(math.floor(width / height * short_side))
 
 
 def _probe_size(path: Path) -> tuple[int, int]:
@@ -128,35 +108,6 @@ def _decord_message(e: BaseException) -> str:
     if text.startswith("[") and "] " in text:
         text = text.split("] ", 1)[1]
     return f"decord: {text}"
-
-
-def _check_indices(path: Path, indices: Sequence[int], num_frames: int) -> np.ndarray:
-    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
-    if idx.size and (idx.min() < 0 or idx.max() >= num_frames):
-        raise IndexError(f"{path}: frame indices must lie in [0, {num_frames}), got {idx.min()}..{idx.max()}")
-    return idx
-
-
-class VideoSource(ABC):
-    """An opened video (decord or PyAV). Use as a context manager or call :meth:`close`."""
-
-    path: Path
-    num_frames: int
-    fps: float
-    backend: str
-
-    @abstractmethod
-    def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        """Frames at ``indices`` (any order, repeats allowed) as uint8 ``(T, H, W, 3)``."""
-
-    def close(self) -> None:  # noqa: B027 - optional hook: sources without resources need no close
-        """Release the decoder (subclasses that hold one override this)."""
-
-    def __enter__(self) -> VideoSource:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
 
 
 class DecordVideo(VideoSource):
@@ -193,7 +144,7 @@ class DecordVideo(VideoSource):
             self.fps = 30.0
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        idx = _check_indices(self.path, indices, self.num_frames)
+        idx = check_indices(self.path, indices, self.num_frames)
         unique, inverse = np.unique(idx, return_inverse=True)
         error = None
         try:
@@ -319,7 +270,7 @@ class PyAVVideo(VideoSource):
         return out
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        idx = _check_indices(self.path, indices, self.num_frames)
+        idx = check_indices(self.path, indices, self.num_frames)
         needed = sorted(set(idx.tolist()))
         try:
             out = self._decode(needed, from_start=False)
@@ -346,8 +297,6 @@ def open_video(
     ``num_threads`` is decord's decoder thread count (0 = all cores; PyAV decodes single-threaded).
     """
     if Path(path).is_dir():  # a frame folder (one image per frame)
-        from .frames import FrameFolderVideo
-
         return FrameFolderVideo(path, short_side=short_side)
     name = resolve_backend(backend)
     if name == "decord":

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torchvision.io import ImageReadMode, decode_image, read_file
 
+from .source import VideoDecodeError, VideoSource, check_indices, short_side_size
+
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 FRAME_FOLDER_FPS = 30.0
 
@@ -25,15 +27,13 @@ def frame_files(folder: Path) -> list[Path]:
     return sorted((p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES), key=_natural_key)
 
 
-class FrameFolderVideo:
-    """A :class:`~.decode.VideoSource` over a frame folder: ``get_frames(indices) -> uint8 (T, H, W, 3)``,
+class FrameFolderVideo(VideoSource):
+    """A :class:`~.source.VideoSource` over a frame folder: ``get_frames(indices) -> uint8 (T, H, W, 3)``,
     resized at read time when ``short_side`` is given (bilinear, antialiased, long side floored)."""
 
     backend = "frames"
 
     def __init__(self, path: str | Path, short_side: int | None = None):
-        from .decode import VideoDecodeError
-
         self.path = Path(path)
         self.files = frame_files(self.path)
         if not self.files:
@@ -43,10 +43,8 @@ class FrameFolderVideo:
         self.short_side = short_side
 
     def get_frames(self, indices: Sequence[int]) -> torch.Tensor:
-        from .decode import VideoDecodeError, _check_indices, short_side_size
-
         out, cache = [], {}
-        for i in _check_indices(self.path, indices, self.num_frames).tolist():
+        for i in check_indices(self.path, indices, self.num_frames).tolist():
             if i not in cache:
                 try:
                     img = decode_image(read_file(str(self.files[i])), mode=ImageReadMode.RGB)  # (3, H, W)
@@ -62,12 +60,3 @@ class FrameFolderVideo:
         if len(shapes) > 1:
             raise VideoDecodeError(self.path, f"frames of different sizes {sorted(shapes)}")
         return torch.stack(out)
-
-    def close(self) -> None:
-        return None
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()

@@ -17,8 +17,9 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from ..utils.atomic import atomic_write_text
-from ..utils.errors import SpatioUserError
+from .atomic import atomic_write_text
+from .errors import SpatioUserError
+from .keyvalue import parse_key_values
 
 __all__ = ["ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides", "read_yaml"]
 
@@ -218,23 +219,9 @@ def _set_value(tree: dict, cls: type, name: str, value: Any, key: str, source: s
 
 
 def parse_overrides(overrides: Iterable[str]) -> list[tuple[str, Any]]:
-    """``["optim.lr=0.01", ...]`` -> ``[("optim.lr", 0.01), ...]`` (values parsed with ``yaml.safe_load``)."""
-    parsed = []
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(
-                f"command line: malformed override '{item}': expected key=value, e.g. optim.lr=0.01"
-            )
-        key, raw = item.split("=", 1)
-        key = key.strip()
-        if not key or any(not part for part in key.split(".")):
-            raise ConfigError(f"command line: malformed override '{item}': empty key")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as e:
-            raise ConfigError(f"command line: override '{item}': value is not valid YAML ({e})") from e
-        parsed.append((key, value))
-    return parsed
+    """``["optim.lr=0.01", ...]`` -> ``[("optim.lr", 0.01), ...]`` (YAML values); a malformed one is a
+    :class:`ConfigError`."""
+    return parse_key_values(overrides, where="command line", example="optim.lr=0.01", error=ConfigError)
 
 
 def _apply_override(tree: dict, cls: type, key: str, value: Any, source: str) -> None:
