@@ -243,6 +243,12 @@ def restore(ckpt: dict[str, Any], run: Run, *, cfg: TrainConfig, task: Task, sta
     s.step, s.epoch, s.batches_done = ckpt["step"], ckpt["epoch"], ckpt["batches_done"]
     s.best, s.last_eval, s.elapsed_s = dict(ckpt["best"]), dict(ckpt["last_eval"]), ckpt["elapsed_s"]
     s.load_totals(ckpt.get("totals", {}))
+    judged, was = ("ema" if run.ema is not None and cfg.ema.eval else "model"), s.best.get("weights", "model")
+    if s.best and was != judged and d.is_main:
+        whose = {"ema": "EMA", "model": "model"}
+        logger.warning("the best so far (%s %.4g at step %d) was judged on the %s's weights, this run judges the "
+                       "%s's (train.ema.eval): best.pt is replaced only when they do better than it",
+                       task.primary_metric, s.best["value"], s.best["step"], whose[was], whose[judged])
     _load_rank_states(ckpt, run, cfg=cfg, state=s, meter=meter, skips=skips, source=source)
     if d.is_main:
         logger.info("resumed from step %d (epoch %d, batch %d of the epoch)", s.step, s.epoch, s.batches_done)

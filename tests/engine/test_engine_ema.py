@@ -71,9 +71,12 @@ def test_resuming_with_ema_on_from_a_checkpoint_without_it_warns_and_starts_from
         run(toy_config(out, epochs=1))
         assert "ema" not in load_checkpoint(out / "checkpoints" / "last.pt")
         with caplog.at_level(logging.WARNING, logger="spatiotemporal.engine"):
-            summary, _ = run(toy_config(out, epochs=2, resume=True, ema=EmaConfig(decay=0.8)))
-    lines = [r.getMessage() for r in caplog.records if "weight-EMA" in r.getMessage()]
-    assert len(lines) == 1 and "starts from the model's weights at step 6" in lines[0]
+            summary, _ = run(toy_config(out, epochs=2, resume=True, ema=EmaConfig(decay=0.8, eval=True)))
+    lines = [r.getMessage() for r in caplog.records]
+    started = [m for m in lines if "weight-EMA" in m]
+    assert len(started) == 1 and "starts from the model's weights at step 6" in started[0]
+    judged = [m for m in lines if "judged on" in m]  # the best of epoch 1 was the model's
+    assert len(judged) == 1 and "judged on the model's weights, this run judges the EMA's" in judged[0]
     assert "ema" in load_checkpoint(out / "checkpoints" / "last.pt") and "acc" in summary["final_metrics_ema"]
 
 
@@ -93,3 +96,15 @@ def test_ema_under_fsdp_is_refused_in_one_line():
     with pytest.raises(ConfigError) as e:
         load_config(ToyRecipe, None, ["train.ema.decay=0.999", "train.parallel=fsdp"])
     assert "train.ema.decay is not supported with train.parallel=fsdp" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_resuming_with_ema_off_drops_the_saved_ema_in_one_warning(tmp_path, caplog):
+    out = tmp_path / "r"
+    with one_thread():
+        run(toy_config(out, epochs=1, ema=EmaConfig(decay=0.8)))
+        with caplog.at_level(logging.WARNING, logger="spatiotemporal.engine"):
+            summary, _ = run(toy_config(out, epochs=2, resume=True))
+    dropped = [r.getMessage() for r in caplog.records if "EMA is dropped" in r.getMessage()]
+    assert len(dropped) == 1 and "train.ema.decay is unset" in dropped[0]
+    last = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert "ema" not in last and "last_eval_ema" not in last and "final_metrics_ema" not in summary
