@@ -19,6 +19,7 @@ from .distributed import (
     is_main_process,
     resolve_device,
 )
+from .ema import EmaConfig
 from .errors import NoUsableSamples, TrainingDiverged
 from .metrics_log import MetricsLogger, read_metrics
 from .optim import OptimConfig, build_optimizer, param_groups
@@ -32,7 +33,7 @@ from .trainer import SamplerFactory, Trainer, move_to_device
 
 __all__ = [
     "ConfigError", "load_config", "dump_config", "config_to_dict", "parse_overrides", "read_yaml",
-    "OptimConfig", "build_optimizer", "param_groups", "ScheduleConfig", "LRSchedule",
+    "OptimConfig", "build_optimizer", "param_groups", "ScheduleConfig", "LRSchedule", "EmaConfig",
     "TrainConfig", "Trainer", "Task", "SamplerFactory", "move_to_device", "Run", "build_run",
     "save_checkpoint", "load_checkpoint", "checkpoint_dir", "atomic_torch_save", "atomic_write_text",
     "CheckpointError", "TrainingDiverged", "NoUsableSamples",

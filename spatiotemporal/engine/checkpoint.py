@@ -5,9 +5,11 @@ A checkpoint is a dict of tensors and plain Python values only, built by
 
 - ``last.pt`` (what ``resume`` needs): ``format, kind="last", model, task, config, step, epoch,
   batches_done, samples_done, world_size, parallel, batch_size, accum_steps, sampler, best, last_eval, totals,
-  elapsed_s, optimizer, scheduler, scaler, rank_states`` (per rank: rng, meter, skip counters).
+  elapsed_s, optimizer, scheduler, scaler, rank_states`` (per rank: rng, meter, skip counters); with a weight EMA
+  (``train.ema``) also ``ema`` (its state dict, keyed as ``model``) and ``last_eval_ema``.
 - ``best.pt`` (the weights of the best evaluation): the same without ``optimizer, scheduler, scaler,
-  rank_states`` (a third of ``last.pt``'s size with AdamW). ``load_pretrained`` reads both through
+  rank_states`` (a third of ``last.pt``'s size with AdamW), plus ``weights``: ``"model"``, or ``"ema"`` when its
+  ``model`` holds the EMA's weights (``train.ema.eval``). ``load_pretrained`` reads both through
   ``model`` and ``task["model_spec"]``; copied over ``last.pt`` it also resumes, with fresh optimiser state.
 """
 

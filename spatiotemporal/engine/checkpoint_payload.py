@@ -3,7 +3,7 @@
 - :func:`checkpoint_payload`: the one place the content of ``last.pt`` and ``best.pt`` is built (the file
   format and its keys: :mod:`.checkpoint`);
 - :func:`rank_state` / :func:`gather_state`: the parts each rank contributes (RNG, meter, skip counters) and the
-  full model and optimiser state (collective);
+  full model and optimiser state (collective); :func:`ema_state`: the weight EMA's (``train.ema``; rank 0's copy);
 - :func:`snapshot`: the copy of a mid-epoch state that is written one optimiser step later, once that step's loss
   shows its weights are good;
 - :func:`read_resume_checkpoint` and :func:`restore`: ``last.pt`` of a resumed run, loaded into a
@@ -30,7 +30,8 @@ from .run_state import Meter, RunState
 from .task import Task
 from .train_config import TrainConfig
 
-__all__ = ["rank_state", "gather_state", "checkpoint_payload", "snapshot", "read_resume_checkpoint", "restore"]
+__all__ = ["rank_state", "gather_state", "ema_state", "checkpoint_payload", "snapshot", "read_resume_checkpoint",
+           "restore"]
 
 logger = logging.getLogger("spatiotemporal.engine")
 
@@ -47,13 +48,21 @@ def gather_state(run: Run, *, full: bool) -> tuple[dict[str, torch.Tensor], dict
     return model, run.parallel.optimizer_state_dict(run.raw_model, run.optimizer) if full else None
 
 
+def ema_state(run: Run) -> dict[str, torch.Tensor] | None:
+    """The EMA's weights, keyed as the model's (None without ``train.ema``); every rank holds the same copy."""
+    return None if run.ema is None else run.ema.module.state_dict()
+
+
 def checkpoint_payload(state: RunState, model: dict[str, torch.Tensor], optimizer: dict[str, Any] | None, *,
                        rank_states: list[dict[str, Any]], elapsed_s: float, cfg: TrainConfig, run: Run,
-                       task: Task, buffers: dict[str, torch.Tensor] | None = None) -> dict[str, Any]:
+                       task: Task, buffers: dict[str, torch.Tensor] | None = None,
+                       ema: dict[str, torch.Tensor] | None = None, weights: str = "model") -> dict[str, Any]:
     """With ``optimizer``: ``last.pt`` (all resume needs); otherwise ``best.pt`` (no optimiser / RNG state).
 
     ``state`` is the run's position and totals at the checkpoint, ``model`` the full state dict (``buffers``, when
     given, replace its buffers: those of a :func:`snapshot`), ``elapsed_s`` the training wall time so far.
+    ``ema``: the weight EMA's state dict, kept in ``last.pt`` as ``"ema"`` (only when given). ``best.pt`` says in
+    ``"weights"`` whose weights its ``"model"`` holds: ``"model"``, or ``"ema"`` (``train.ema.eval``).
     """
     full = optimizer is not None
     model = {**model, **(buffers or {})}
@@ -80,6 +89,10 @@ def checkpoint_payload(state: RunState, model: dict[str, torch.Tensor], optimize
     if full:
         payload.update(optimizer=optimizer, scheduler=run.scheduler.state_dict(),
                        scaler=run.scaler.state_dict(), rank_states=rank_states)
+        if ema is not None:
+            payload.update(ema=ema, last_eval_ema=dict(state.last_eval_ema))
+    else:
+        payload["weights"] = weights
     return payload
 
 
@@ -177,6 +190,24 @@ def _load_rank_states(ckpt: dict[str, Any], run: Run, *, cfg: TrainConfig, state
                 counter.merge(other)
 
 
+def _restore_ema(ckpt: dict[str, Any], run: Run, *, source: Path, out: Path) -> None:
+    """The EMA's saved weights; without them (a checkpoint written with the EMA off) one WARNING line and the EMA
+    starts from the resumed model. Saved EMA weights of a run resumed with the EMA off are dropped (one line)."""
+    saved = ckpt.get("ema")
+    if run.ema is None:
+        if saved is not None and run.dist.is_main:
+            logger.warning("%s holds weight-EMA state but train.ema.decay is unset: the EMA is dropped", source)
+        return
+    if saved is None:
+        if run.dist.is_main:
+            logger.warning("%s holds no weight-EMA state (written with train.ema.decay unset): the EMA starts from "
+                           "the model's weights at step %d", source, ckpt["step"])
+        run.ema.set(run.raw_model)
+        return
+    _check_fits(run.ema.module, saved, source=source, out=out)
+    run.ema.module.load_state_dict(saved)
+
+
 def restore(ckpt: dict[str, Any], run: Run, *, cfg: TrainConfig, task: Task, state: RunState, meter: Meter,
             skips: tuple[SkipCounter, SkipCounter], source: Path) -> None:
     """Load ``ckpt`` (read from ``source``) into ``run`` (before its model is wrapped), ``task``, ``state``,
@@ -207,9 +238,17 @@ def restore(ckpt: dict[str, Any], run: Run, *, cfg: TrainConfig, task: Task, sta
         run.scaler.load_state_dict(ckpt["scaler"])
     if hasattr(task, "load_state_dict") and "task" in ckpt:
         task.load_state_dict(ckpt["task"])
+    _restore_ema(ckpt, run, source=source, out=Path(cfg.out))
+    s.last_eval_ema = dict(ckpt.get("last_eval_ema", {}))
     s.step, s.epoch, s.batches_done = ckpt["step"], ckpt["epoch"], ckpt["batches_done"]
     s.best, s.last_eval, s.elapsed_s = dict(ckpt["best"]), dict(ckpt["last_eval"]), ckpt["elapsed_s"]
     s.load_totals(ckpt.get("totals", {}))
+    judged, was = ("ema" if run.ema is not None and cfg.ema.eval else "model"), s.best.get("weights", "model")
+    if s.best and was != judged and d.is_main:
+        whose = {"ema": "EMA", "model": "model"}
+        logger.warning("the best so far (%s %.4g at step %d) was judged on the %s's weights, this run judges the "
+                       "%s's (train.ema.eval): best.pt is replaced only when they do better than it",
+                       task.primary_metric, s.best["value"], s.best["step"], whose[was], whose[judged])
     _load_rank_states(ckpt, run, cfg=cfg, state=s, meter=meter, skips=skips, source=source)
     if d.is_main:
         logger.info("resumed from step %d (epoch %d, batch %d of the epoch)", s.step, s.epoch, s.batches_done)

@@ -1,6 +1,6 @@
 """What one training session runs on, built once per ``Trainer.fit`` after the process group exists: the
-device, the parallel mode, the model (bare, as trained, as evaluated), optimiser, lr schedule, grad scaler,
-training sampler and run plan, autocast dtype, DataLoader workers and progress display.
+device, the parallel mode, the model (bare, as trained, as evaluated), its weight EMA (``train.ema``), optimiser,
+lr schedule, grad scaler, training sampler and run plan, autocast dtype, DataLoader workers and progress display.
 
 :func:`build_run` makes every choice these depend on in one order (the RNGs are seeded first, a resumed
 checkpoint is restored before the model is wrapped), so a resumed run is built exactly as the run it continues.
@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+from timm.utils import ModelEmaV3
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.samplers import ResumableSampler
 from .compile import CompiledOrEager
 from .distributed import DistInfo
+from .ema import build_ema
 from .loading import SkipCounter, available_cores, move_to_device, rng_isolated
 from .optim import build_optimizer
 from .parallel import ReplicatedMode, parallel_mode
@@ -48,7 +50,9 @@ class Run:
     ``raw_model`` is the bare model on the device (sharded in place under FSDP): checkpoints, checks and
     restores use it. Training steps call ``train_model`` (DDP and / or ``torch.compile`` around it), evaluations
     ``eval_model`` (the bare model, compiled with ``train.compile``). ``workers``: ``train.num_workers`` capped
-    at the CPU cores this process may use; ``show_bar``: progress bars rather than log lines.
+    at the CPU cores this process may use; ``show_bar``: progress bars rather than log lines. ``ema``: timm's
+    ``ModelEmaV3`` of ``raw_model`` (None unless ``train.ema.decay`` is set), evaluated as ``ema_eval_model`` (its
+    module, compiled with ``train.compile``).
     """
 
     dist: DistInfo
@@ -64,6 +68,8 @@ class Run:
     plan: RunPlan
     workers: int
     show_bar: bool
+    ema: ModelEmaV3 | None = None
+    ema_eval_model: nn.Module | None = None
 
     @property
     def device(self) -> torch.device:
@@ -123,7 +129,8 @@ def build_run(model: nn.Module, cfg: TrainConfig, dist: DistInfo, *, train_datas
     ``train_dataset`` with ``cfg``; every RNG is seeded with ``cfg.seed + rank`` first.
 
     ``restore`` (resuming) is called with the Run before the model is wrapped for training (DDP,
-    ``torch.compile``): ``train_model`` and ``eval_model`` are still ``raw_model`` then.
+    ``torch.compile``): ``train_model`` and ``eval_model`` are still ``raw_model`` then. The EMA (``cfg.ema``)
+    starts as a copy of the bare model on the device; ``restore`` loads its saved weights.
     """
     seed_everything(cfg.seed + dist.rank)
     parallel = parallel_mode(cfg.parallel, dist, cfg.find_unused_parameters)
@@ -141,11 +148,15 @@ def build_run(model: nn.Module, cfg: TrainConfig, dist: DistInfo, *, train_datas
         scheduler=LRSchedule(optimizer, cfg.sched, cfg.optim.lr, plan.steps_per_epoch, cfg.epochs),
         scaler=make_grad_scaler(dist.device, dtype), amp_dtype=dtype, sampler=sampler, plan=plan,
         workers=_workers(cfg, dist), show_bar=progress_enabled(cfg.progress, dist.is_main),
+        ema=build_ema(raw, cfg.ema, parallel.name),
     )
+    run.ema_eval_model = None if run.ema is None else run.ema.module
     if restore is not None:
         restore(run)
     run.train_model = parallel.wrap(raw)
     if cfg.compile:
         run.train_model = CompiledOrEager(run.train_model)
         run.eval_model = run.train_model if run.train_model.eager is raw else CompiledOrEager(raw)
+        if run.ema is not None:
+            run.ema_eval_model = CompiledOrEager(run.ema.module)
     return run

@@ -21,8 +21,9 @@ class RunState:
     step: int = 0
     epoch: int = 0  # completed epochs
     batches_done: int = 0  # batches of the current epoch already trained (per rank)
-    best: dict[str, Any] = field(default_factory=dict)  # {"value", "step", "epoch"}
+    best: dict[str, Any] = field(default_factory=dict)  # {"value", "step", "epoch", "weights"}
     last_eval: dict[str, float] = field(default_factory=dict)
+    last_eval_ema: dict[str, float] = field(default_factory=dict)  # the weight EMA's (train.ema), when on
     elapsed_s: float = 0.0  # training wall time of earlier sessions
     # current epoch / whole run: sum of micro-batch mean losses, micro-batches with a sample, samples
     epoch_loss: float = 0.0

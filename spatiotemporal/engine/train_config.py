@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from ..utils.config import ConfigError
+from .ema import EmaConfig, check_ema_parallel
 from .optim import OptimConfig
 from .schedule import ScheduleConfig
 
@@ -48,6 +49,7 @@ class TrainConfig:
     tensorboard: bool = True
     optim: OptimConfig = field(default_factory=OptimConfig)
     sched: ScheduleConfig = field(default_factory=ScheduleConfig)
+    ema: EmaConfig = field(default_factory=EmaConfig)  # weight EMA (timm ModelEmaV3); off unless ema.decay is set
 
     def __post_init__(self) -> None:
         """Refuse values that would train nothing or fail late (after the model and data are built)."""
@@ -63,3 +65,4 @@ class TrainConfig:
                 raise ConfigError(f"train.{name}{flag} must be >= {low}{unset}, got {value}")
         if self.clip_grad is not None and not self.clip_grad > 0:
             raise ConfigError(f"train.clip_grad must be > 0 or null (off), got {self.clip_grad}")
+        check_ema_parallel(self.ema, self.parallel)

@@ -1,5 +1,5 @@
 """Generic, task-agnostic training loop: DDP or FSDP2 (``train.parallel``), accumulation, AMP, optional
-``torch.compile`` (``train.compile``), exact mid-epoch resume.
+``torch.compile`` (``train.compile``), weight EMA (``train.ema``, timm's ``ModelEmaV3``), exact mid-epoch resume.
 
 The :class:`Trainer` holds the loop: epochs, accumulation windows, optimiser steps, evaluations, the checks
 below, logging and when to checkpoint. What a session runs on (device, model as trained and as evaluated,
@@ -46,6 +46,7 @@ from ..utils.config import ConfigError, dump_config
 from .checkpoint import checkpoint_dir, non_finite, save_checkpoint
 from .checkpoint_payload import (
     checkpoint_payload,
+    ema_state,
     gather_state,
     rank_state,
     read_resume_checkpoint,
@@ -184,6 +185,7 @@ class Trainer:
         r = self.run
         names = {p: n for n, p in r.raw_model.named_parameters()}
         bad = non_finite(r.raw_model.state_dict().items())  # a sharded tensor: this rank's shard
+        bad += non_finite((f"EMA {k}", v) for k, v in (ema_state(r) or {}).items())
         bad += non_finite((f"optimizer {k} of {names.get(p, '?')}", v)
                           for p, st in r.optimizer.state.items() for k, v in st.items())
         if self._sum(float(bool(bad)))[0]:
@@ -243,12 +245,16 @@ class Trainer:
         (best first: a kill in between never leaves last ahead of best). Weights must be checked first."""
         rank_states = all_gather_object(rank_state(self.meter, self.train_skips, self.val_skips))
         model, optimizer = gather_state(self.run, full="last.pt" in names)
+        ema = ema_state(self.run)
+        best_ema = ema is not None and self.cfg.ema.eval  # best.pt holds the weights its metric was judged on
         ckdir = checkpoint_dir(self.out)
         if self.dist.is_main:
             for name in names:
-                payload = checkpoint_payload(self.state, model, optimizer if name == "last.pt" else None,
-                                             rank_states=rank_states, elapsed_s=self._elapsed(), cfg=self.cfg,
-                                             run=self.run, task=self.task)
+                last = name == "last.pt"
+                payload = checkpoint_payload(self.state, ema if best_ema and not last else model,
+                                             optimizer if last else None, rank_states=rank_states,
+                                             elapsed_s=self._elapsed(), cfg=self.cfg, run=self.run, task=self.task,
+                                             ema=ema if last else None, weights="ema" if best_ema else "model")
                 save_checkpoint(payload, ckdir / name)
         if "last.pt" in names:
             self._last_good = (ckdir / "last.pt", self.state.step)
@@ -267,33 +273,39 @@ class Trainer:
         model, optimizer = gather_state(self.run, full=True)
         if "payload" in pending:
             save_checkpoint(checkpoint_payload(model=model, optimizer=optimizer, cfg=self.cfg, run=self.run,
-                                               task=self.task, **pending["payload"]), last)
+                                               task=self.task, ema=ema_state(self.run), **pending["payload"]), last)
             self._clock += time.perf_counter() - t0  # checkpoint writes are not training time
         self._last_good = (last, pending["step"])
 
     # ------------------------------------------------------------------ evaluation
-    def _evaluate(self) -> tuple[dict[str, float], int]:
-        """The task's metrics on the validation set and the number of inputs skipped (all ranks)."""
+    def _evaluate(self, ema: bool = False) -> tuple[dict[str, float], int]:
+        """The task's metrics on the validation set and the number of inputs skipped (all ranks): the model's, or
+        with ``ema`` the weight EMA's (its skips, the same inputs, are not counted again)."""
         cfg, d, s, r = self.cfg, self.dist, self.state, self.run
+        what = "eval of the EMA" if ema else "eval"
+        skips = SkipCounter() if ema else self.val_skips
         sampler = ResumableSampler(len(self.val_dataset), shuffle=False, seed=cfg.seed, rank=d.rank,
                                    world_size=d.world_size, pad=False)
         if hasattr(self.val_dataset, "set_epoch"):
             self.val_dataset.set_epoch(0)
         loader = r.loader(self.val_dataset, sampler, cfg.eval_batch_size or cfg.batch_size, self.val_collate_fn,
                           drop_last=False, seed=cfg.seed)
-        bar = ProgressBar(len(loader), 0, f"eval at step {s.step}", cfg.throughput_unit, r.show_bar)
+        bar = ProgressBar(len(loader), 0, f"{what} at step {s.step}", cfg.throughput_unit, r.show_bar)
         if not bar.enabled:
-            self._info("evaluating at step %d: %d validation samples, %d batches on this rank",
-                       s.step, len(self.val_dataset), len(loader))
+            self._info("%s at step %d: %d validation samples, %d batches on this rank",
+                       "evaluating the EMA" if ema else "evaluating", s.step, len(self.val_dataset), len(loader))
         t0 = time.perf_counter()
-        self.val_skips.start_period()
+        skips.start_period()
         rng = get_rng_state()  # evaluation must not shift the training RNG streams
-        r.raw_model.eval()
+        module = r.ema.module if ema else r.raw_model  # the EMA's module is always in eval mode
+        module.eval()
         try:
-            with r.parallel.evaluation(r.raw_model), autocast(r.device, r.amp_dtype):
-                metrics = self.task.evaluate(r.eval_model, r.device_batches(loader, self.val_skips, bar))
+            with r.parallel.evaluation(module), autocast(r.device, r.amp_dtype):
+                metrics = self.task.evaluate(r.ema_eval_model if ema else r.eval_model,
+                                             r.device_batches(loader, skips, bar))
         finally:
-            r.raw_model.train()
+            if not ema:
+                r.raw_model.train()
             set_rng_state(rng)
             bar.close()
         metrics = {k: float(v) for k, v in metrics.items()}
@@ -302,9 +314,11 @@ class Trainer:
                 f"task.evaluate returned {sorted(metrics)}, without the primary metric "
                 f"'{self.task.primary_metric}'"
             )
-        skipped = int(self._sum(self.val_skips.current)[0])
-        s.val_skipped += skipped
-        self._info("eval at step %d (%.1fs): %s", s.step, time.perf_counter() - t0,
+        skipped = 0
+        if not ema:
+            skipped = int(self._sum(self.val_skips.current)[0])
+            s.val_skipped += skipped
+        self._info("%s at step %d (%.1fs): %s", what, s.step, time.perf_counter() - t0,
                    ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
         return metrics, skipped
 
@@ -371,6 +385,8 @@ class Trainer:
         self.run.scheduler.step()
         if samples and self._after_step is not None:
             self._after_step(self.run.raw_model, s.step)
+        if samples and self.run.ema is not None:  # timm's train.py: after the step, with the update count
+            self.run.ema.update(self.run.raw_model, step=s.step)
         s.add_step(loss, samples, usable)
         self.meter.add_step(loss, samples, usable)
         stop = cfg.max_steps is not None and s.step >= cfg.max_steps
@@ -487,15 +503,19 @@ class Trainer:
                     f"as unreadable (e.g. {self.val_skips.describe_current()}); {self._last_good[0]} "
                     f"was saved, best.pt was not: repair the validation data, then continue with --resume"
                 )
-            for k in (self.task.primary_metric, "loss"):
-                if not math.isfinite(metrics.get(k, 0.0)):
-                    raise self._diverged(s.step, f"the evaluation's {k} is {metrics[k]}")
-            s.last_eval = metrics
-            value = metrics[self.task.primary_metric]
+            ema = self._evaluate(ema=True)[0] if self.run.ema is not None else {}
+            event.update({f"val_ema/{k}": v for k, v in ema.items()})
+            for whose, judged in (("", metrics), ("EMA ", ema)):
+                for k in (self.task.primary_metric, "loss") if judged else ():
+                    if not math.isfinite(judged.get(k, 0.0)):
+                        raise self._diverged(s.step, f"the {whose}evaluation's {k} is {judged[k]}")
+            s.last_eval, s.last_eval_ema = metrics, ema
+            weights = "ema" if ema and self.cfg.ema.eval else "model"  # what best.pt is judged on and holds
+            value = (ema if weights == "ema" else metrics)[self.task.primary_metric]
             better = (not s.best or (value > s.best["value"] if self.task.higher_is_better
                                      else value < s.best["value"]))
             if better:
-                s.best = {"value": value, "step": s.step, "epoch": s.epoch}
+                s.best = {"value": value, "step": s.step, "epoch": s.epoch, "weights": weights}
                 names.insert(0, "best.pt")
         if len(event) > 2:
             self.metrics.log(event)
@@ -537,6 +557,7 @@ class Trainer:
             "best_metric": s.best.get("value"),
             "best_step": s.best.get("step"),
             "best_epoch": s.best.get("epoch"),
+            "best_weights": s.best.get("weights", "model") if s.best else None,  # "ema" with train.ema.eval
             "final_metrics": s.last_eval,
             "steps": s.step,
             "epochs": self._epoch_position(),
@@ -555,6 +576,8 @@ class Trainer:
             "wall_time_s": wall,
             "total_train_time_s": s.elapsed_s + wall,
         }
+        if self.run.ema is not None:
+            summary["final_metrics_ema"] = s.last_eval_ema
         if d.is_main:
             atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary

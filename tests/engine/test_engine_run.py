@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from engine_toy import ToyDataset, ToyModel, ToyTask, build, one_thread, toy_config
 
-from spatiotemporal.engine import DistInfo
+from spatiotemporal.engine import DistInfo, EmaConfig
 from spatiotemporal.engine.checkpoint_payload import checkpoint_payload, gather_state
 from spatiotemporal.engine.compile import CompiledOrEager
 from spatiotemporal.engine.run import Run, build_run
@@ -34,18 +34,20 @@ def test_fit_builds_the_run_once_and_no_attribute_is_born_outside_init(tmp_path)
 
 def test_build_run_restores_before_the_model_is_wrapped(tmp_path):
     """A resumed checkpoint is loaded into the bare model; ``train.compile`` wraps it afterwards."""
-    cfg = toy_config(tmp_path / "r", compile=True)
+    cfg = toy_config(tmp_path / "r", compile=True, ema=EmaConfig(decay=0.9))
     model = ToyModel()
     seen = []
 
     def restore(run: Run) -> None:
-        seen.append((run.train_model is run.raw_model, run.eval_model is run.raw_model))
+        seen.append((run.train_model is run.raw_model, run.eval_model is run.raw_model, run.ema_eval_model))
         run.scheduler.load_state_dict({"last_step": 5})
 
     run = build_run(model, cfg, CPU, train_dataset=ToyDataset(48, cfg.seed, train=True), restore=restore)
-    assert seen == [(True, True)]
+    assert seen == [(True, True, run.ema.module)]  # the EMA exists (a copy of the model) when restore loads it
     assert isinstance(run.train_model, CompiledOrEager) and run.train_model.eager is model
     assert run.eval_model is run.train_model  # no DDP wrapper: one compiled module serves both
+    assert isinstance(run.ema_eval_model, CompiledOrEager) and run.ema_eval_model.eager is run.ema.module
+    assert run.ema.module is not model and run.ema.decay == 0.9
     assert run.scheduler.last_step == 5 and run.device == torch.device("cpu")
     assert run.plan.batches_per_epoch == 6 and len(run.sampler) == 48
 
