@@ -51,3 +51,15 @@ def test_mixup_with_multi_label_is_one_line_error():
     with pytest.raises(UserInputError, match="data.mixup_alpha") as e:
         VideoPipeline().task(r, CLASSES, None)
     assert "\n" not in str(e.value)
+
+
+def test_mvit_v2_s_k400_recipe_carries_the_published_augmentation():
+    """SlowFast@287ec00 configs/Kinetics/MVITv2_S_16x4.yaml:18-19,46,49-61 (recipes.md section 1)."""
+    from importlib.resources import files
+
+    r = VideoPipeline().load_recipe(files("spatiotemporal") / "configs" / "mvit_v2_s_k400.yaml", [])
+    v = r.data.video
+    assert (v.rand_augment, v.rrc_scale, v.rrc_ratio, v.random_erasing, v.repeated_aug) == (
+        "rand-m7-n4-mstd0.5-inc1", (0.08, 1.0), (0.75, 1.3333), 0.25, 2)
+    assert (r.data.mixup_alpha, r.data.cutmix_alpha, r.data.smoothing) == (0.8, 1.0, 0.1)
+    assert r.train.batch_size * v.repeated_aug * r.train.accum_steps == 32  # clips per optimiser step
