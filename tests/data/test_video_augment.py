@@ -188,6 +188,11 @@ def test_repeated_augmentation_decodes_once_and_gives_n_different_clips(root, mo
     assert len(calls) == 2
     assert batch["video"].shape == (6, 3, 4, 24, 24) and batch["index"].tolist() == [0, 0, 0, 1, 1, 1]
     assert torch.equal(batch["video"][3], videos[0])
+    (root / "val.csv").write_text("a.mp4 x\n")
+    val = VideoClipDataset(root, "val", cfg, seed=0)[0]  # validation clips: the plain jitter + crop, one per video
+    plain = VideoClipDataset(root, "val", VideoDataConfig(num_frames=4, sampling_rate=2, crop_size=24,
+                                                          train_jitter_scales=(28, 36)), seed=0)[0]
+    assert torch.equal(val["video"], plain["video"])
 
 
 @pytest.mark.parametrize("key,value,words", [
