@@ -123,7 +123,7 @@ class VideoPipeline(Pipeline):
         if not mixing:
             return ClassificationTask("video", view_reduce=d.view_reduce, state={"spec": spec})
         mixup_fn, loss_fn = build_mixup_and_loss(len(class_names), "ce", d.mixup_alpha, d.cutmix_alpha, d.smoothing)
-        return ClassificationTask("video", loss_fn=loss_fn, mixup_fn=mixup_fn and ClipMixup(mixup_fn),
+        return ClassificationTask("video", loss_fn=loss_fn, mixup_fn=ClipMixup(mixup_fn) if mixup_fn else None,
                                   view_reduce=d.view_reduce, state={"spec": spec})
 
     def pretrain(self, recipe) -> dict:

@@ -1,6 +1,7 @@
 """Video data pipeline: Kinetics-layout CSVs, decord/PyAV clip decoding, TimeSformer sampling and
-transforms, a skip-tolerant dataset + loader, and two built-in sets: temporal order (with a global light cue)
-and small-object motion (without one)."""
+transforms, clip-consistent augmentations (RandAugment, random resized crop, random erasing, mixup, repeated
+augmentation; ``augment.py``), a skip-tolerant dataset + loader, and two built-in sets: temporal order (with a
+global light cue) and small-object motion (without one)."""
 
 from .augment import ClipAugment, ClipMixup, clip_rand_augment, clip_random_erasing, clip_resized_crop
 from .config import SPLITS, VideoDataConfig
