@@ -9,7 +9,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..data.image import build_mixup_and_loss
 from ..data.video import (
+    ClipMixup,
     VideoClipDataset,
     VideoDataConfig,
     build_video_loader,
@@ -39,6 +41,9 @@ class VideoDataSection:
     eval_split: str = "val"
     view_reduce: str = "mean"  # mean | sum (official): how the logits of a video's views are combined
     video: VideoDataConfig = field(default_factory=VideoDataConfig)
+    smoothing: float = 0.0  # label smoothing (applied by Mixup when it is on), as the image pipeline's keys
+    mixup_alpha: float = 0.0  # timm Mixup on (B, C, T, H, W) clips (ClipMixup): one lambda / box per clip
+    cutmix_alpha: float = 0.0
 
 
 @dataclass
@@ -109,9 +114,17 @@ class VideoPipeline(Pipeline):
 
     def task(self, recipe, class_names, spec):
         d = recipe.data
+        mixing = d.mixup_alpha > 0 or d.cutmix_alpha > 0 or d.smoothing > 0
         if d.video.multi_label:
+            if mixing:
+                raise UserInputError("data.mixup_alpha, data.cutmix_alpha and data.smoothing need single-label "
+                                     "classes; expected 0 with data.video.multi_label true")
             return MultiLabelTask("video", view_reduce=d.view_reduce, state={"spec": spec})
-        return ClassificationTask("video", view_reduce=d.view_reduce, state={"spec": spec})
+        if not mixing:
+            return ClassificationTask("video", view_reduce=d.view_reduce, state={"spec": spec})
+        mixup_fn, loss_fn = build_mixup_and_loss(len(class_names), "ce", d.mixup_alpha, d.cutmix_alpha, d.smoothing)
+        return ClassificationTask("video", loss_fn=loss_fn, mixup_fn=ClipMixup(mixup_fn) if mixup_fn else None,
+                                  view_reduce=d.view_reduce, state={"spec": spec})
 
     def pretrain(self, recipe) -> dict:
         """Masked-autoencoder pretraining (``recipe.pretrain``) of the recipe's model on the train split, without

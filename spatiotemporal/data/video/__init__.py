@@ -1,7 +1,9 @@
 """Video data pipeline: Kinetics-layout CSVs, decord/PyAV clip decoding, TimeSformer sampling and
-transforms, a skip-tolerant dataset + loader, and two built-in sets: temporal order (with a global light cue)
-and small-object motion (without one)."""
+transforms, clip-consistent augmentations (RandAugment, random resized crop, random erasing, mixup, repeated
+augmentation; ``augment.py``), a skip-tolerant dataset + loader, and two built-in sets: temporal order (with a
+global light cue) and small-object motion (without one)."""
 
+from .augment import ClipAugment, ClipMixup, clip_rand_augment, clip_random_erasing, clip_resized_crop
 from .config import SPLITS, VideoDataConfig
 from .dataset import VideoClipDataset, resolve_class_names
 from .decode import (
@@ -30,6 +32,8 @@ from .views import load_test_views
 __all__ = [
     "BACKENDS",
     "SPLITS",
+    "ClipAugment",
+    "ClipMixup",
     "DecodedClip",
     "DecordVideo",
     "PyAVVideo",
@@ -38,6 +42,9 @@ __all__ = [
     "VideoDecodeError",
     "VideoSource",
     "build_video_loader",
+    "clip_rand_augment",
+    "clip_random_erasing",
+    "clip_resized_crop",
     "builtin_video_config",
     "clip_indices",
     "clip_span",

@@ -11,9 +11,32 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ...utils.errors import UserInputError
+from .augment import ClipAugment, rand_augment
 from .decode import BACKENDS
 
 SPLITS = ("train", "val", "test")
+
+
+def augment_problems(cfg: VideoDataConfig) -> list[str]:
+    """What is wrong with the augmentation keys of ``cfg``, one line each."""
+    problems = []
+    if cfg.rand_augment is not None:
+        try:
+            if not cfg.rand_augment.startswith("rand"):
+                raise ValueError
+            rand_augment(cfg.rand_augment, cfg.crop_size)
+        except Exception:
+            problems.append(f"rand_augment must be a timm RandAugment string such as 'rand-m7-n4-mstd0.5-inc1', "
+                            f"got {cfg.rand_augment!r}")
+    if cfg.rrc_scale is not None and not (len(cfg.rrc_scale) == 2 and 0 < cfg.rrc_scale[0] <= cfg.rrc_scale[1]):
+        problems.append(f"rrc_scale must be (min, max) with 0 < min <= max, got {cfg.rrc_scale}")
+    if not (len(cfg.rrc_ratio) == 2 and 0 < cfg.rrc_ratio[0] <= cfg.rrc_ratio[1]):
+        problems.append(f"rrc_ratio must be (min, max) with 0 < min <= max, got {cfg.rrc_ratio}")
+    if not 0.0 <= cfg.random_erasing <= 1.0:
+        problems.append(f"random_erasing is a probability in [0, 1], got {cfg.random_erasing}")
+    if cfg.repeated_aug < 1:
+        problems.append(f"repeated_aug must be >= 1, got {cfg.repeated_aug}")
+    return problems
 
 
 @dataclass
@@ -27,6 +50,12 @@ class VideoDataConfig:
     ``annotation="ssv2"``, the folder of the videos or frame folders). A video path may be a frame folder.
     ``sampling="segments"``: TSN-style, one frame per segment of the whole video (random in training, the middle
     at test time), as the official TimeSformer samples Something-Something V2.
+
+    Clip-consistent training augmentations (all off by default; :mod:`.augment`): ``rand_augment`` a timm
+    RandAugment string (``rand-m7-n4-mstd0.5-inc1``); ``rrc_scale`` / ``rrc_ratio`` a relative-scale random resized
+    crop of the decoded frames (area fraction, aspect), which replaces ``train_jitter_scales``; ``random_erasing``
+    timm's erasing probability (one box per clip); ``repeated_aug`` N augmented clips of each decoded video
+    (a batch of B videos holds B * N clips). Mixup / cutmix / label smoothing are the pipeline's ``data`` keys.
     """
 
     num_frames: int = 8
@@ -51,12 +80,20 @@ class VideoDataConfig:
     annotation: str = "csv"  # csv: {split}.csv + classes.txt (Kinetics) | ssv2: Something-Something V2 JSON files
     sampling: str = "stride"  # stride: num_frames at sampling_rate (Kinetics) | segments: one per segment (SSv2)
     multi_label: bool = False  # labels 'path l1;l2' -> multi-hot targets (BCE, mAP)
+    rand_augment: str | None = None
+    rrc_scale: tuple[float, float] | None = None
+    rrc_ratio: tuple[float, float] = (3.0 / 4.0, 4.0 / 3.0)
+    random_erasing: float = 0.0
+    repeated_aug: int = 1
 
     def __post_init__(self) -> None:
         self.train_jitter_scales = tuple(int(s) for s in self.train_jitter_scales)  # type: ignore[assignment]
         self.mean = tuple(float(m) for m in self.mean)  # type: ignore[assignment]
         self.std = tuple(float(s) for s in self.std)  # type: ignore[assignment]
-        problems = []
+        if self.rrc_scale is not None:
+            self.rrc_scale = tuple(float(s) for s in self.rrc_scale)  # type: ignore[assignment]
+        self.rrc_ratio = tuple(float(r) for r in self.rrc_ratio)  # type: ignore[assignment]
+        problems = augment_problems(self)
         if self.num_frames < 1 or self.sampling_rate < 1:
             problems.append("num_frames and sampling_rate must be >= 1")
         if len(self.train_jitter_scales) != 2 or self.train_jitter_scales[0] > self.train_jitter_scales[1]:
@@ -79,6 +116,11 @@ class VideoDataConfig:
             problems.append("target_fps must be > 0")
         if problems:
             raise UserInputError("invalid VideoDataConfig: " + "; ".join(problems))
+
+    @property
+    def augment(self) -> ClipAugment:
+        """The clip-consistent training augmentations these settings enable."""
+        return ClipAugment(self.rand_augment, self.rrc_scale, self.rrc_ratio, self.random_erasing)
 
     @property
     def eval_crop_size(self) -> int:

@@ -6,6 +6,8 @@ Items:
 
 - train / val (TimeSformer validates with the training augmentation): ``{"video": (C, T, S, S) float32,
   "label": int, "index": int}`` with one random clip, scale, crop and flip.
+- train split with ``cfg.repeated_aug = N > 1``: a list of N such items from one decoded video, each augmented with its
+  own draws (PySlowFast ``AUG.NUM_SAMPLE``, VideoMAE ``num_sample``); :func:`~.loader.collate_videos` flattens them.
 - test, or ``multi_view=True``: ``{"video": (V, C, T, S, S), ...}`` with ``V = test_num_clips *
   test_num_crops`` views ordered clip-major (view ``v = clip * num_crops + crop``); no randomness.
 - an unreadable video (missing, truncated, corrupt, a frame folder without frames): ``{"skipped": path,
@@ -118,7 +120,7 @@ class VideoClipDataset(Dataset):
     def __len__(self) -> int:
         return len(self.samples)
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int) -> dict[str, Any] | list[dict[str, Any]]:
         rng = seed_item(self.seed, self.epoch, index)
         path, label = self.samples[index]
         if self._unreadable[index]:  # known bad: not decoded nor logged again
@@ -135,9 +137,14 @@ class VideoClipDataset(Dataset):
             return {"skipped": str(path), "reason": e.reason, "index": index}
         if self.cfg.multi_label:  # multi-hot (K,) float
             label = torch.zeros(len(self.class_names)).index_fill_(0, torch.as_tensor(label), 1.0)
+        if isinstance(video, list):
+            return [{"video": v, "label": label, "index": index} for v in video]
         return {"video": video, "label": label, "index": index}
 
-    def _load_train(self, path: Path, rng: np.random.Generator) -> torch.Tensor:
+    def _load_train(self, path: Path, rng: np.random.Generator) -> torch.Tensor | list[torch.Tensor]:
+        """One clip ``(C, T, S, S)``; with ``repeated_aug = N > 1``, N clips augmented from one decode. The
+        clip-consistent augmentations and repeats apply to the train split only, as in PySlowFast (``self.aug`` and
+        ``num_aug`` in train mode) and VideoMAE."""
         c = self.cfg
         clip = read_clip(
             path,
@@ -147,9 +154,11 @@ class VideoClipDataset(Dataset):
             short_side=c.decode_short_side,
             num_threads=c.decode_threads,
         )
-        return train_clip_transform(
-            clip.frames, rng, c.train_jitter_scales, c.crop_size, c.mean, c.std, c.random_flip
-        )
+        train = self.split == "train"
+        repeats = c.repeated_aug if train else 1
+        clips = [train_clip_transform(clip.frames, rng, c.train_jitter_scales, c.crop_size, c.mean, c.std,
+                                      c.random_flip, augment=c.augment if train else None) for _ in range(repeats)]
+        return clips if repeats > 1 else clips[0]
 
     def _load_multi_view(self, path: Path) -> torch.Tensor:
         return load_test_views(path, self.cfg)

@@ -11,10 +11,12 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from ..collate import collate_skipping
 
 
-def collate_videos(batch: list[dict[str, Any]]) -> dict[str, Any]:
+def collate_videos(batch: list[dict[str, Any] | list[dict[str, Any]]]) -> dict[str, Any]:
     """``{"video": (B, C, T, H, W) or (B, V, C, T, H, W) float32, "label": (B,), "index": (B,), "skipped": [paths]}``
-    from the readable items of ``batch`` (``collate_skipping``)."""
-    return collate_skipping(batch, "video")
+    from the readable items of ``batch`` (``collate_skipping``); an item that is a list (the N clips of one video
+    under repeated augmentation) adds its N clips in order, so B counts clips."""
+    flat = [entry for item in batch for entry in (item if isinstance(item, list) else [item])]
+    return collate_skipping(flat, "video")
 
 
 def video_worker_init(worker_id: int) -> None:

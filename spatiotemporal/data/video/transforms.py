@@ -6,6 +6,9 @@ random ``crop_size`` crop, horizontal flip with p = 0.5. Test: short side -> ``c
 Normalisation is applied after the spatial ops (on fewer pixels); bilinear resizing is an affine
 combination, so the result equals the official normalise-then-resize order up to float rounding.
 Random draws, in this order: scale, crop y, crop x, flip — all from the ``numpy.random.Generator`` passed in.
+With a :class:`~.augment.ClipAugment` (the MViTv2 / VideoMAE recipes): RandAugment on the decoded frames, then a
+relative-scale random resized crop instead of the scale jitter + crop, flip, normalise, random erasing; RandAugment,
+the crop and erasing each draw one seed from the Generator only when enabled, so the plain path draws as before.
 """
 
 from __future__ import annotations
@@ -16,6 +19,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .augment import (
+    SEED_BOUND,
+    ClipAugment,
+    clip_rand_augment,
+    clip_random_erasing,
+    clip_resized_crop,
+    random_erasing,
+)
 from .decode import short_side_size
 from .sampling import spatial_crop_offsets
 
@@ -58,20 +69,32 @@ def train_clip_transform(
     mean: Sequence[float],
     std: Sequence[float],
     random_flip: bool = True,
+    *,
+    augment: ClipAugment | None = None,
 ) -> torch.Tensor:
-    """uint8 ``(T, H, W, 3)`` -> normalised float32 ``(C, T, crop_size, crop_size)`` with random augmentation."""
+    """uint8 ``(T, H, W, 3)`` -> normalised float32 ``(C, T, crop_size, crop_size)`` with random augmentation;
+    ``augment`` adds the clip-consistent RandAugment / random resized crop / random erasing it enables."""
+    aug = augment if augment is not None else ClipAugment()
+    if aug.rand_augment:
+        frames = clip_rand_augment(frames, aug.rand_augment, int(rng.integers(SEED_BOUND)))
     x = frames_to_tchw(frames)
-    size = int(round(rng.uniform(jitter_scales[0], jitter_scales[1])))
-    if size < crop_size:
-        raise ValueError(f"jitter scale {size} smaller than crop_size {crop_size}")
-    x = resize_short_side(x, size)
-    h, w = x.shape[-2:]
-    y0 = int(rng.integers(0, h - crop_size + 1))
-    x0 = int(rng.integers(0, w - crop_size + 1))
-    x = x[..., y0 : y0 + crop_size, x0 : x0 + crop_size]
+    if aug.rrc_scale:
+        x = clip_resized_crop(x, crop_size, aug.rrc_scale, aug.rrc_ratio, int(rng.integers(SEED_BOUND)))
+    else:
+        size = int(round(rng.uniform(jitter_scales[0], jitter_scales[1])))
+        if size < crop_size:
+            raise ValueError(f"jitter scale {size} smaller than crop_size {crop_size}")
+        x = resize_short_side(x, size)
+        h, w = x.shape[-2:]
+        y0 = int(rng.integers(0, h - crop_size + 1))
+        x0 = int(rng.integers(0, w - crop_size + 1))
+        x = x[..., y0 : y0 + crop_size, x0 : x0 + crop_size]
     if random_flip and rng.uniform() < 0.5:
         x = x.flip(-1)
-    return _to_cthw(x, mean, std)
+    x = _to_cthw(x, mean, std)
+    if aug.random_erasing > 0:
+        x = clip_random_erasing(x, random_erasing(aug.random_erasing), int(rng.integers(SEED_BOUND)))
+    return x
 
 
 def multi_crop_transform(
