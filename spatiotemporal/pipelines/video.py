@@ -9,7 +9,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..data.image import build_mixup_and_loss
+from ..data.image import build_mixup
 from ..data.video import (
     ClipMixup,
     VideoClipDataset,
@@ -28,6 +28,7 @@ from ..utils.seeding import seed_everything
 from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of, dataset_folder
 from .classification import ClassificationTask, MultiLabelTask, top_classes
+from .losses import classification_loss
 from .masked_video import MaskedPretrainSection, MaskedVideoTask
 from .recipes import family_of
 
@@ -122,7 +123,9 @@ class VideoPipeline(Pipeline):
             return MultiLabelTask("video", view_reduce=d.view_reduce, state={"spec": spec})
         if not mixing:
             return ClassificationTask("video", view_reduce=d.view_reduce, state={"spec": spec})
-        mixup_fn, loss_fn = build_mixup_and_loss(len(class_names), "ce", d.mixup_alpha, d.cutmix_alpha, d.smoothing)
+        mixup_fn = build_mixup(len(class_names), mixup_alpha=d.mixup_alpha, cutmix_alpha=d.cutmix_alpha,
+                               smoothing=d.smoothing)
+        loss_fn = classification_loss("ce", smoothing=d.smoothing, soft_targets=mixup_fn is not None)
         return ClassificationTask("video", loss_fn=loss_fn, mixup_fn=ClipMixup(mixup_fn) if mixup_fn else None,
                                   view_reduce=d.view_reduce, state={"spec": spec})
 
