@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..engine import resolve_device
 from ..pipelines import get_pipeline
+from ..utils.run_lock import run_lock
 from ..viz.embed_files import FORMATS, POOLS
 from .viz_cmd import MODEL_HELP
 
@@ -46,8 +47,9 @@ def run(args) -> int:
                                      args.num_frames)
     items = pipeline.dataset_items(recipe, args.split)
     settings = {"source": vm.source, "split": args.split, "data": pipeline.describe_data(recipe)}
-    meta = write_embeddings(vm.model, items, args.out, settings, args.layer, args.pool, args.format,
-                            args.batch_size, args.chunk, device, not args.no_progress)
+    with run_lock(args.out, "embed"):  # one writer per --out folder
+        meta = write_embeddings(vm.model, items, args.out, settings, args.layer, args.pool, args.format,
+                                args.batch_size, args.chunk, device, not args.no_progress)
     print(f"{meta['num_rows']} embeddings of dimension {meta['dim']} ({meta['skipped']} unreadable items skipped) "
           f"from {items.description}; wrote {args.out}/embeddings.{meta['format']}, index.csv, meta.json")
     return 0

@@ -24,7 +24,7 @@ from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrain
 from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
 from ..viz.samples import DatasetItems
-from .base import ModelSection, Pipeline, class_names_of, dataset_folder
+from .base import ModelSection, Pipeline, class_names_of, dataset_folder, owns_run_folder
 from .classification import ClassificationTask, MultiLabelTask, top_classes
 from .masked_video import MaskedPretrainSection, MaskedVideoTask
 from .recipes import family_of
@@ -113,6 +113,7 @@ class VideoPipeline(Pipeline):
             return MultiLabelTask("video", view_reduce=d.view_reduce, state={"spec": spec})
         return ClassificationTask("video", view_reduce=d.view_reduce, state={"spec": spec})
 
+    @owns_run_folder("pretrain")
     def pretrain(self, recipe) -> dict:
         """Masked-autoencoder pretraining (``recipe.pretrain``) of the recipe's model on the train split, without
         labels; validation reports the reconstruction loss. Writes ``<out>/encoder.safetensors``: the encoder with

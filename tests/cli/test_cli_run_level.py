@@ -1,0 +1,40 @@
+"""Run-level cases of docs/reliability.md (issue 24): a run owns its folder, `pretrain --init`, inference options,
+HD95 of an empty prediction, FSDP without torchrun, a full disk, dataset paths outside the root."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+
+import pytest
+from testing_utils import hold_lock_in_child, one_line
+
+from spatiotemporal.utils.run_lock import LOCK_NAME
+
+pytestmark = pytest.mark.usefixtures("module_cache")
+
+TINY = ["--max-steps", "1", "--epochs", "1", "--workers", "0", "--batch-size", "2", "train.eval_batch_size=250",
+        "train.tensorboard=false"]
+
+
+def test_a_run_owns_its_folder_a_second_one_stops_and_a_killed_ones_lock_is_taken_over(tmp_path, capsys, caplog):
+    out = tmp_path / "run"
+    holder, conn = hold_lock_in_child(out)  # the first run, writing into --out
+    busy = f"{out} is in use by another run (pid {holder.pid} on "
+    for argv in (["train", "vit", "--out", out, *TINY, "model.overrides.depth=1"],
+                 ["pretrain", "videomae", "--out", out, *TINY],
+                 ["embed", "--model", "vit_tiny_builtin", "--out", out, "--no-progress"]):
+        msg = one_line(capsys, argv)
+        assert msg.startswith(busy) and msg.endswith("; wait for it to end or choose another --out"), msg
+    assert [p.name for p in out.iterdir()] == [LOCK_NAME]  # the second runs wrote nothing
+    os.kill(holder.pid, signal.SIGKILL)  # the first run dies without releasing its lock
+    holder.join(10)
+    from spatiotemporal.cli.main import main
+
+    with caplog.at_level(logging.WARNING, "spatiotemporal"):
+        assert main(["train", "vit", "--out", str(out), *TINY, "model.overrides.depth=1"]) == 0
+    took = [r.getMessage() for r in caplog.records if "took over the lock" in r.getMessage()]
+    assert took == [f"{out}: took over the lock of a run that ended without releasing it (pid {holder.pid} on "
+                    f"{os.uname().nodename}: spatio train since {took[0].split(' since ')[1]}"], took
+    assert (out / "checkpoints" / "last.pt").is_file() and not (out / LOCK_NAME).exists()
