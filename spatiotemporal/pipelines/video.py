@@ -20,13 +20,13 @@ from ..data.video import (
     resolve_class_names,
 )
 from ..engine import TrainConfig, Trainer, config_to_dict, track
-from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrained
+from ..models import VideoMAEPretrainer, arch_class, create_model, init_from_checkpoint, save_pretrained
 from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
 from ..viz.samples import DatasetItems
 from .base import ModelSection, Pipeline, class_names_of, dataset_folder, owns_run_folder
 from .classification import ClassificationTask, MultiLabelTask, top_classes
-from .masked_video import MaskedPretrainSection, MaskedVideoTask
+from .masked_video import MaskedPretrainSection, MaskedVideoTask, check_masks_a_tube
 from .recipes import family_of
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
@@ -117,14 +117,19 @@ class VideoPipeline(Pipeline):
     def pretrain(self, recipe) -> dict:
         """Masked-autoencoder pretraining (``recipe.pretrain``) of the recipe's model on the train split, without
         labels; validation reports the reconstruction loss. Writes ``<out>/encoder.safetensors``: the encoder with
-        the data section, for ``spatio train ... --init``. Returns the run summary."""
+        the data section, for ``spatio train ... --init``. ``train.init`` (``--init``): the encoder starts from those
+        weights, read with the checks of ``spatio train --init``. Returns the run summary."""
         seed_everything(recipe.train.seed)
         cls = arch_class(family_of(recipe.model.name))
         fitted = cls.input_config(self.input_size(recipe), 0)
         encoder = create_model(recipe.model.name, **self.fitted_overrides(recipe, fitted))
+        if recipe.train.init:  # --init: the encoder starts from these weights (read as for spatio train)
+            encoder = init_from_checkpoint(encoder, recipe.train.init)
         p = recipe.pretrain
         model = VideoMAEPretrainer(encoder, p.decoder_dim, p.decoder_depth, p.decoder_heads)
         self.resolve_data(recipe, encoder)
+        side = recipe.data.video.crop_size // encoder.cfg.patch_size
+        check_masks_a_tube(p, side * side, f"{side}x{side}")
         root, d = dataset_root(recipe.data), recipe.data
         train_ds = VideoClipDataset(root, "train", d.video, seed=recipe.train.seed)
         val_ds = VideoClipDataset(root, d.eval_split, d.video, seed=recipe.train.seed)

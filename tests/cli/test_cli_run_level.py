@@ -8,8 +8,11 @@ import os
 import signal
 
 import pytest
+import torch
 from testing_utils import hold_lock_in_child, one_line
 
+from spatiotemporal.cli.main import main
+from spatiotemporal.models import create_model, load_pretrained, save_pretrained
 from spatiotemporal.utils.run_lock import LOCK_NAME
 
 pytestmark = pytest.mark.usefixtures("module_cache")
@@ -19,9 +22,10 @@ TINY = ["--max-steps", "1", "--epochs", "1", "--workers", "0", "--batch-size", "
 
 
 def test_a_run_owns_its_folder_a_second_one_stops_and_a_killed_ones_lock_is_taken_over(tmp_path, capsys, caplog):
+    """Also: ``pretrain --init`` reads the file (the encoder starts from it; a missing one is refused)."""
     out = tmp_path / "run"
     holder, conn = hold_lock_in_child(out)  # the first run, writing into --out
-    busy = f"{out} is in use by another run (pid {holder.pid} on "
+    busy = f"{out} is in use by another run (pid {holder.pid} on {os.uname().nodename}: spatio train since "
     for argv in (["train", "vit", "--out", out, *TINY, "model.overrides.depth=1"],
                  ["pretrain", "videomae", "--out", out, *TINY],
                  ["embed", "--model", "vit_tiny_builtin", "--out", out, "--no-progress"]):
@@ -30,11 +34,19 @@ def test_a_run_owns_its_folder_a_second_one_stops_and_a_killed_ones_lock_is_take
     assert [p.name for p in out.iterdir()] == [LOCK_NAME]  # the second runs wrote nothing
     os.kill(holder.pid, signal.SIGKILL)  # the first run dies without releasing its lock
     holder.join(10)
-    from spatiotemporal.cli.main import main
 
+    pretrain = ["pretrain", "videomae", "--out", out, *TINY, "model.overrides.depth=1", "--init"]
+    assert one_line(capsys, [*pretrain, tmp_path / "none.pt"]) == f"checkpoint not found: {tmp_path / 'none.pt'}"
+    torch.manual_seed(123)
+    init = create_model("videomae_tiny", mixer="joint", patch_size=8, tubelet_size=2, embed_dim=128, depth=1,
+                        num_heads=4, img_size=32, num_frames=8, num_classes=0)
+    save_pretrained(init, tmp_path / "enc.safetensors")
     with caplog.at_level(logging.WARNING, "spatiotemporal"):
-        assert main(["train", "vit", "--out", str(out), *TINY, "model.overrides.depth=1"]) == 0
+        assert main([str(a) for a in [*pretrain, tmp_path / "enc.safetensors"]]) == 0
     took = [r.getMessage() for r in caplog.records if "took over the lock" in r.getMessage()]
-    assert took == [f"{out}: took over the lock of a run that ended without releasing it (pid {holder.pid} on "
-                    f"{os.uname().nodename}: spatio train since {took[0].split(' since ')[1]}"], took
+    assert len(took) == 1 and took[0].startswith(f"{out}: took over the lock of a run that ended without "
+                                                 f"releasing it (pid {holder.pid} on "), took
     assert (out / "checkpoints" / "last.pt").is_file() and not (out / LOCK_NAME).exists()
+    got = load_pretrained(out / "encoder.safetensors").state_dict()  # one step at the warm-up's lr 0
+    for k, v in init.state_dict().items():
+        torch.testing.assert_close(got[k], v, atol=1e-4, rtol=0, msg=k)
