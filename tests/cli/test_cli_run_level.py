@@ -3,6 +3,7 @@ HD95 of an empty prediction, FSDP without torchrun, a full disk, dataset paths o
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -11,8 +12,10 @@ import pytest
 import torch
 from testing_utils import hold_lock_in_child, one_line
 
-from spatiotemporal.cli.main import main
+from spatiotemporal.cli.main import error_line, main
+from spatiotemporal.engine.checkpoint import load_checkpoint, save_checkpoint
 from spatiotemporal.models import create_model, load_pretrained, save_pretrained
+from spatiotemporal.utils.atomic import DiskFullError, mount_point
 from spatiotemporal.utils.run_lock import LOCK_NAME
 
 pytestmark = pytest.mark.usefixtures("module_cache")
@@ -50,3 +53,54 @@ def test_a_run_owns_its_folder_a_second_one_stops_and_a_killed_ones_lock_is_take
     got = load_pretrained(out / "encoder.safetensors").state_dict()  # one step at the warm-up's lr 0
     for k, v in init.state_dict().items():
         torch.testing.assert_close(got[k], v, atol=1e-4, rtol=0, msg=k)
+
+
+class _FullDisk:
+    """A file object whose disk fills after ``room`` bytes (``OSError(ENOSPC)``, as the kernel reports it)."""
+
+    def __init__(self, f, room: int):
+        self.f, self.room = f, room
+
+    def write(self, b):
+        if len(b) > self.room:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        self.room -= len(b)
+        return self.f.write(b)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
+def test_a_full_disk_during_a_checkpoint_write_is_one_line_and_keeps_the_last_good_one(tmp_path, monkeypatch):
+    ckdir = tmp_path / "run" / "checkpoints"
+    save_checkpoint({"model": {"w": torch.ones(1000)}, "step": 1}, ckdir / "last.pt")
+    good = (ckdir / "last.pt").read_bytes()
+    real = os.fdopen
+    monkeypatch.setattr(os, "fdopen", lambda fd, mode="r", *a, **k: _FullDisk(real(fd, mode, *a, **k), 2000)
+                        if "w" in mode else real(fd, mode, *a, **k))
+    for name in ("last.pt", "best.pt"):
+        with pytest.raises(DiskFullError) as e:  # torch's writer: RuntimeError("... unexpected pos ...")
+            save_checkpoint({"model": {"w": torch.zeros(4000)}, "step": 2}, ckdir / name)
+        assert error_line(e.value) == (
+            f"no space left on {mount_point(ckdir)} while writing {ckdir / name}; the last good checkpoint is "
+            f"{ckdir / 'last.pt'} (kept as it was): free space, then continue with --resume")
+        assert e.value.errno == errno.ENOSPC and isinstance(e.value, OSError)
+    monkeypatch.undo()
+    assert (ckdir / "last.pt").read_bytes() == good and sorted(p.name for p in ckdir.iterdir()) == ["last.pt"]
+    assert load_checkpoint(ckdir / "last.pt")["step"] == 1
+
+
+def test_a_mask_ratio_that_masks_nothing_is_refused_up_front(tmp_path, capsys):
+    base = ["pretrain", "videomae", "--out", tmp_path / "run", *TINY]
+    assert one_line(capsys, [*base, "pretrain.mask_ratio=0"]) == (
+        "section 'pretrain': pretrain.mask_ratio must be in (0, 1) (VideoMAE: 0.9), got 0.0")
+    assert one_line(capsys, [*base, "pretrain.mask_ratio=0.01"]) == (  # was "training diverged ... lower the lr"
+        "pretrain.mask_ratio=0.01 masks none of the 16 tube positions of the 4x4 grid; expected more than 0.0312 "
+        "(VideoMAE: 0.9)")
+    assert not (tmp_path / "run").exists()
