@@ -6,6 +6,7 @@ for the model's evaluation context."""
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,6 +18,8 @@ from .config import ConfigError
 from .distributed import DistInfo
 
 __all__ = ["ReplicatedMode", "parallel_mode"]
+
+log = logging.getLogger("spatiotemporal.engine")
 
 
 class ReplicatedMode:
@@ -79,6 +82,10 @@ def parallel_mode(name: str, dist: DistInfo, find_unused_parameters: bool = Fals
         return ReplicatedMode(dist, find_unused_parameters)
     if name == "fsdp":
         from .fsdp import FullyShardedMode
+
+        if dist.world_size == 1:
+            log.warning("train.parallel=fsdp in a single process (not started by torchrun): nothing is sharded, the "
+                        "run trains as one plain process; start it with torchrun --nproc_per_node N to shard")
 
         return FullyShardedMode(dist, find_unused_parameters)
     raise ConfigError(f"train.parallel must be 'ddp' or 'fsdp', got {name!r}")

@@ -14,6 +14,8 @@ from testing_utils import hold_lock_in_child, one_line
 
 from spatiotemporal.cli.main import error_line, main
 from spatiotemporal.engine.checkpoint import load_checkpoint, save_checkpoint
+from spatiotemporal.engine.distributed import DistInfo
+from spatiotemporal.engine.parallel import parallel_mode
 from spatiotemporal.models import create_model, load_pretrained, save_pretrained
 from spatiotemporal.utils.atomic import DiskFullError, mount_point
 from spatiotemporal.utils.run_lock import LOCK_NAME
@@ -104,3 +106,13 @@ def test_a_mask_ratio_that_masks_nothing_is_refused_up_front(tmp_path, capsys):
         "pretrain.mask_ratio=0.01 masks none of the 16 tube positions of the 4x4 grid; expected more than 0.0312 "
         "(VideoMAE: 0.9)")
     assert not (tmp_path / "run").exists()
+
+
+def test_fsdp_without_torchrun_says_it_trains_one_plain_process(caplog):
+    info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"), initialized_here=False)
+    with caplog.at_level(logging.WARNING, "spatiotemporal"):
+        assert parallel_mode("fsdp", info).name == "fsdp"
+        assert parallel_mode("ddp", info).name == "ddp"  # a single process is what ddp means there: no warning
+    assert [r.getMessage() for r in caplog.records] == [
+        "train.parallel=fsdp in a single process (not started by torchrun): nothing is sharded, the run trains as "
+        "one plain process; start it with torchrun --nproc_per_node N to shard"]
