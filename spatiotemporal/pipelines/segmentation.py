@@ -138,6 +138,11 @@ class InferenceOptions:
             raise ValueError(f"inference mode must be 'constant' or 'gaussian', got {self.mode!r}")
         if self.tta_flips not in TTA_FLIPS:
             raise ValueError(f"tta_flips must be one of {sorted(TTA_FLIPS)}, got {self.tta_flips!r}")
+        if not self.sigma_scale > 0:  # MONAI would take a negative one without a word
+            raise ValueError(f"sigma_scale must be > 0 (the Gaussian's sigma as a fraction of the window), got "
+                             f"{self.sigma_scale}")
+        if not self.surface_tolerance_mm >= 0:
+            raise ValueError(f"surface_tolerance_mm must be >= 0, got {self.surface_tolerance_mm}")
 
 
 TTA_FLIPS = {

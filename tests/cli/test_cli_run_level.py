@@ -116,3 +116,17 @@ def test_fsdp_without_torchrun_says_it_trains_one_plain_process(caplog):
     assert [r.getMessage() for r in caplog.records] == [
         "train.parallel=fsdp in a single process (not started by torchrun): nothing is sharded, the run trains as "
         "one plain process; start it with torchrun --nproc_per_node N to shard"]
+
+
+def test_inference_options_are_checked_when_the_recipe_is_read(tmp_path, capsys):
+    ckpt = save_pretrained(create_model("unetr_tiny", num_layers=2), tmp_path / "unetr.safetensors")
+    ct = tmp_path / "ct.nii.gz"
+    ct.write_bytes(b"")  # never opened: the recipe is refused first
+    expected = ("section 'data': overlap (--overlap) must be in [0, 1) (the fraction of a window its neighbour "
+                "covers), got 1.0")  # was MONAI's traceback after the model and the data were loaded
+    assert one_line(capsys, ["predict", ct, "--checkpoint", ckpt, "--overlap", "1.0"]) == expected
+    assert one_line(capsys, ["eval", "--checkpoint", ckpt, "--overlap", "1.0"]) == expected
+    assert one_line(capsys, ["train", "unetr", "--out", tmp_path / "run", "data.inference.sigma_scale=-0.1"]) == (
+        "section 'data.inference': sigma_scale must be > 0 (the Gaussian's sigma as a fraction of the window), "
+        "got -0.1")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ct.nii.gz", "unetr.json", "unetr.safetensors"]
