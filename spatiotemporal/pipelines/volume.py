@@ -165,6 +165,8 @@ class VolumePipeline(Pipeline):
         if surface:
             metrics.update(surf_orig.result(names))
             metrics["resampled_grid"].update(surf_res.result(names))
+            for note in metrics.get("hd95_notes", []):
+                log.warning("%s (original grid)", note)
         print(dice_table({"original grid": metrics, "resampled grid": metrics["resampled_grid"]}, names))
         return {"split": key, **metrics}
 
