@@ -3,6 +3,7 @@ protocol; top-k prediction of one clip; clips for ``viz``."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from .classification import ClassificationTask, MultiLabelTask, top_classes
 from .masked_video import MaskedPretrainSection, MaskedVideoTask, check_masks_a_tube
 from .recipes import family_of
 
+log = logging.getLogger("spatiotemporal.pipelines")
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
 
 
@@ -49,7 +52,25 @@ class VideoRecipe:
     pretrain: MaskedPretrainSection = field(default_factory=MaskedPretrainSection)  # `spatio pretrain` only
 
 
+#: The reader of each dataset's annotation files: the dataset name decides it (``data.video.annotation`` follows).
+READERS = {"builtin": "csv", "builtin_motion": "csv", "kinetics": "csv", "ssv2": "ssv2"}
+DEFAULT_READER = "csv"
+
+
+def pick_reader(data: VideoDataSection) -> None:
+    """Set ``data.video.annotation`` from ``data.dataset`` (``--data ssv2`` reads the SSv2 JSON files whatever the
+    recipe's annotation); a recipe that named the other reader on purpose gets one warning."""
+    reader = READERS.get(data.dataset)
+    if reader is None or data.video.annotation == reader:
+        return
+    if data.video.annotation != DEFAULT_READER:
+        log.warning("data.video.annotation=%s ignored: --data %s is read with the %s reader (the dataset name "
+                    "picks it)", data.video.annotation, data.dataset, reader)
+    data.video.annotation = reader
+
+
 def dataset_root(data: VideoDataSection) -> Path:
+    pick_reader(data)
     builtin = {"builtin": ensure_builtin_video_dataset,
                "builtin_motion": ensure_motion_video_dataset}  # the motion set without a global cue (motion.py)
     return dataset_folder(data, builtin,
