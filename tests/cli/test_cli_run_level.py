@@ -13,6 +13,7 @@ import torch
 from testing_utils import hold_lock_in_child, one_line
 
 from spatiotemporal.cli.main import error_line, main
+from spatiotemporal.data.video.synthetic import generate_builtin_video_dataset
 from spatiotemporal.engine.checkpoint import load_checkpoint, save_checkpoint
 from spatiotemporal.engine.distributed import DistInfo
 from spatiotemporal.engine.parallel import parallel_mode
@@ -40,7 +41,9 @@ def test_a_run_owns_its_folder_a_second_one_stops_and_a_killed_ones_lock_is_take
     os.kill(holder.pid, signal.SIGKILL)  # the first run dies without releasing its lock
     holder.join(10)
 
-    pretrain = ["pretrain", "videomae", "--out", out, *TINY, "model.overrides.depth=1", "--init"]
+    videos = generate_builtin_video_dataset(tmp_path / "videos", {"train": 2, "val": 1})  # a tiny Kinetics layout
+    pretrain = ["pretrain", "videomae", "--config", "videomae_tiny_mae_builtin", "--data", "kinetics", "--data-root",
+                videos, "--out", out, *TINY, "model.overrides.depth=1", "--init"]
     assert one_line(capsys, [*pretrain, tmp_path / "none.pt"]) == f"checkpoint not found: {tmp_path / 'none.pt'}"
     torch.manual_seed(123)
     init = create_model("videomae_tiny", mixer="joint", patch_size=8, tubelet_size=2, embed_dim=128, depth=1,
