@@ -80,7 +80,11 @@ def _make_folder(folder: Path) -> list[Path]:
 def _open_locked(lock: Path, command: str) -> int | None:
     """An fd of ``lock`` holding its exclusive flock, or None where the file system has no flock."""
     while True:
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+        except FileNotFoundError:  # a run that created the folder and wrote nothing removed it just now
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
