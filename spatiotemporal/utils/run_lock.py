@@ -77,7 +77,7 @@ def _make_folder(folder: Path) -> list[Path]:
     return created[::-1]
 
 
-def _open_locked(lock: Path, command: str) -> int | None:
+def _open_locked(lock: Path) -> int | None:
     """An fd of ``lock`` holding its exclusive flock, or None where the file system has no flock."""
     while True:
         try:
@@ -123,7 +123,7 @@ def run_lock(folder: str | os.PathLike, command: str) -> Iterator[Path]:
     lock = folder / LOCK_NAME
     fd = None
     try:
-        fd = _open_locked(lock, command)
+        fd = _open_locked(lock)
         if fd is not None:
             stale = _read_holder(fd)
             if stale is not None:
