@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from ..engine import resolve_device
 from ..pipelines import get_pipeline
+from ..utils.run_lock import run_lock
 from ..viz.embed_files import FORMATS, POOLS
 from .viz_cmd import MODEL_HELP
 
@@ -41,13 +42,14 @@ def run(args) -> int:
     device = resolve_device(args.device)
     vm = load_viz_model(checkpoint=args.checkpoint, spec=args.model, device=device, seed=args.seed)
     check_settings(vm.model, args.layer, args.pool, args.format, args.batch_size, args.chunk)  # before reading data
-    pipeline = get_pipeline(type(vm.model).modality)
-    recipe = pipeline.recipe_for_viz(vm.model, args.checkpoint, args.data, args.data_root, args.img_size,
-                                     args.num_frames)
-    items = pipeline.dataset_items(recipe, args.split)
-    settings = {"source": vm.source, "split": args.split, "data": pipeline.describe_data(recipe)}
-    meta = write_embeddings(vm.model, items, args.out, settings, args.layer, args.pool, args.format,
-                            args.batch_size, args.chunk, device, not args.no_progress)
+    with run_lock(args.out, "embed"):  # one writer per --out folder, before anything is read or written
+        pipeline = get_pipeline(type(vm.model).modality)
+        recipe = pipeline.recipe_for_viz(vm.model, args.checkpoint, args.data, args.data_root, args.img_size,
+                                         args.num_frames)
+        items = pipeline.dataset_items(recipe, args.split)
+        settings = {"source": vm.source, "split": args.split, "data": pipeline.describe_data(recipe)}
+        meta = write_embeddings(vm.model, items, args.out, settings, args.layer, args.pool, args.format,
+                                args.batch_size, args.chunk, device, not args.no_progress)
     print(f"{meta['num_rows']} embeddings of dimension {meta['dim']} ({meta['skipped']} unreadable items skipped) "
           f"from {items.description}; wrote {args.out}/embeddings.{meta['format']}, index.csv, meta.json")
     return 0

@@ -26,6 +26,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from ..utils.errors import SpatioUserError
+from .paths import warn_paths_outside_root
 
 log = logging.getLogger(__name__)
 _warned: set[str] = set()
@@ -186,7 +187,9 @@ def read_labels_csv(
         names = [str(n) for n in class_names]
     index = {n: i for i, n in enumerate(names)}
     samples: list[tuple[Path, int]] = []
-    for lineno, path_token, token in iter_label_rows(csv_path):
+    rows = list(iter_label_rows(csv_path))
+    warn_paths_outside_root(csv_path, [(f"line {n}", p) for n, p, _ in rows], base)
+    for lineno, path_token, token in rows:
         label = index.get(token)
         if label is None:
             label = _int(token)
@@ -221,6 +224,7 @@ def read_multilabel_csv(
     base = Path(root) if root is not None else csv_path.parent
     rows = [(lineno, p, [t.strip() for t in token.split(MULTI_SEP) if t.strip()])
             for lineno, p, token in iter_label_rows(csv_path)]
+    warn_paths_outside_root(csv_path, [(f"line {n}", p) for n, p, _ in rows], base)
     if class_names is None:
         tokens = [t for _, _, ts in rows for t in ts]
         ints = [_int(t) for t in tokens]

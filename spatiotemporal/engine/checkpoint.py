@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from ..utils.atomic import atomic_copy, atomic_torch_save
+from ..utils.atomic import DiskFullError, atomic_copy, atomic_torch_save
 from ..utils.errors import SpatioUserError
 from ..utils.finite import non_finite
 
@@ -41,10 +41,18 @@ def checkpoint_dir(out: str | os.PathLike) -> Path:
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike, *copies: str | os.PathLike) -> None:
     """Atomically write ``payload`` to ``path`` and then to each of ``copies`` (file copies, not a
-    second serialisation). A file that fails or is killed mid-write keeps its previous content."""
-    atomic_torch_save({"format": CHECKPOINT_FORMAT, **payload}, path)
-    for dst in copies:
-        atomic_copy(path, dst)
+    second serialisation). A file that fails or is killed mid-write keeps its previous content; a full disk is
+    one :class:`~spatiotemporal.utils.atomic.DiskFullError` naming the file system, the file and the last good
+    checkpoint (the folder's ``last.pt``, as it was)."""
+    try:
+        atomic_torch_save({"format": CHECKPOINT_FORMAT, **payload}, path)
+        for dst in copies:
+            atomic_copy(path, dst)
+    except DiskFullError as e:
+        last = Path(path).parent / "last.pt"
+        good = (f"the last good checkpoint is {last} (kept as it was): free space, then continue with --resume"
+                if last.is_file() else "no checkpoint of this run was written yet")
+        raise DiskFullError(e.errno, e.filename, good) from None
 
 
 def _reason(e: Exception) -> str:

@@ -7,6 +7,7 @@ The CLI resolves the pipeline from the model (``type(model).modality``) or the r
 
 from __future__ import annotations
 
+import functools
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -21,6 +22,7 @@ from ..data.labels_csv import read_class_file
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
 from ..models import arch_class, create_model, init_from_checkpoint, model_entry, model_spec
 from ..utils.errors import UserInputError
+from ..utils.run_lock import run_lock
 from ..utils.seeding import seed_everything
 from .recipes import family_of, find_config
 
@@ -48,6 +50,19 @@ def dataset_folder(data, builtin: dict[str, Callable[[str | None], Path]], folde
     if not data.root:
         raise UserInputError(f"--data {name} needs --data-root DIR (with {folders[name]})")
     return Path(data.root).expanduser()
+
+
+def owns_run_folder(command: str) -> Callable:
+    """Decorator of a pipeline's ``method(self, recipe)`` that writes a run folder: the method runs holding the
+    lock of ``recipe.train.out`` (:func:`~spatiotemporal.utils.run_lock.run_lock`), taken before anything is
+    written; a second run into that folder stops in one line."""
+    def wrap(method: Callable) -> Callable:
+        @functools.wraps(method)
+        def locked(self, recipe, *args, **kwargs):
+            with run_lock(recipe.train.out, command):
+                return method(self, recipe, *args, **kwargs)
+        return locked
+    return wrap
 
 
 def run_config_path(checkpoint: str | Path) -> Path | None:
@@ -216,6 +231,7 @@ class Pipeline(ABC):
         """E.g. print a per-class table (nothing by default)."""
         return None
 
+    @owns_run_folder("train")
     def train(self, recipe) -> dict:
         """Build everything from ``recipe`` and run the engine; returns the run summary."""
         class_names = self.class_names(recipe)

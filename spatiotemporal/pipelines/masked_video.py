@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 from ..engine import all_reduce_sum
 from ..models.videomae import patchify
+from ..utils.errors import UserInputError
 
 
 @dataclass
@@ -27,14 +28,22 @@ class MaskedPretrainSection:
     norm_pix_loss: bool = True
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.mask_ratio < 1.0:
-            raise ValueError(f"pretrain.mask_ratio must be in [0, 1), got {self.mask_ratio}")
+        if not 0.0 < self.mask_ratio < 1.0:  # 0 masks nothing: a loss over no token is NaN, not a divergence
+            raise ValueError(f"pretrain.mask_ratio must be in (0, 1) (VideoMAE: 0.9), got {self.mask_ratio}")
         if self.decoder_dim < 1 or self.decoder_heads < 1 or self.decoder_depth < 1:
             raise ValueError(f"pretrain.decoder_dim, decoder_heads and decoder_depth must be >= 1, got "
                              f"{self.decoder_dim}, {self.decoder_heads}, {self.decoder_depth}")
         if self.decoder_dim % self.decoder_heads:
             raise ValueError(f"pretrain.decoder_dim {self.decoder_dim} is not divisible by pretrain.decoder_heads "
                              f"{self.decoder_heads}")
+
+
+def check_masks_a_tube(section: MaskedPretrainSection, spatial: int, grid: str) -> None:
+    """Refuse a ``mask_ratio`` that keeps every one of the ``spatial`` tube positions (``grid``, e.g. ``4x4``) in
+    view: nothing would be reconstructed and the loss would be NaN."""
+    if max(1, round(spatial * (1.0 - section.mask_ratio))) >= spatial:
+        raise UserInputError(f"pretrain.mask_ratio={section.mask_ratio} masks none of the {spatial} tube positions of "
+                         f"the {grid} grid; expected more than {0.5 / spatial:.3g} (VideoMAE: 0.9)")
 
 
 def tube_mask(batch: int, spatial: int, ratio: float, device=None, generator: torch.Generator | None = None

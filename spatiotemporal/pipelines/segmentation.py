@@ -138,6 +138,11 @@ class InferenceOptions:
             raise ValueError(f"inference mode must be 'constant' or 'gaussian', got {self.mode!r}")
         if self.tta_flips not in TTA_FLIPS:
             raise ValueError(f"tta_flips must be one of {sorted(TTA_FLIPS)}, got {self.tta_flips!r}")
+        if not self.sigma_scale > 0:  # MONAI would take a negative one without a word
+            raise ValueError(f"sigma_scale must be > 0 (the Gaussian's sigma as a fraction of the window), got "
+                             f"{self.sigma_scale}")
+        if not self.surface_tolerance_mm >= 0:
+            raise ValueError(f"surface_tolerance_mm must be >= 0, got {self.surface_tolerance_mm}")
 
 
 TTA_FLIPS = {
@@ -170,25 +175,39 @@ class SurfaceMetrics:
         hd = self.hd(p, y, **kw).float().cpu()
         nsd = self.nsd(p, y, **kw).float().cpu()
         absent = (y[:, 1:].flatten(2).sum(-1) == 0).cpu()
+        missed = (p[:, 1:].flatten(2).sum(-1) == 0).cpu() & ~absent  # MONAI gives NaN: the distance is infinite
+        hd[missed] = float("inf")
         hd[absent], nsd[absent] = float("nan"), float("nan")
         self.rows.append(torch.stack([hd, nsd], 1))  # (B, 2, K-1)
 
-    def result(self, class_names: Sequence[str]) -> dict[str, float]:
-        """``hd95_<organ>``, ``nsd_<organ>`` and their means over organs (NaN-aware, inf HD95 left out)."""
+    def result(self, class_names: Sequence[str]) -> dict[str, Any]:
+        """``hd95_<organ>``, ``nsd_<organ>`` and their means over organs (NaN-aware). An organ the prediction
+        misses in a volume whose reference has it makes that volume's HD95 infinite: ``hd95_<organ>`` (and
+        ``mean_hd95``) is then ``inf``, and ``hd95_notes`` says in how many volumes and gives the mean over the
+        others (as the Dice table marks the classes it cannot count)."""
         if not self.rows:
             return {}
         allr = torch.cat(self.rows)  # (N, 2, K-1)
-        out: dict[str, float] = {}
+        out: dict[str, Any] = {}
+        notes = []
         for j, name in enumerate(class_names[1:]):
             for m, key in ((0, "hd95"), (1, "nsd")):
                 v = allr[:, m, j]
-                v = v[torch.isfinite(v)]
-                if len(v):
-                    out[f"{key}_{name}"] = float(v.mean())
+                finite, missed = v[torch.isfinite(v)], int(torch.isinf(v).sum())
+                if missed:
+                    rest = f"{float(finite.mean()):.4g} mm" if len(finite) else "none"
+                    notes.append(f"hd95_{name} is inf: the prediction has no {name} voxel in {missed} of "
+                                 f"{missed + len(finite)} volume(s) whose reference has it (the distance to an empty "
+                                 f"prediction is infinite); the mean over the other {len(finite)}: {rest}")
+                    out[f"{key}_{name}"] = float("inf")
+                elif len(finite):
+                    out[f"{key}_{name}"] = float(finite.mean())
         for key in ("hd95", "nsd"):
             vals = [v for k, v in out.items() if k.startswith(key + "_")]
             if vals:
                 out[f"mean_{key}"] = sum(vals) / len(vals)
+        if notes:
+            out["hd95_notes"] = notes
         return out
 
 

@@ -3,6 +3,7 @@ protocol; top-k prediction of one clip; clips for ``viz``."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,15 +23,17 @@ from ..data.video import (
     resolve_class_names,
 )
 from ..engine import TrainConfig, Trainer, config_to_dict, track
-from ..models import VideoMAEPretrainer, arch_class, create_model, save_pretrained
+from ..models import VideoMAEPretrainer, arch_class, create_model, init_from_checkpoint, save_pretrained
 from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
 from ..viz.samples import DatasetItems
-from .base import ModelSection, Pipeline, class_names_of, dataset_folder
+from .base import ModelSection, Pipeline, class_names_of, dataset_folder, owns_run_folder
 from .classification import ClassificationTask, MultiLabelTask, top_classes
 from .losses import classification_loss
-from .masked_video import MaskedPretrainSection, MaskedVideoTask
+from .masked_video import MaskedPretrainSection, MaskedVideoTask, check_masks_a_tube
 from .recipes import family_of
+
+log = logging.getLogger("spatiotemporal.pipelines")
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".webm", ".mov", ".m4v", ".mpg", ".mpeg", ".flv", ".ogv")
 
@@ -55,7 +58,25 @@ class VideoRecipe:
     pretrain: MaskedPretrainSection = field(default_factory=MaskedPretrainSection)  # `spatio pretrain` only
 
 
+#: The reader of each dataset's annotation files: the dataset name decides it (``data.video.annotation`` follows).
+READERS = {"builtin": "csv", "builtin_motion": "csv", "kinetics": "csv", "ssv2": "ssv2"}
+DEFAULT_READER = "csv"
+
+
+def pick_reader(data: VideoDataSection) -> None:
+    """Set ``data.video.annotation`` from ``data.dataset`` (``--data ssv2`` reads the SSv2 JSON files whatever the
+    recipe's annotation); a recipe that named the other reader on purpose gets one warning."""
+    reader = READERS.get(data.dataset)
+    if reader is None or data.video.annotation == reader:
+        return
+    if data.video.annotation != DEFAULT_READER:
+        log.warning("data.video.annotation=%s ignored: --data %s is read with the %s reader (the dataset name "
+                    "picks it)", data.video.annotation, data.dataset, reader)
+    data.video.annotation = reader
+
+
 def dataset_root(data: VideoDataSection) -> Path:
+    pick_reader(data)
     builtin = {"builtin": ensure_builtin_video_dataset,
                "builtin_motion": ensure_motion_video_dataset}  # the motion set without a global cue (motion.py)
     return dataset_folder(data, builtin,
@@ -129,17 +150,23 @@ class VideoPipeline(Pipeline):
         return ClassificationTask("video", loss_fn=loss_fn, mixup_fn=ClipMixup(mixup_fn) if mixup_fn else None,
                                   view_reduce=d.view_reduce, state={"spec": spec})
 
+    @owns_run_folder("pretrain")
     def pretrain(self, recipe) -> dict:
         """Masked-autoencoder pretraining (``recipe.pretrain``) of the recipe's model on the train split, without
         labels; validation reports the reconstruction loss. Writes ``<out>/encoder.safetensors``: the encoder with
-        the data section, for ``spatio train ... --init``. Returns the run summary."""
+        the data section, for ``spatio train ... --init``. ``train.init`` (``--init``): the encoder starts from those
+        weights, read with the checks of ``spatio train --init``. Returns the run summary."""
         seed_everything(recipe.train.seed)
         cls = arch_class(family_of(recipe.model.name))
         fitted = cls.input_config(self.input_size(recipe), 0)
         encoder = create_model(recipe.model.name, **self.fitted_overrides(recipe, fitted))
+        if recipe.train.init:  # --init: the encoder starts from these weights (read as for spatio train)
+            encoder = init_from_checkpoint(encoder, recipe.train.init)
         p = recipe.pretrain
         model = VideoMAEPretrainer(encoder, p.decoder_dim, p.decoder_depth, p.decoder_heads)
         self.resolve_data(recipe, encoder)
+        side = recipe.data.video.crop_size // encoder.cfg.patch_size
+        check_masks_a_tube(p, side * side, f"{side}x{side}")
         root, d = dataset_root(recipe.data), recipe.data
         train_ds = VideoClipDataset(root, "train", d.video, seed=recipe.train.seed)
         val_ds = VideoClipDataset(root, d.eval_split, d.video, seed=recipe.train.seed)

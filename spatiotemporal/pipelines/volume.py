@@ -49,6 +49,14 @@ class VolumeDataSection:
     inference: InferenceOptions = field(default_factory=InferenceOptions)  # blending, devices, flips, LCC, metrics
     volume: VolumeDataConfig = field(default_factory=VolumeDataConfig)
 
+    def __post_init__(self) -> None:
+        """Inference options are checked when the recipe is read, not after the model and data are loaded."""
+        if not 0 <= self.overlap < 1:
+            raise ValueError(f"overlap (--overlap) must be in [0, 1) (the fraction of a window its neighbour "
+                             f"covers), got {self.overlap}")
+        if self.sw_batch_size < 1:
+            raise ValueError(f"sw_batch_size must be >= 1, got {self.sw_batch_size}")
+
 
 @dataclass
 class VolumeRecipe:
@@ -157,6 +165,8 @@ class VolumePipeline(Pipeline):
         if surface:
             metrics.update(surf_orig.result(names))
             metrics["resampled_grid"].update(surf_res.result(names))
+            for note in metrics.get("hd95_notes", []):
+                log.warning("%s (original grid)", note)
         print(dice_table({"original grid": metrics, "resampled grid": metrics["resampled_grid"]}, names))
         return {"split": key, **metrics}
 

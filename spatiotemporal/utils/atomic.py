@@ -20,8 +20,10 @@ from typing import IO, Any
 
 import torch
 
-__all__ = ["atomic_write", "atomic_write_text", "atomic_torch_save", "atomic_copy", "ensure_generated",
-           "remove_orphaned_temp_files"]
+from .errors import SpatioUserError
+
+__all__ = ["DiskFullError", "atomic_write", "atomic_write_text", "atomic_torch_save", "atomic_copy",
+           "ensure_generated", "remove_orphaned_temp_files"]
 
 MARKER_NAME = "VERSION"
 
@@ -43,6 +45,45 @@ def _cannot_write(path: Path, e: OSError) -> OSError:
     if isinstance(e, FileExistsError):  # from mkdir: a file stands where a folder of the path should be
         return NotADirectoryError(errno.ENOTDIR, f"cannot write ({e.filename} is a file, not a folder)", str(path))
     return OSError(e.errno, f"cannot write ({e.strerror})", str(path))
+
+
+class DiskFullError(SpatioUserError, OSError):
+    """No space left (or the disk quota reached) while writing a file: one line naming the file system and the
+    file, then ``note`` (what was kept). ``errno`` is ``ENOSPC`` / ``EDQUOT``, ``filename`` the file."""
+
+    def __init__(self, err: int, filename: str | os.PathLike, note: str = ""):
+        what = "disk quota exceeded" if err != errno.ENOSPC else "no space left"
+        self.mount = mount_point(Path(filename))
+        message = f"{what} on {self.mount} while writing {filename}" + (f"; {note}" if note else "")
+        super().__init__(err, message, str(filename))
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
+_FULL = {errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)}
+
+
+def _disk_full_in(e: BaseException) -> OSError | None:
+    """The ENOSPC / EDQUOT ``OSError`` in ``e`` or its chain (torch's writer reports a failed write as
+    ``RuntimeError("... unexpected pos ...")`` raised while handling it), or None."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        if isinstance(e, OSError) and e.errno in _FULL:
+            return e
+        seen.add(id(e))
+        e = e.__cause__ or e.__context__
+    return None
+
+
+def mount_point(path: Path) -> Path:
+    """The mount point of the file system ``path`` is on (its nearest existing folder's)."""
+    p = Path(os.path.abspath(path))
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    while not os.path.ismount(p) and p != p.parent:
+        p = p.parent
+    return p
 
 
 def _temp_sibling(path: Path, kind: str) -> Path:
@@ -88,8 +129,10 @@ def remove_orphaned_temp_files(directory: str | os.PathLike) -> list[Path]:
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> None:
     """Call ``write(fileobj)`` on a temp file next to ``path``, then atomically move it to ``path``.
 
-    A folder that cannot be written (read-only, no permission) raises one ``OSError`` naming ``path``;
-    an error inside ``write`` or the rename removes the temp file and propagates unchanged.
+    A folder that cannot be written (read-only, no permission) raises one ``OSError`` naming ``path``; a full
+    disk (``ENOSPC``, ``EDQUOT``, also as the cause of a library's error) one :class:`DiskFullError` naming the
+    file system and ``path``; any other error inside ``write`` or the rename removes the temp file and
+    propagates unchanged.
     """
     path = Path(path)
     tmp = _temp_sibling(path, "tmp")
@@ -104,9 +147,12 @@ def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], Any]) -> 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
+        full = _disk_full_in(e) if not isinstance(e, DiskFullError) else None
+        if full is not None:
+            raise DiskFullError(full.errno, path, "its previous content is kept" if path.exists() else "") from None
         raise
     _fsync_dir(path.parent)
 

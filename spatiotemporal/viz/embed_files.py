@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from ..utils.atomic import atomic_write, atomic_write_text
 from ..utils.errors import UserInputError
+from ..utils.run_lock import LOCK_NAME
 from .samples import DatasetItems
 
 POOLS = ("default", "cls", "mean")
@@ -113,8 +114,8 @@ def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path,
         if not _meta_matches(old, meta):
             raise FileExistsError(f"{meta_path}: an unfinished run with other settings ({old.get('source')}, "
                                   f"layer {old.get('layer')}, pool {old.get('pool')}); choose another --out")
-    elif out.is_dir() and any(out.iterdir()):
-        held = sorted(p.name for p in out.iterdir())
+    elif out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
+        held = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME)
         raise UserInputError(f"--out {out}: a folder that is not empty ({', '.join(held[:3])}"
                              f"{', ...' if len(held) > 3 else ''}) and not a spatio embed output (no meta.json); "
                              "choose a new or empty folder")

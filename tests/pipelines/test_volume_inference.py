@@ -91,3 +91,25 @@ def test_evaluate_reports_surface_metrics_beside_dice():
     y = _labels()
     out = task.evaluate(Pointwise(), [{"image": y, "label": y}])
     assert out["mean_dice"] == pytest.approx(1.0) and out["mean_hd95"] == 0 and out["mean_nsd"] == 1
+
+
+def test_hd95_of_an_organ_the_prediction_misses_is_inf_with_the_reason():
+    """MONAI gives NaN there; it was left out of the result without a note."""
+    ref = torch.zeros(1, 1, 16, 16, 16)
+    ref[..., 4:8, 4:8, 4:8], ref[..., 10:14, 10:14, 10:14] = 1, 2
+    missed = ref.clone()
+    missed[missed == 1] = 0  # organ "a" predicted nowhere
+    shifted = torch.roll(ref, 1, dims=2)
+    m = SurfaceMetrics(3, tolerance_mm=2.0)
+    for pred in (missed, ref, shifted):
+        m.update(pred, ref)
+    out = m.result(["bg", "a", "b"])
+    assert out["hd95_a"] == float("inf") and out["mean_hd95"] == float("inf")
+    assert out["hd95_b"] == pytest.approx(1 / 3) and out["nsd_a"] == pytest.approx(2 / 3)  # 0, 1, 1
+    assert out["hd95_notes"] == [
+        "hd95_a is inf: the prediction has no a voxel in 1 of 3 volume(s) whose reference has it (the distance to "
+        "an empty prediction is infinite); the mean over the other 2: 0.5 mm"]
+    exact = SurfaceMetrics(3, tolerance_mm=2.0)
+    exact.update(ref, ref)
+    assert exact.result(["bg", "a", "b"]) == {"hd95_a": 0.0, "nsd_a": 1.0, "hd95_b": 0.0, "nsd_b": 1.0,
+                                              "mean_hd95": 0.0, "mean_nsd": 1.0}  # no note

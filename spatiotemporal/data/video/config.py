@@ -77,7 +77,7 @@ class VideoDataConfig:
     test_csv: str = "test.csv"
     class_file: str = "classes.txt"
     path_prefix: str | None = None
-    annotation: str = "csv"  # csv: {split}.csv + classes.txt (Kinetics) | ssv2: Something-Something V2 JSON files
+    annotation: str = "csv"  # csv: {split}.csv + classes.txt | ssv2: SSv2 JSON; the pipeline sets it from --data
     sampling: str = "stride"  # stride: num_frames at sampling_rate (Kinetics) | segments: one per segment (SSv2)
     multi_label: bool = False  # labels 'path l1;l2' -> multi-hot targets (BCE, mAP)
     rand_augment: str | None = None

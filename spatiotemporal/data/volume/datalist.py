@@ -20,6 +20,7 @@ from typing import Any
 from monai.data import load_decathlon_datalist
 
 from ...utils.errors import SpatioUserError
+from ..paths import warn_paths_outside_root
 
 DEFAULT_JSON_NAME = "dataset_0.json"
 
@@ -110,6 +111,10 @@ def load_volume_datalist(root: str | Path, json_name: str = DEFAULT_JSON_NAME,
                                   f"of {{image, label}} and a 'labels' map), found keys {sorted(meta)}")
     class_names = parse_class_names(meta["labels"], f"{json_path}")
     _check_entries(meta["training"], json_path, "training")
+    lists = [k for k in ("training", "validation") if isinstance(meta.get(k), list)]
+    warn_paths_outside_root(json_path, [(f"{k}[{i}].{f}", e[f]) for k in lists for i, e in enumerate(meta[k])
+                                        if isinstance(e, Mapping) for f in ("image", "label")
+                                        if isinstance(e.get(f), str)], root)
     training = _load_list(json_path, root, "training")
     if "validation" in meta:
         _check_entries(meta["validation"], json_path, "validation")
