@@ -3,7 +3,7 @@
 Every run is a plain ``spatio train`` command with ``train.amp=none`` (fp32) or ``train.amp=bf16`` (what
 ``amp=auto`` picks on a CPU with native bf16); the fp32 and bf16 runs of a pair run at the same time, one torch
 thread each, so their wall times compare. Sized to fit a shared 2-core machine (seed 0 only, fewer epochs than
-the README's fp32 tables where those read a plateau):
+the fp32 tables of docs/results.md where those read a plateau):
 
 - temporal order (``timesformer_tiny_builtin``): divided 20 epochs, joint 10, framewise space-only 10;
 - UNETR on the CT phantoms (``unetr_tiny_builtin``): 20 epochs (Dice at epochs 5, 10, 15, 20);
