@@ -37,7 +37,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from ..data.samplers import ResumableSampler
 from ..utils.atomic import atomic_write_text, remove_orphaned_temp_files
-from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, non_finite, save_checkpoint
+from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, non_finite, save_checkpoint, shareable_payload
 from .compile import CompiledOrEager
 from .config import ConfigError, config_to_dict, dump_config
 from .distributed import DistInfo, all_gather_object, all_reduce_sum, barrier, init_distributed
@@ -353,7 +353,7 @@ class Trainer:
         if full:
             payload.update(optimizer=optimizer, scheduler=self.scheduler.state_dict(),
                            scaler=self.scaler.state_dict(), rank_states=rank_states)
-        return payload
+        return payload if full else shareable_payload(payload)
 
     def _elapsed(self) -> float:
         return self.state.elapsed_s + (time.time() - self._session_t0)

@@ -19,8 +19,9 @@ from torch import nn
 
 from ..data.labels_csv import read_class_file
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
-from ..models import arch_class, create_model, init_from_checkpoint, model_entry, model_spec
-from ..utils.errors import UserInputError
+from ..models import CheckpointFormatError, arch_class, create_model, init_from_checkpoint, model_entry, model_spec
+from ..models.preprocessing import PREPROCESSING_VERSION, check_finite, declare_preprocessing, select_keys
+from ..utils.errors import SpatioUserError, UserInputError
 from ..utils.seeding import seed_everything
 from .recipes import family_of, find_config
 
@@ -76,6 +77,46 @@ class Pipeline(ABC):
     builtin_recipe: ClassVar[str]  # the recipe whose data section describes the built-in set
     suffixes: ClassVar[tuple[str, ...]]  # input files ``predict`` takes
     input_key: ClassVar[str]  # batch key of the input tensor
+    #: the dotted recipe ``data`` keys that are preprocessing (what a checkpoint stores, ``preprocessing_spec``):
+    #: what turns an input file into the model's input, never a path, a cache or an augmentation setting
+    preprocessing_keys: ClassVar[tuple[str, ...]] = ()
+    #: fixed facts of the inputs this pipeline makes, stored beside them and checked on reading (e.g. channel order)
+    input_facts: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "preprocessing_keys" in cls.__dict__:  # the models floor reduces format-2 specs with these
+            declare_preprocessing(cls.modality, cls.preprocessing_keys)
+
+    # ------------------------------------------------------------------ the preprocessing spec
+    def preprocessing_spec(self, recipe) -> dict:
+        """The preprocessing spec of ``recipe`` (``models/preprocessing.py``): its :attr:`preprocessing_keys`,
+        nested as in the data section, with ``version`` and the :attr:`input_facts`."""
+        kept, _ = select_keys(config_to_dict(recipe.data), self.preprocessing_keys)
+        return {"version": PREPROCESSING_VERSION, **self.input_facts, **kept}
+
+    def stored_preprocessing(self, model: nn.Module, where: str) -> dict:
+        """The data keys of the spec ``model`` was loaded with (empty when it stores none), checked: its facts
+        must be this pipeline's and its keys among :attr:`preprocessing_keys` (a :class:`CheckpointFormatError`
+        naming ``where`` and the key otherwise)."""
+        prep = dict((getattr(model, "pretrained_cfg", None) or {}).get("preprocessing") or {})
+        prep.pop("version", None)
+        for fact, value in self.input_facts.items():
+            stored = prep.pop(fact, value)
+            if stored != value:
+                raise CheckpointFormatError(f"{where}: the stored preprocessing's '{fact}' is {stored!r}; the "
+                                            f"{self.modality} pipeline gives {value!r}")
+        allowed = set(self.preprocessing_keys)
+        for key in _leaf_keys(prep):
+            if key not in allowed:
+                raise CheckpointFormatError(f"{where}: '{key}' in the stored preprocessing is not a preprocessing "
+                                            f"key of {self.modality} models (see docs/checkpoints.md)")
+        return prep
+
+    def recipe_data_from_spec(self, data: dict) -> dict:
+        """The recipe ``data`` mapping a stored preprocessing spec gives (hook: e.g. the training-only keys a
+        stored value constrains); ``data`` by default."""
+        return data
 
     # ------------------------------------------------------------------ recipes
     def load_recipe(self, config: str | Path, overrides: list[str], model_name: str | None = None):
@@ -91,17 +132,26 @@ class Pipeline(ABC):
         return load_config(self.recipe_cls, base, overrides, source_name=f"{config} with model {model_name}")
 
     def recipe_from_checkpoint(self, model: nn.Module, overrides: list[str], checkpoint: str | Path | None = None):
-        """The recipe a trained model was made with: its stored data section, then ``overrides`` (logged).
+        """The recipe a trained model was made with: its stored preprocessing spec, checked as a recipe is (types,
+        ranges, every number finite: a one-line error naming the checkpoint and the key), then ``overrides``
+        (logged). Keys the spec does not hold (the dataset's folder, caches, augmentation) keep their defaults.
 
         A checkpoint from before format 2 has none: its run folder's ``config.yaml`` is used if it is there,
         else the built-in recipe, with a warning that names what was assumed.
         """
-        stored = (getattr(model, "pretrained_cfg", None) or {}).get("data")
         name = getattr(model, "model_name", None)
         where = str(checkpoint) if checkpoint else "the model"
+        stored = self.stored_preprocessing(model, where)
         if stored:
-            source = {"data": stored, **({"model": {"name": name}} if name else {})}
-            recipe = load_config(self.recipe_cls, source, overrides, source_name=f"{where} (stored data)")
+            source = {"data": self.recipe_data_from_spec(stored), **({"model": {"name": name}} if name else {})}
+            source_name = f"{where} (stored preprocessing)"
+            try:
+                check_finite(self.preprocessing_spec(load_config(self.recipe_cls, source, source_name=source_name)),
+                             where, "preprocessing")
+            except SpatioUserError as e:
+                text = str(e) if where in str(e) else f"{where}: the stored preprocessing is invalid: {e}"
+                raise CheckpointFormatError(text) from e
+            recipe = load_config(self.recipe_cls, source, overrides, source_name=source_name)
             tree = {"data": stored}
             for key, value in parse_overrides(overrides):
                 log.info("%s = %r from the command line (the checkpoint has %r)", key, value, _lookup(tree, key))
@@ -129,8 +179,7 @@ class Pipeline(ABC):
         flags win."""
         over = [f"data.dataset={dataset}"] if dataset else []
         over += [f"data.root={data_root}"] if data_root else []
-        stored = (getattr(model, "pretrained_cfg", None) or {}).get("data")
-        if stored or checkpoint:
+        if checkpoint or self.stored_preprocessing(model, "the model"):
             recipe = self.recipe_from_checkpoint(model, over, checkpoint)
         else:
             recipe = load_config(self.recipe_cls, find_config(self.builtin_recipe), over)
@@ -192,7 +241,7 @@ class Pipeline(ABC):
 
     def spec(self, recipe, model: nn.Module, class_names: list[str]) -> dict:
         """What every checkpoint of this run carries (see ``models.model_spec``)."""
-        return model_spec(model, data=config_to_dict(recipe.data), class_names=class_names)
+        return model_spec(model, preprocessing=self.preprocessing_spec(recipe), class_names=class_names)
 
     # ------------------------------------------------------------------ training
     @abstractmethod
@@ -278,6 +327,15 @@ def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[s
         raise UserInputError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with "
                              f"{n} outputs")
     return names or [str(i) for i in range(n)]
+
+
+def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of a nested mapping's leaves (a list is a leaf)."""
+    out = []
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out += _leaf_keys(v, key) if isinstance(v, dict) else [key]
+    return out
 
 
 def _same(a, b) -> bool:
