@@ -26,7 +26,7 @@ def test_files_meant_for_sharing_hold_no_path_of_the_training_machine(tmp_path, 
     root, out = tmp_path / ROOT_SECRET / "videos", tmp_path / OUT_SECRET / "run"
     assert main(["train", "timesformer", "--data-root", str(root), "--out", str(out), "--max-steps", "1",
                  "--epochs", "1", "--workers", "0", "--batch-size", "2", "model.overrides.depth=1"]) == 0
-    assert (root / "val.csv").is_file()  # the run read its data from there
+    assert (root / "builtin_video" / "val.csv").is_file()  # the run read its data from there
     ckdir = out / "checkpoints"
     weights = save_pretrained(load_pretrained(ckdir / "best.pt"), tmp_path / OUT_SECRET / "shared" / "w.safetensors")
     emb = tmp_path / OUT_SECRET / "emb"
