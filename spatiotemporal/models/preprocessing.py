@@ -47,9 +47,9 @@ def path_like(value: Any) -> bool:
     return isinstance(value, str) and (any(c in value for c in "/\\~") or (len(value) > 1 and value[1] == ":"))
 
 
-def select_keys(data: Mapping, keys: Iterable[str]) -> tuple[dict, list[str]]:
-    """The nested subset of ``data`` named by the dotted ``keys`` that it holds, without path-like values;
-    returns ``(subset, dotted keys dropped as path-like)``."""
+def select_keys(data: Mapping, keys: Iterable[str], *, drop_paths: bool = True) -> tuple[dict, list[str]]:
+    """The nested subset of ``data`` named by the dotted ``keys`` that it holds, without path-like values (with
+    ``drop_paths``); returns ``(subset, dotted keys dropped as path-like)``."""
     out: dict = {}
     dropped = []
     for key in keys:
@@ -60,7 +60,7 @@ def select_keys(data: Mapping, keys: Iterable[str]) -> tuple[dict, list[str]]:
                 break
             node = node[part]
         else:
-            if path_like(node):
+            if drop_paths and path_like(node):
                 dropped.append(key)
                 continue
             dst = out

@@ -134,7 +134,9 @@ class Pipeline(ABC):
     def recipe_from_checkpoint(self, model: nn.Module, overrides: list[str], checkpoint: str | Path | None = None):
         """The recipe a trained model was made with: its stored preprocessing spec, checked as a recipe is (types,
         ranges, every number finite: a one-line error naming the checkpoint and the key), then ``overrides``
-        (logged). Keys the spec does not hold (the dataset's folder, caches, augmentation) keep their defaults.
+        (logged). Keys the spec does not hold (the dataset's folder, caches, augmentation) come from the run
+        folder's ``config.yaml`` when the checkpoint is in one and the dataset is the stored one (logged), else
+        keep their defaults.
 
         A checkpoint from before format 2 has none: its run folder's ``config.yaml`` is used if it is there,
         else the built-in recipe, with a warning that names what was assumed.
@@ -143,7 +145,8 @@ class Pipeline(ABC):
         where = str(checkpoint) if checkpoint else "the model"
         stored = self.stored_preprocessing(model, where)
         if stored:
-            source = {"data": self.recipe_data_from_spec(stored), **({"model": {"name": name}} if name else {})}
+            data = _merged(self._run_folder_data(checkpoint, stored, overrides), self.recipe_data_from_spec(stored))
+            source = {"data": data, **({"model": {"name": name}} if name else {})}
             source_name = f"{where} (stored preprocessing)"
             try:
                 check_finite(self.preprocessing_spec(load_config(self.recipe_cls, source, source_name=source_name)),
@@ -171,6 +174,26 @@ class Pipeline(ABC):
                         "model's own input size (%s)", where, self.builtin_recipe, self.describe_data(recipe))
         self.resolve_data(recipe, model)
         return recipe
+
+    def _run_folder_data(self, checkpoint, stored: dict, overrides: list[str]) -> dict:
+        """The data keys that are not preprocessing (the dataset's folder and files) from the run folder's
+        ``config.yaml`` of ``checkpoint``, when there is one and the command keeps the stored dataset; else {}."""
+        run_cfg = run_config_path(checkpoint) if checkpoint else None
+        dataset = dict(parse_overrides(overrides)).get("data.dataset", stored.get("dataset"))
+        if run_cfg is None or dataset != stored.get("dataset"):
+            return {}
+        try:
+            run_data = config_to_dict(load_config(self.recipe_cls, run_cfg).data)
+        except (SpatioUserError, OSError) as e:
+            log.info("%s: not read (%s); the data keys that are not preprocessing keep their defaults", run_cfg, e)
+            return {}
+        if run_data.get("dataset") != dataset:
+            return {}
+        keys = [k for k in _leaf_keys(run_data) if k not in self.preprocessing_keys]
+        located, _ = select_keys(run_data, keys, drop_paths=False)
+        log.info("data keys that are not preprocessing (the dataset's folder and files) from the run folder's %s",
+                 run_cfg)
+        return located
 
     def recipe_for_viz(self, model: nn.Module, checkpoint: str | None, dataset: str | None, data_root: str | None,
                        img_size: int | None, num_frames: int | None):
@@ -327,6 +350,14 @@ def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[s
         raise UserInputError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with "
                              f"{n} outputs")
     return names or [str(i) for i in range(n)]
+
+
+def _merged(base: dict, top: dict) -> dict:
+    """``top`` deep-merged over ``base`` (nested mappings merge, other values replace)."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
