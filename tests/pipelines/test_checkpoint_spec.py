@@ -111,3 +111,22 @@ def test_a_damaged_stored_spec_is_refused_naming_the_file_and_the_key(volume_mod
     assert "\n" not in err and err.startswith(f"spatio predict: error: {ckpt}"), err
     assert last in err, err
     assert not (tmp_path / "p.nii.gz").exists()
+
+
+@pytest.mark.parametrize("edit, says", [
+    (lambda s: s.update(format_version=4), "model spec format 4 was written by a newer spatiotemporal"),
+    (lambda s: s["preprocessing"].update(version=2), "preprocessing spec version 2 was written by a newer"),
+    (lambda s: s["preprocessing"].update(version="1"), "'preprocessing.version' is '1'; expected an integer"),
+    (lambda s: s["config"].update(drop_path_rate=math.nan), "'config.drop_path_rate' is nan; expected a finite"),
+])
+def test_a_spec_of_a_newer_version_or_with_a_non_finite_config_is_refused(volume_model, tmp_path, edit, says):
+    from spatiotemporal.models import CheckpointFormatError, model_spec
+
+    model, prep = volume_model
+    spec = model_spec(model, preprocessing=prep)
+    edit(spec)
+    path = tmp_path / "edited.pt"
+    torch.save({"model": model.state_dict(), "spatiotemporal": spec}, path)
+    with pytest.raises(CheckpointFormatError, match="^" + str(path).replace(".", r"\.")) as e:
+        load_pretrained(path)
+    assert says in str(e.value) and "\n" not in str(e.value)
