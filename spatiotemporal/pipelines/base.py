@@ -96,9 +96,10 @@ class Pipeline(ABC):
         return {"version": PREPROCESSING_VERSION, **self.input_facts, **kept}
 
     def stored_preprocessing(self, model: nn.Module, where: str) -> dict:
-        """The data keys of the spec ``model`` was loaded with (empty when it stores none), checked: its facts
-        must be this pipeline's and its keys among :attr:`preprocessing_keys` (a :class:`CheckpointFormatError`
-        naming ``where`` and the key otherwise)."""
+        """The data keys of the spec ``model`` was loaded with (empty when it stores none): its facts must be this
+        pipeline's (a :class:`CheckpointFormatError` naming ``where`` otherwise); keys that are not among
+        :attr:`preprocessing_keys` (a format-2 spec reduced while the pipelines were not imported) are ignored
+        with one warning."""
         prep = dict((getattr(model, "pretrained_cfg", None) or {}).get("preprocessing") or {})
         prep.pop("version", None)
         for fact, value in self.input_facts.items():
@@ -106,11 +107,11 @@ class Pipeline(ABC):
             if stored != value:
                 raise CheckpointFormatError(f"{where}: the stored preprocessing's '{fact}' is {stored!r}; the "
                                             f"{self.modality} pipeline gives {value!r}")
-        allowed = set(self.preprocessing_keys)
-        for key in _leaf_keys(prep):
-            if key not in allowed:
-                raise CheckpointFormatError(f"{where}: '{key}' in the stored preprocessing is not a preprocessing "
-                                            f"key of {self.modality} models (see docs/checkpoints.md)")
+        other = [k for k in _leaf_keys(prep) if k not in self.preprocessing_keys]
+        if other:
+            log.warning("%s: the stored preprocessing holds keys that are not preprocessing keys of %s models, "
+                        "ignored: %s", where, self.modality, ", ".join(other))
+            prep, _ = select_keys(prep, self.preprocessing_keys, drop_paths=False)
         return prep
 
     def recipe_data_from_spec(self, data: dict) -> dict:
