@@ -130,3 +130,17 @@ def test_a_spec_of_a_newer_version_or_with_a_non_finite_config_is_refused(volume
     with pytest.raises(CheckpointFormatError, match="^" + str(path).replace(".", r"\.")) as e:
         load_pretrained(path)
     assert says in str(e.value) and "\n" not in str(e.value)
+
+
+def test_undeclared_keys_of_a_stored_spec_are_ignored_with_one_warning(caplog):
+    pipe = VideoPipeline()
+    model = create_model("timesformer_tiny", depth=1, num_classes=3)
+    prep = pipe.preprocessing_spec(pipe.load_recipe("timesformer_tiny_builtin", ["data.video.sampling_rate=5"]))
+    prep["video"].update(backend="pyav", random_flip=False)  # what a format-2 spec kept without the pipelines
+    model.pretrained_cfg = {"preprocessing": prep}
+    with caplog.at_level(logging.INFO):
+        recipe = pipe.recipe_from_checkpoint(model, [], None)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == ["the model: the stored preprocessing holds keys that are not preprocessing keys of video "
+                        "models, ignored: video.backend, video.random_flip"]
+    assert recipe.data.video.sampling_rate == 5 and recipe.data.video.backend == "auto"
