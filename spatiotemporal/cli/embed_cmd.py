@@ -47,7 +47,8 @@ def run(args) -> int:
         recipe = pipeline.recipe_for_viz(vm.model, args.checkpoint, args.data, args.data_root, args.img_size,
                                          args.num_frames)
         items = pipeline.dataset_items(recipe, args.split)
-        settings = {"source": vm.source, "split": args.split, "data": pipeline.describe_data(recipe)}
+        settings = {"source": vm.source, "split": args.split, "data": pipeline.describe_data(recipe),
+                    "preprocessing": pipeline.preprocessing_spec(recipe)}
         meta = write_embeddings(vm.model, items, args.out, settings, args.layer, args.pool, args.format,
                                 args.batch_size, args.chunk, device, not args.no_progress)
     print(f"{meta['num_rows']} embeddings of dimension {meta['dim']} ({meta['skipped']} unreadable items skipped) "

@@ -7,10 +7,13 @@ A checkpoint is a dict of tensors and plain Python values only, built by
   batches_done, samples_done, world_size, parallel, batch_size, accum_steps, sampler, best, last_eval, totals,
   elapsed_s, optimizer, scheduler, scaler, rank_states`` (per rank: rng, meter, skip counters); with a weight EMA
   (``train.ema``) also ``ema`` (its state dict, keyed as ``model``) and ``last_eval_ema``.
-- ``best.pt`` (the weights of the best evaluation): the same without ``optimizer, scheduler, scaler,
-  rank_states`` (a third of ``last.pt``'s size with AdamW), plus ``weights``: ``"model"``, or ``"ema"`` when its
-  ``model`` holds the EMA's weights (``train.ema.eval``). ``load_pretrained`` reads both through
-  ``model`` and ``task["model_spec"]``; copied over ``last.pt`` it also resumes, with fresh optimiser state.
+- ``best.pt`` (the weights of the best evaluation, a file meant for sharing): :func:`shareable_payload` of the
+  same, without ``optimizer, scheduler, scaler, rank_states`` (a third of ``last.pt``'s size with AdamW) and
+  without ``config`` (the training section names the run folder); its task state keeps only the model spec
+  (``models.checkpoint_io.shareable_spec``: no path, cache or augmentation setting); plus ``weights``:
+  ``"model"``, or ``"ema"`` when its ``model`` holds the EMA's weights (``train.ema.eval``). ``load_pretrained``
+  reads both through ``model`` and ``task["spec"]``; copied over ``last.pt`` it also resumes, with fresh optimiser
+  state.
 """
 
 from __future__ import annotations
@@ -21,12 +24,16 @@ from typing import Any
 
 import torch
 
+from ..models.checkpoint_io import shareable_spec
 from ..utils.atomic import DiskFullError, atomic_copy, atomic_torch_save
 from ..utils.errors import SpatioUserError
 from ..utils.finite import non_finite
 
 __all__ = ["CHECKPOINT_FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "checkpoint_dir",
-           "non_finite"]
+           "non_finite", "shareable_payload"]
+
+#: what ``best.pt`` leaves out of a training payload: resume state, and the training section (paths of the run)
+NOT_SHARED = ("optimizer", "scheduler", "scaler", "rank_states", "config")
 
 CHECKPOINT_FORMAT = "spatiotemporal.engine/1"
 
@@ -53,6 +60,17 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike, *copies: s
         good = (f"the last good checkpoint is {last} (kept as it was): free space, then continue with --resume"
                 if last.is_file() else "no checkpoint of this run was written yet")
         raise DiskFullError(e.errno, e.filename, good) from None
+
+
+def shareable_payload(payload: dict[str, Any]) -> dict[str, Any]:
+    """The ``best.pt`` form of a training payload: :data:`NOT_SHARED` left out, and of the task state only the
+    model spec (``spec``, reduced to ``shareable_spec``) and the class names."""
+    out = {k: v for k, v in payload.items() if k not in NOT_SHARED}
+    task = payload.get("task")
+    if isinstance(task, dict):
+        out["task"] = {k: shareable_spec(v) if k in ("spec", "model_spec") and isinstance(v, dict) else v
+                       for k, v in task.items() if k in ("spec", "model_spec", "class_names")}
+    return out
 
 
 def _reason(e: Exception) -> str:

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from ..utils.config import ConfigError, config_to_dict
-from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint
+from .checkpoint import CheckpointError, checkpoint_dir, load_checkpoint, shareable_payload
 from .distributed import barrier
 from .loading import SkipCounter
 from .rng import get_rng_state, seed_everything, set_rng_state
@@ -91,9 +91,9 @@ def checkpoint_payload(state: RunState, model: dict[str, torch.Tensor], optimize
                        scaler=run.scaler.state_dict(), rank_states=rank_states)
         if ema is not None:
             payload.update(ema=ema, last_eval_ema=dict(state.last_eval_ema))
-    else:
-        payload["weights"] = weights
-    return payload
+        return payload
+    payload["weights"] = weights
+    return shareable_payload(payload)
 
 
 def snapshot(run: Run, state: RunState, rank_states: list[dict[str, Any]], *, elapsed_s: float) -> dict[str, Any]:

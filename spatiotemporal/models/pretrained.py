@@ -95,15 +95,19 @@ def _read_transformers_folder(folder: Path) -> tuple[dict, None, str]:
 
 def _spec_of(obj: dict) -> dict | None:
     """Our spec: a ``spatiotemporal`` entry, or a training checkpoint's task state (``spec``; the older
-    ``model_spec`` + ``class_names``)."""
+    ``model_spec`` + ``class_names``), with the run's ``metrics`` (its ``best`` and ``last_eval``) when it has
+    none."""
     if isinstance(obj.get("spatiotemporal"), dict):
         return obj["spatiotemporal"]
-    task = obj.get("task")
+    task, spec = obj.get("task"), None
     if isinstance(task, dict) and isinstance(task.get("spec"), dict):
-        return task["spec"]
-    if isinstance(task, dict) and isinstance(task.get("model_spec"), dict):
-        return {**task["model_spec"], "class_names": list(task.get("class_names") or [])}
-    return None
+        spec = task["spec"]
+    elif isinstance(task, dict) and isinstance(task.get("model_spec"), dict):
+        spec = {**task["model_spec"], "class_names": list(task.get("class_names") or [])}
+    metrics = {k: obj[k] for k in ("best", "last_eval") if isinstance(obj.get(k), dict) and obj[k]}
+    if spec is not None and metrics and "metrics" not in spec:
+        spec = {**spec, "metrics": metrics}
+    return spec
 
 
 def _tensors(d: dict) -> dict[str, torch.Tensor]:
@@ -133,7 +137,7 @@ def inspect_checkpoint(src, overrides: dict | None = None) -> CheckpointInfo:
             f"{name}: {len(bad)} of {len(sd)} weight tensors hold NaN or infinite values ({_shown(bad)}): it was "
             "saved from a diverged model and would predict nonsense; use an earlier checkpoint")
     if spec is not None:
-        spec = upgrade_spec(spec)
+        spec = upgrade_spec(spec, name)
         return CheckpointInfo(name, Detected("spatiotemporal", spec["arch"], dict(spec["config"]), sd), spec)
     if any(k.startswith("encoder.blocks.") for k in sd):
         if "model" not in overrides:
@@ -174,8 +178,8 @@ def load_pretrained(src, **overrides) -> nn.Module:
     ``overrides`` change the architecture config (e.g. ``num_heads=16``, ``num_frames=16``, ``img_size=384``:
     embeddings are resized) or replace the head (``num_classes=N`` different from the checkpoint's: the head
     is re-initialised and logged). ``model=NAME`` names the config of bare spatiotemporal state dicts. The
-    model's ``pretrained_cfg`` holds the checkpoint's ``data`` section and ``class_names`` (empty for foreign
-    formats); ``source_format`` names the format.
+    model's ``pretrained_cfg`` holds the checkpoint's ``preprocessing`` spec, ``class_names`` and ``metrics``
+    (empty for foreign formats); ``source_format`` names the format.
     """
     overrides = resolve_aliases(overrides)
     info = src if isinstance(src, CheckpointInfo) else inspect_checkpoint(src, overrides)
@@ -204,6 +208,6 @@ def load_pretrained(src, **overrides) -> nn.Module:
     model.source_format = det.fmt
     spec = info.spec or det.meta
     model.model_name = spec.get("model_name") or getattr(model, "model_name", None)
-    model.pretrained_cfg = {k: spec[k] for k in ("data", "class_names", "model_name", "legacy_version")
-                            if k in spec}
+    model.pretrained_cfg = {k: spec[k] for k in ("preprocessing", "class_names", "model_name", "metrics",
+                                                 "legacy_version") if k in spec}
     return model.eval()

@@ -20,8 +20,9 @@ from torch import nn
 
 from ..data.labels_csv import read_class_file
 from ..engine import Trainer, config_to_dict, load_config, parse_overrides
-from ..models import arch_class, create_model, init_from_checkpoint, model_entry, model_spec
-from ..utils.errors import UserInputError
+from ..models import CheckpointFormatError, arch_class, create_model, init_from_checkpoint, model_entry, model_spec
+from ..models.preprocessing import PREPROCESSING_VERSION, check_finite, declare_preprocessing, select_keys
+from ..utils.errors import SpatioUserError, UserInputError
 from ..utils.run_lock import run_lock
 from ..utils.seeding import seed_everything
 from .recipes import family_of, find_config
@@ -91,6 +92,47 @@ class Pipeline(ABC):
     builtin_recipe: ClassVar[str]  # the recipe whose data section describes the built-in set
     suffixes: ClassVar[tuple[str, ...]]  # input files ``predict`` takes
     input_key: ClassVar[str]  # batch key of the input tensor
+    #: the dotted recipe ``data`` keys that are preprocessing (what a checkpoint stores, ``preprocessing_spec``):
+    #: what turns an input file into the model's input, never a path, a cache or an augmentation setting
+    preprocessing_keys: ClassVar[tuple[str, ...]] = ()
+    #: fixed facts of the inputs this pipeline makes, stored beside them and checked on reading (e.g. channel order)
+    input_facts: ClassVar[dict[str, Any]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "preprocessing_keys" in cls.__dict__:  # the models floor reduces format-2 specs with these
+            declare_preprocessing(cls.modality, cls.preprocessing_keys)
+
+    # ------------------------------------------------------------------ the preprocessing spec
+    def preprocessing_spec(self, recipe) -> dict:
+        """The preprocessing spec of ``recipe`` (``models/preprocessing.py``): its :attr:`preprocessing_keys`,
+        nested as in the data section, with ``version`` and the :attr:`input_facts`."""
+        kept, _ = select_keys(config_to_dict(recipe.data), self.preprocessing_keys)
+        return {"version": PREPROCESSING_VERSION, **self.input_facts, **kept}
+
+    def stored_preprocessing(self, model: nn.Module, where: str) -> dict:
+        """The data keys of the spec ``model`` was loaded with (empty when it stores none): its facts must be this
+        pipeline's (a :class:`CheckpointFormatError` naming ``where`` otherwise); keys that are not among
+        :attr:`preprocessing_keys` (a format-2 spec reduced while the pipelines were not imported) are ignored
+        with one warning."""
+        prep = dict((getattr(model, "pretrained_cfg", None) or {}).get("preprocessing") or {})
+        prep.pop("version", None)
+        for fact, value in self.input_facts.items():
+            stored = prep.pop(fact, value)
+            if stored != value:
+                raise CheckpointFormatError(f"{where}: the stored preprocessing's '{fact}' is {stored!r}; the "
+                                            f"{self.modality} pipeline gives {value!r}")
+        other = [k for k in _leaf_keys(prep) if k not in self.preprocessing_keys]
+        if other:
+            log.warning("%s: the stored preprocessing holds keys that are not preprocessing keys of %s models, "
+                        "ignored: %s", where, self.modality, ", ".join(other))
+            prep, _ = select_keys(prep, self.preprocessing_keys, drop_paths=False)
+        return prep
+
+    def recipe_data_from_spec(self, data: dict) -> dict:
+        """The recipe ``data`` mapping a stored preprocessing spec gives (hook: e.g. the training-only keys a
+        stored value constrains); ``data`` by default."""
+        return data
 
     # ------------------------------------------------------------------ recipes
     def load_recipe(self, config: str | Path, overrides: list[str], model_name: str | None = None):
@@ -106,17 +148,29 @@ class Pipeline(ABC):
         return load_config(self.recipe_cls, base, overrides, source_name=f"{config} with model {model_name}")
 
     def recipe_from_checkpoint(self, model: nn.Module, overrides: list[str], checkpoint: str | Path | None = None):
-        """The recipe a trained model was made with: its stored data section, then ``overrides`` (logged).
+        """The recipe a trained model was made with: its stored preprocessing spec, checked as a recipe is (types,
+        ranges, every number finite: a one-line error naming the checkpoint and the key), then ``overrides``
+        (logged). Keys the spec does not hold (the dataset's folder, caches, augmentation) come from the run
+        folder's ``config.yaml`` when the checkpoint is in one and the dataset is the stored one (logged), else
+        keep their defaults.
 
         A checkpoint from before format 2 has none: its run folder's ``config.yaml`` is used if it is there,
         else the built-in recipe, with a warning that names what was assumed.
         """
-        stored = (getattr(model, "pretrained_cfg", None) or {}).get("data")
         name = getattr(model, "model_name", None)
         where = str(checkpoint) if checkpoint else "the model"
+        stored = self.stored_preprocessing(model, where)
         if stored:
-            source = {"data": stored, **({"model": {"name": name}} if name else {})}
-            recipe = load_config(self.recipe_cls, source, overrides, source_name=f"{where} (stored data)")
+            data = _merged(self._run_folder_data(checkpoint, stored, overrides), self.recipe_data_from_spec(stored))
+            source = {"data": data, **({"model": {"name": name}} if name else {})}
+            source_name = f"{where} (stored preprocessing)"
+            try:
+                check_finite(self.preprocessing_spec(load_config(self.recipe_cls, source, source_name=source_name)),
+                             where, "preprocessing")
+            except SpatioUserError as e:
+                text = str(e) if where in str(e) else f"{where}: the stored preprocessing is invalid: {e}"
+                raise CheckpointFormatError(text) from e
+            recipe = load_config(self.recipe_cls, source, overrides, source_name=source_name)
             tree = {"data": stored}
             for key, value in parse_overrides(overrides):
                 log.info("%s = %r from the command line (the checkpoint has %r)", key, value, _lookup(tree, key))
@@ -137,6 +191,26 @@ class Pipeline(ABC):
         self.resolve_data(recipe, model)
         return recipe
 
+    def _run_folder_data(self, checkpoint, stored: dict, overrides: list[str]) -> dict:
+        """The data keys that are not preprocessing (the dataset's folder and files) from the run folder's
+        ``config.yaml`` of ``checkpoint``, when there is one and the command keeps the stored dataset; else {}."""
+        run_cfg = run_config_path(checkpoint) if checkpoint else None
+        dataset = dict(parse_overrides(overrides)).get("data.dataset", stored.get("dataset"))
+        if run_cfg is None or dataset != stored.get("dataset"):
+            return {}
+        try:
+            run_data = config_to_dict(load_config(self.recipe_cls, run_cfg).data)
+        except (SpatioUserError, OSError) as e:
+            log.info("%s: not read (%s); the data keys that are not preprocessing keep their defaults", run_cfg, e)
+            return {}
+        if run_data.get("dataset") != dataset:
+            return {}
+        keys = [k for k in _leaf_keys(run_data) if k not in self.preprocessing_keys]
+        located, _ = select_keys(run_data, keys, drop_paths=False)
+        log.info("data keys that are not preprocessing (the dataset's folder and files) from the run folder's %s",
+                 run_cfg)
+        return located
+
     def recipe_for_viz(self, model: nn.Module, checkpoint: str | None, dataset: str | None, data_root: str | None,
                        img_size: int | None, num_frames: int | None):
         """The recipe a visualisation reads its samples with: a trained model's own (from its checkpoint), else
@@ -144,8 +218,7 @@ class Pipeline(ABC):
         flags win."""
         over = [f"data.dataset={dataset}"] if dataset else []
         over += [f"data.root={data_root}"] if data_root else []
-        stored = (getattr(model, "pretrained_cfg", None) or {}).get("data")
-        if stored or checkpoint:
+        if checkpoint or self.stored_preprocessing(model, "the model"):
             recipe = self.recipe_from_checkpoint(model, over, checkpoint)
         else:
             recipe = load_config(self.recipe_cls, find_config(self.builtin_recipe), over)
@@ -207,7 +280,7 @@ class Pipeline(ABC):
 
     def spec(self, recipe, model: nn.Module, class_names: list[str]) -> dict:
         """What every checkpoint of this run carries (see ``models.model_spec``)."""
-        return model_spec(model, data=config_to_dict(recipe.data), class_names=class_names)
+        return model_spec(model, preprocessing=self.preprocessing_spec(recipe), class_names=class_names)
 
     # ------------------------------------------------------------------ training
     @abstractmethod
@@ -294,6 +367,23 @@ def class_names_of(model: nn.Module, classes_file: str | None, n: int) -> list[s
         raise UserInputError(f"{classes_file or 'the checkpoint'}: {len(names)} class names for a model with "
                              f"{n} outputs")
     return names or [str(i) for i in range(n)]
+
+
+def _merged(base: dict, top: dict) -> dict:
+    """``top`` deep-merged over ``base`` (nested mappings merge, other values replace)."""
+    out = dict(base)
+    for k, v in top.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _leaf_keys(tree: dict, prefix: str = "") -> list[str]:
+    """The dotted keys of a nested mapping's leaves (a list is a leaf)."""
+    out = []
+    for k, v in tree.items():
+        key = f"{prefix}.{k}" if prefix else str(k)
+        out += _leaf_keys(v, key) if isinstance(v, dict) else [key]
+    return out
 
 
 def _same(a, b) -> bool:

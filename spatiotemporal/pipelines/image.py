@@ -64,6 +64,9 @@ class ImagePipeline(Pipeline):
     suffixes = IMAGE_SUFFIXES
     input_key = "image"
     collate = staticmethod(collate_images)
+    preprocessing_keys = ("dataset", *(f"image.{k}" for k in ("img_size", "eval_crop_ratio", "interpolation", "mean",
+                                                               "std")))
+    input_facts = {"channel_order": "RGB"}
 
     def describe_data(self, recipe) -> str:
         c = recipe.data.image

@@ -66,6 +66,7 @@ class ImageSegPipeline(Pipeline):
     builtin_recipe = "segformer_b0_builtin"
     suffixes = IMAGE_SUFFIXES
     input_key = "image"
+    preprocessing_keys = ("dataset", "overlap", "image.channels", "image.roi")
 
     def describe_data(self, recipe) -> str:
         c = recipe.data.image

@@ -22,7 +22,7 @@ from ..data.video import (
     load_test_views,
     resolve_class_names,
 )
-from ..engine import TrainConfig, Trainer, config_to_dict, track
+from ..engine import TrainConfig, Trainer, track
 from ..models import VideoMAEPretrainer, arch_class, create_model, init_from_checkpoint, save_pretrained
 from ..utils.errors import UserInputError
 from ..utils.seeding import seed_everything
@@ -90,6 +90,19 @@ class VideoPipeline(Pipeline):
     suffixes = VIDEO_SUFFIXES
     input_key = "video"
     collate = staticmethod(collate_videos)
+    preprocessing_keys = ("dataset", "view_reduce", *(f"video.{k}" for k in (
+        "annotation", "sampling", "num_frames", "sampling_rate", "target_fps", "crop_size", "test_crop_size",
+        "test_num_clips", "test_num_crops", "mean", "std", "multi_label")))
+    input_facts = {"channel_order": "RGB"}
+
+    def recipe_data_from_spec(self, data: dict) -> dict:
+        """The stored keys, with the training jitter scales raised to the stored crop size (they are not stored,
+        and ``VideoDataConfig`` refuses a jitter below the crop)."""
+        video, crop = data.get("video") or {}, (data.get("video") or {}).get("crop_size")
+        if not isinstance(crop, int) or isinstance(crop, bool):
+            return data
+        lo, hi = VideoDataConfig.train_jitter_scales
+        return {**data, "video": {**video, "train_jitter_scales": [max(lo, crop), max(hi, crop)]}}
 
     def describe_data(self, recipe) -> str:
         v = recipe.data.video
@@ -175,7 +188,7 @@ class VideoPipeline(Pipeline):
         summary = trainer.fit()
         if trainer.dist.is_main:
             path = save_pretrained(encoder, Path(recipe.train.out) / "encoder.safetensors",
-                                   data=config_to_dict(recipe.data), class_names=[])
+                                   preprocessing=self.preprocessing_spec(recipe), class_names=[])
             summary["encoder"] = str(path)
         return summary
 

@@ -91,6 +91,10 @@ class VolumePipeline(Pipeline):
     suffixes = VOLUME_SUFFIXES
     input_key = "image"
     collate = staticmethod(volume_collate)
+    preprocessing_keys = ("dataset", "overlap", "inference.mode", "inference.sigma_scale", "inference.tta_flips",
+                          "inference.largest_component", *(f"volume.{k}" for k in (
+                              "orientation", "pixdim", "a_min", "a_max", "b_min", "b_max", "clip", "crop_foreground",
+                              "roi", "nonfinite")))
 
     def describe_data(self, recipe) -> str:
         v = recipe.data.volume

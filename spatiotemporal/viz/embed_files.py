@@ -4,6 +4,10 @@
 Work is done in chunks of items; each finished chunk is written atomically to ``parts/`` with the settings in
 ``meta.json``, so an interrupted run continues at the first missing chunk (same settings required). Unreadable
 items are skipped, counted and listed in ``meta.json``; they have no row.
+
+The outputs are meant for sharing: ``meta.json`` holds the model spec (``models.checkpoint_io.model_spec``: arch,
+config, preprocessing spec, class names, metrics) and the checkpoint's file name, never its folder; ``index.csv``
+names the items relative to the folder they share.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -20,6 +25,8 @@ from safetensors.numpy import load_file, save
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..models.checkpoint_io import model_spec
+from ..models.preprocessing import path_like
 from ..utils.atomic import atomic_write, atomic_write_text
 from ..utils.errors import UserInputError
 from ..utils.run_lock import LOCK_NAME
@@ -88,7 +95,7 @@ def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None,
 
 
 def _meta_matches(old: dict, new: dict) -> bool:
-    keys = ("source", "split", "layer", "pool", "num_items", "chunk", "data")
+    keys = ("source", "split", "layer", "pool", "num_items", "chunk", "data", "spec")
     return all(old.get(k) == new.get(k) for k in keys)
 
 
@@ -97,12 +104,20 @@ def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path,
                      layer: int | None = None, pool: str = "default", fmt: str = "safetensors", batch_size: int = 8,
                      chunk: int = 256, device: str | torch.device = "cpu", progress: bool = True) -> dict:
     """Embed every item of ``items`` into ``out_dir`` (see the module docstring); ``settings`` (source, split,
-    data...) go into ``meta.json`` and must match to resume. Returns the final ``meta.json`` content."""
+    data...) go into ``meta.json`` and must match to resume; ``settings["preprocessing"]`` (the pipeline's
+    preprocessing spec of the items) goes into the model spec ``meta.json`` holds. A path-like ``source`` is
+    written as its file name (the full one is kept in ``parts/`` to match a resume). Returns the final ``meta.json``
+    content."""
     check_settings(model, layer, pool, fmt, batch_size, chunk)
     out = Path(out_dir)
     parts = out / "parts"
-    meta = {**settings, "layer": layer, "pool": pool, "num_items": len(items), "chunk": chunk, "kind": items.kind,
-            "data_description": items.description, "class_names": items.class_names}
+    settings = dict(settings)
+    full_source = str(settings.get("source", ""))
+    prep = settings.pop("preprocessing", None)
+    meta = {**settings, "source": Path(full_source).name if path_like(full_source) else full_source,
+            "spec": model_spec(model, preprocessing=prep), "layer": layer, "pool": pool, "num_items": len(items),
+            "chunk": chunk, "kind": items.kind, "data_description": items.description,
+            "class_names": items.class_names}
     meta_path = out / "meta.json"
     if out.is_file():
         raise UserInputError(f"--out {out}: is a file; expected a new or empty folder (or an unfinished "
@@ -111,7 +126,8 @@ def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path,
         old = _read_meta(meta_path)
         if old.get("complete"):
             raise FileExistsError(f"{out}: holds finished embeddings ({old.get('source')}); choose another --out")
-        if not _meta_matches(old, meta):
+        held = parts / "source.txt"
+        if not _meta_matches(old, meta) or (held.is_file() and held.read_text(encoding="utf-8") != full_source):
             raise FileExistsError(f"{meta_path}: an unfinished run with other settings ({old.get('source')}, "
                                   f"layer {old.get('layer')}, pool {old.get('pool')}); choose another --out")
     elif out.is_dir() and any(p.name != LOCK_NAME for p in out.iterdir()):
@@ -120,6 +136,7 @@ def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path,
                              f"{', ...' if len(held) > 3 else ''}) and not a spatio embed output (no meta.json); "
                              "choose a new or empty folder")
     parts.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(parts / "source.txt", full_source)
     atomic_write_text(meta_path, json.dumps(meta, indent=2))
     model.eval()
     n_chunks = (len(items) + chunk - 1) // chunk
@@ -166,7 +183,8 @@ def _finish(out: Path, items: DatasetItems, meta: dict, n_chunks: int, fmt: str)
     features = np.concatenate(feats)
     rows = np.concatenate([p["rows"] for p in loaded])
     labels = np.concatenate([p["labels"] for p in loaded])
-    skipped = [items.ids[int(i)] for p in loaded for i in p["skipped"]]
+    ids = shareable_ids(items.ids)
+    skipped = [ids[int(i)] for p in loaded for i in p["skipped"]]
     if fmt == "safetensors":
         atomic_write(out / "embeddings.safetensors", lambda f: f.write(save({"features": features, "labels": labels},
                                                                             metadata={"index": "index.csv"})))
@@ -179,13 +197,22 @@ def _finish(out: Path, items: DatasetItems, meta: dict, n_chunks: int, fmt: str)
     w.writerow(["row", "id", "label", "class"])
     for r, (i, y) in enumerate(zip(rows.tolist(), labels.tolist())):
         name = items.class_names[y] if 0 <= y < len(items.class_names) else str(y)
-        w.writerow([r, items.ids[i], y, name])
+        w.writerow([r, ids[i], y, name])
     atomic_write_text(out / "index.csv", text.getvalue())
     meta.update(complete=True, format=fmt, num_rows=int(len(rows)), dim=int(features.shape[1]),
                 skipped=len(skipped), skipped_ids=skipped[:50])
     atomic_write_text(out / "meta.json", json.dumps(meta, indent=2))
     shutil.rmtree(out / "parts", ignore_errors=True)
     return meta
+
+
+def shareable_ids(ids: list[str]) -> list[str]:
+    """Item ids without the machine's folders: absolute paths relative to the folder they all share (e.g.
+    ``class_a/x.mp4``); other ids as they are."""
+    if not ids or not all(os.path.isabs(i) for i in ids):
+        return list(ids)
+    base = os.path.commonpath([os.path.dirname(i) for i in ids])
+    return [os.path.relpath(i, base) for i in ids]
 
 
 def read_embeddings(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[str], dict]:

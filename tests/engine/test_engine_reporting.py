@@ -140,7 +140,7 @@ def test_best_checkpoint_holds_weights_and_task_state_only_and_loads_as_a_model(
     assert best["kind"] == "best" and last["kind"] == "last"
     for key in ("optimizer", "scheduler", "scaler", "rank_states"):
         assert key not in best and key in last, key
-    assert best["task"]["class_names"] == list("abcd") and best["config"] == last["config"]
+    assert best["task"]["class_names"] == list("abcd") and "config" not in best and "out" in last["config"]
     assert best["best"]["value"] == best["last_eval"]["top1"]
     assert (ckdir / "best.pt").stat().st_size < 0.5 * (ckdir / "last.pt").stat().st_size  # AdamW: 2 moments
     loaded = load_pretrained(ckdir / "best.pt")

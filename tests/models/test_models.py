@@ -89,18 +89,18 @@ def test_save_and_load_our_format(tmp_path):
     m = create_model("timesformer_tiny", mixer="divided", num_classes=5).eval()
     for p in m.parameters():
         torch.nn.init.normal_(p, std=0.05)
-    data = {"dataset": "builtin", "video": {"num_frames": 8, "sampling_rate": 1}}
-    path = save_pretrained(m, tmp_path / "w.safetensors", data=data, class_names=list("abcde"))
+    prep = {"version": 1, "dataset": "builtin", "video": {"num_frames": 8, "sampling_rate": 1}}
+    path = save_pretrained(m, tmp_path / "w.safetensors", preprocessing=prep, class_names=list("abcde"))
     assert path.with_suffix(".json").exists()
     loaded = load_pretrained(path)
     x = torch.randn(1, 3, 8, 64, 64)
     with torch.no_grad():
         assert torch.equal(loaded(x), m(x))
     assert not loaded.training
-    assert loaded.pretrained_cfg["data"] == data and loaded.pretrained_cfg["class_names"] == list("abcde")
+    assert loaded.pretrained_cfg["preprocessing"] == prep and loaded.pretrained_cfg["class_names"] == list("abcde")
     assert loaded.model_name == "timesformer_tiny"
     spec = model_spec(loaded)  # re-saving keeps what the model was trained with
-    assert spec["data"] == data and spec["modality"] == "video" and spec["format_version"] == 2
+    assert spec["preprocessing"] == prep and spec["modality"] == "video" and spec["format_version"] == 3
 
 
 def test_version_1_specs_still_load_and_keep_their_meaning(tmp_path):

@@ -36,7 +36,7 @@ def _predict(capsys, *args):
 def test_unetr_with_its_own_spacing_predicts_the_same_from_a_lone_checkpoint(tmp_path, capsys, caplog):
     run_ckpt, lone = _train(tmp_path, "unetr", "data.volume.pixdim=[1.8,1.8,2.2]", "model.overrides.num_layers=2")
     stored = torch.load(lone, weights_only=True)["task"]["spec"]
-    assert stored["data"]["volume"]["pixdim"] == [1.8, 1.8, 2.2] and stored["modality"] == "volume"
+    assert stored["preprocessing"]["volume"]["pixdim"] == [1.8, 1.8, 2.2] and stored["modality"] == "volume"
     from spatiotemporal.data.volume import ensure_builtin_volume_dataset
 
     ct = sorted((ensure_builtin_volume_dataset() / "imagesTr").glob("*.nii.gz"))[0]
@@ -58,7 +58,7 @@ def test_unetr_with_its_own_spacing_predicts_the_same_from_a_lone_checkpoint(tmp
 def test_timesformer_with_its_own_sampling_predicts_the_same_from_a_lone_checkpoint(tmp_path, capsys):
     run_ckpt, lone = _train(tmp_path, "timesformer", "data.video.sampling_rate=1", "model.overrides.depth=1")
     model = load_pretrained(lone)
-    assert model.pretrained_cfg["data"]["video"]["sampling_rate"] == 1
+    assert model.pretrained_cfg["preprocessing"]["video"]["sampling_rate"] == 1
     from spatiotemporal.data.video import ensure_builtin_video_dataset
 
     root = ensure_builtin_video_dataset()

@@ -73,7 +73,7 @@ def test_a_new_family_trains_evaluates_and_predicts_with_no_cli_edit(tmp_path, c
                  "--workers", "0"]) == 0
     ckpt = out / "checkpoints" / "last.pt"
     spec = torch.load(ckpt, weights_only=True)["task"]["spec"]
-    assert spec["arch"] == "tinyconv_video_test" and spec["data"]["video"]["mean"] == [0.5, 0.5, 0.5]
+    assert spec["arch"] == "tinyconv_video_test" and spec["preprocessing"]["video"]["mean"] == [0.5, 0.5, 0.5]
     assert main(["eval", "--checkpoint", str(ckpt), "--split", "val", "--workers", "0"]) == 0
     from spatiotemporal.data.video import ensure_builtin_video_dataset
 
