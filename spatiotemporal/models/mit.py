@@ -30,9 +30,14 @@ from ..layers import (
 from ..layers.registry import MIXER_CONTRACT, own_options
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
+from .validate import check_config
 
 IMAGE_AXES = ("1", "h", "w")
 VOLUME_AXES = ("h", "w", "d")  # MONAI order, depth last
+
+
+#: The per-stage tuples of :class:`MiTEncoderConfig`: one value per stage each.
+STAGE_KEYS = ("depths", "embed_dims", "num_heads", "sr_ratios", "mlp_ratios", "patch_sizes", "strides")
 
 
 @dataclass
@@ -60,6 +65,9 @@ class MiTEncoderConfig:
     ffn_kwargs: dict = field(default_factory=dict)
     drop_path_rate: float = 0.0
     recompute: str = "none"  # activation checkpointing per stage unit: none | pointwise | projections | full
+
+    def __post_init__(self) -> None:
+        check_config(self, same_length=STAGE_KEYS, heads=(("embed_dims", "num_heads"),))
 
     def stage_mixers(self) -> tuple[str, ...]:
         n = len(self.depths)
