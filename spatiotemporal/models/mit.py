@@ -77,13 +77,6 @@ class MiTEncoderConfig:
         return mixers
 
 
-def check_encoder_config(cfg: MiTEncoderConfig) -> None:
-    n = len(cfg.depths)
-    for name in ("embed_dims", "num_heads", "sr_ratios", "mlp_ratios", "patch_sizes", "strides"):
-        if len(getattr(cfg, name)) != n:
-            raise ValueError(f"{name} must have {n} values (one per stage, as depths), got {getattr(cfg, name)}")
-
-
 def mixer_options(name: str, sr_ratio: int, kwargs: dict) -> dict:
     """A stage's mixer options: ``kwargs``, plus the stage's ``sr_ratio`` when the mixer takes one."""
     cls = MIXERS.get(name)
@@ -96,7 +89,6 @@ def build_mit_encoder(cfg: MiTEncoderConfig, in_chans: int, axes: tuple[str, str
     """Four (``len(depths)``) stages on the grid ``grid`` of the native input; ``ndim`` 2 (images, per slice) or
     3 (volumes) for the patch embeddings; the mixers follow the layout (SRA and Mix-FFN convolve in 3D on
     volumes). Drop-path rates grow linearly over all blocks (timm's ``stagewise``)."""
-    check_encoder_config(cfg)
     dpr = calculate_drop_path_rates(cfg.drop_path_rate, list(cfg.depths), stagewise=True)
     axis = next((i for i, a in enumerate(axes) if a in ("t", "d")), 0)
     stages, cin = [], in_chans
