@@ -190,8 +190,8 @@ def load_pretrained(src, **overrides) -> nn.Module:
     if det.unknown:
         raise CheckpointFormatError(f"{name}: keys not understood for {det.fmt}: {det.unknown}")
     overrides = {k: v for k, v in overrides.items() if k != "model"}
-    for key, note in det.assumed.items():  # what the format does not store, unless the caller set it
-        if key not in overrides:
+    for keys, note in det.assumed.items():  # what the format does not store, unless the caller set it
+        if not set((keys,) if isinstance(keys, str) else keys) <= set(overrides):
             log.warning("%s: %s", name, note)
     cls = arch_class(det.arch)
     head_key, head_prefix = cls.head_key, cls.head_prefix
