@@ -30,7 +30,7 @@ def test_a_monai_unetr_without_its_head_count_warns_once_and_num_heads_sets_it(c
     assert _warnings(caplog) == [
         "<dict>: a MONAI UNETR state dict stores no head count: assumed num_heads=1 (the standard for hidden_size "
         "64); a model trained with another count gives other outputs: pass num_heads=N "
-        "(load_pretrained(..., num_heads=N)) to set it"]
+        "(load_pretrained(..., num_heads=N); spatio inflate --num-heads N) to set it"]
     assert guessed.cfg.patch_size == 16  # read from the patch embedding's kernel, not assumed
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="spatiotemporal"):

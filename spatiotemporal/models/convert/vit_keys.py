@@ -56,5 +56,5 @@ def heads_for_width(dim: int) -> int:
 def assumed_heads(fmt: str, heads, why: str) -> dict[str, str]:
     """``Detected.assumed`` for a format that stores no head count (the weights of any count have one shape)."""
     return {"num_heads": f"{fmt} stores no head count: assumed num_heads={heads} ({why}); a model trained with "
-                         "another count gives other outputs: pass num_heads=N (load_pretrained(..., num_heads=N)) "
-                         "to set it"}
+                         "another count gives other outputs: pass num_heads=N (load_pretrained(..., num_heads=N); "
+                         "spatio inflate --num-heads N) to set it"}
