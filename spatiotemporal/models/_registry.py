@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from torch import nn
 
 from ..utils.errors import SpatioUserError, UnknownNameError, UnknownOptionError, UserInputError
+from .validate import ModelConfigError
 
 #: Config keys accepted under another name: ``attention`` is the historical name of the ``mixer`` slot.
 CONFIG_ALIASES = {"attention": "mixer"}
@@ -107,7 +108,10 @@ def build_config(arch: str, values: dict):
     for k, v in vals.items():  # lists from JSON/YAML back to tuples (configs hold no lists)
         if isinstance(v, list):
             vals[k] = tuple(v)
-    return cfg_cls(**vals)
+    try:
+        return cfg_cls(**vals)  # the config checks its values (models/validate.py) before any tensor exists
+    except ModelConfigError as e:
+        raise ModelConfigError(f"cannot build a {arch} model with this config: {e}") from e
 
 
 def build_model(arch: str, values: dict) -> nn.Module:

@@ -17,6 +17,7 @@ from ..layers.convmixer import ACTIVATIONS
 from ._registry import register_arch, register_model
 from .base import InputSpec, PooledImageClassifier
 from .encoder import BlockStack, EncoderConfig
+from .validate import check_config
 
 
 @dataclass
@@ -42,6 +43,9 @@ class ConvMixerConfig:
     ffn: str = "convmixer_pointwise"
     ffn_kwargs: dict = field(default_factory=dict)
     recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
     def encoder(self) -> EncoderConfig:
         mkw, fkw = dict(self.mixer_kwargs), dict(self.ffn_kwargs)

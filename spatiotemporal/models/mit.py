@@ -30,9 +30,14 @@ from ..layers import (
 from ..layers.registry import MIXER_CONTRACT, own_options
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
+from .validate import check_config
 
 IMAGE_AXES = ("1", "h", "w")
 VOLUME_AXES = ("h", "w", "d")  # MONAI order, depth last
+
+
+#: The per-stage tuples of :class:`MiTEncoderConfig`: one value per stage each.
+STAGE_KEYS = ("depths", "embed_dims", "num_heads", "sr_ratios", "mlp_ratios", "patch_sizes", "strides")
 
 
 @dataclass
@@ -61,19 +66,15 @@ class MiTEncoderConfig:
     drop_path_rate: float = 0.0
     recompute: str = "none"  # activation checkpointing per stage unit: none | pointwise | projections | full
 
+    def __post_init__(self) -> None:
+        check_config(self, same_length=STAGE_KEYS, heads=(("embed_dims", "num_heads"),))
+
     def stage_mixers(self) -> tuple[str, ...]:
         n = len(self.depths)
         mixers = (self.mixer,) * n if isinstance(self.mixer, str) else tuple(self.mixer)
         if len(mixers) != n:
             raise ValueError(f"mixer: give one name or {n} (one per stage), got {self.mixer!r}")
         return mixers
-
-
-def check_encoder_config(cfg: MiTEncoderConfig) -> None:
-    n = len(cfg.depths)
-    for name in ("embed_dims", "num_heads", "sr_ratios", "mlp_ratios", "patch_sizes", "strides"):
-        if len(getattr(cfg, name)) != n:
-            raise ValueError(f"{name} must have {n} values (one per stage, as depths), got {getattr(cfg, name)}")
 
 
 def mixer_options(name: str, sr_ratio: int, kwargs: dict) -> dict:
@@ -88,7 +89,6 @@ def build_mit_encoder(cfg: MiTEncoderConfig, in_chans: int, axes: tuple[str, str
     """Four (``len(depths)``) stages on the grid ``grid`` of the native input; ``ndim`` 2 (images, per slice) or
     3 (volumes) for the patch embeddings; the mixers follow the layout (SRA and Mix-FFN convolve in 3D on
     volumes). Drop-path rates grow linearly over all blocks (timm's ``stagewise``)."""
-    check_encoder_config(cfg)
     dpr = calculate_drop_path_rates(cfg.drop_path_rate, list(cfg.depths), stagewise=True)
     axis = next((i for i, a in enumerate(axes) if a in ("t", "d")), 0)
     stages, cin = [], in_chans

@@ -15,6 +15,7 @@ from ..layers import PatchEmbed2d, image_layout, init_weights_, patch_grid
 from ._registry import register_arch, register_model
 from .base import InputSpec, PooledImageClassifier
 from .encoder import BlockStack, EncoderConfig
+from .validate import check_config
 
 
 @dataclass
@@ -41,6 +42,9 @@ class MlpMixerConfig:
     ffn: str = "mlp"
     ffn_kwargs: dict = field(default_factory=dict)
     recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
     def encoder(self) -> EncoderConfig:
         kw = dict(self.mixer_kwargs)

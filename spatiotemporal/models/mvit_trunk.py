@@ -27,6 +27,7 @@ from ..layers.grid import Grid
 from ..layers.stage import per_axis
 from .base import SpatioModel
 from .encoder import drop_path_rates
+from .validate import check_config
 
 POOLING = "pooling"
 
@@ -80,6 +81,9 @@ class MViTEncoderConfig:
     mixer_kwargs: dict = field(default_factory=dict)
     pos_interp: str = "bicubic"  # abs_pos at another input size
     recompute: str = "none"  # activation checkpointing per stage unit: none | pointwise | projections | full
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("embed_dim", "num_heads"),))
 
 
 def stage_mixers(cfg: MViTEncoderConfig) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from torch import nn
 
 from ..layers.grid import tokens_to_map
 from ..layers.recompute import run_recomputed
+from ..utils.errors import UserInputError
 from ._registry import register_arch, register_model
 from .base import InputSpec
 from .mvit_trunk import MViTEncoderConfig, MViTTrunk
@@ -46,6 +47,22 @@ class MViTUNETRConfig(MViTEncoderConfig):
     res_block: bool = True
 
 
+def total_stride(cfg: MViTUNETRConfig) -> tuple[int, ...]:
+    """Per axis: the patch stride times the query stride of every later stage (the last stage's voxel stride)."""
+    n = len(cfg.depths)
+    return tuple(int(p) * int(q) ** (n - 1) for p, q in zip(cfg.patch_stride, cfg.stride_q))
+
+
+def check_input_size(size: tuple[int, ...], total: tuple[int, ...], stages: int) -> None:
+    """An input the decoder can take: every axis of ``size`` ``(H, W, D)`` a multiple of ``total`` (else each
+    upsampling would miss the finer stage's grid by a voxel: a user error naming the sizes that work)."""
+    if any(s % t for s, t in zip(size, total)):
+        near = tuple(max(t, round(s / t) * t) for s, t in zip(size, total))
+        raise UserInputError(f"MViTUNETR: input size {size} (H, W, D) is not divisible by the total stride {total} "
+                             f"(patch_stride x stride_q^{stages - 1}) on each axis; sizes that work are multiples of "
+                             f"it per axis, e.g. {near}")
+
+
 @register_arch
 class MViTUNETR(MViTTrunk):
     """MViT encoder + UNETR-style MONAI decoder; the input size must be divisible by the total stride
@@ -58,8 +75,7 @@ class MViTUNETR(MViTTrunk):
     head_prefix = "out."
 
     def __init__(self, cfg: MViTUNETRConfig):
-        n = len(cfg.depths)
-        total = [p * q ** (n - 1) for p, q in zip(cfg.patch_stride, cfg.stride_q)]
+        n, total = len(cfg.depths), total_stride(cfg)
         if any(int(s) % t for s, t in zip(cfg.img_size, total)):
             raise ValueError(f"mvit_unetr: img_size {tuple(cfg.img_size)} must be divisible by the total stride "
                              f"{tuple(total)} (patch_stride x stride_q^{n - 1}) on each axis")
@@ -103,6 +119,7 @@ class MViTUNETR(MViTTrunk):
         """The decoder's blocks recompute as the encoder's do (``cfg.recompute``; convolutions count as kept)."""
         if x.ndim != 5:
             raise ValueError(f"MViTUNETR expects (B, C, H, W, D), got shape {tuple(x.shape)}")
+        check_input_size(tuple(x.shape[2:]), total_stride(self.cfg), len(self.cfg.depths))
         policy = self.encoder.recompute if self.training else "none"
         stages = self.forward_stages(x)
         feats = [run_recomputed(policy, blk, tokens_to_map(o.tokens[:, self.num_prefix:], o.grid))

@@ -160,6 +160,13 @@ def load_state_strict(model: nn.Module, sd: dict, name: str, allow_missing: tupl
     unused = [k for k in sd if k not in own]
     shapes = [f"{k}: checkpoint {tuple(sd[k].shape)} vs model {tuple(own[k].shape)}"
               for k in sd if k in own and sd[k].shape != own[k].shape]
+    ints = [f"{k} ({str(sd[k].dtype).removeprefix('torch.')})" for k in sd
+            if k in own and own[k].is_floating_point() and not (sd[k].is_floating_point() or sd[k].is_complex())]
+    if ints and not (missing or unused or shapes):
+        raise CheckpointFormatError(
+            f"{name}: {len(ints)} weight tensors are integers where {type(model).__name__} has floating-point "
+            f"weights ({_shown(ints)}): cast to float they would be used as whole numbers (quantised or wrongly "
+            "saved weights); save the floating-point weights")
     if missing or unused or shapes:
         parts = []
         if missing:
@@ -187,6 +194,9 @@ def load_pretrained(src, **overrides) -> nn.Module:
     if det.unknown:
         raise CheckpointFormatError(f"{name}: keys not understood for {det.fmt}: {det.unknown}")
     overrides = {k: v for k, v in overrides.items() if k != "model"}
+    for keys, note in det.assumed.items():  # what the format does not store, unless the caller set it
+        if not set((keys,) if isinstance(keys, str) else keys) <= set(overrides):
+            log.warning("%s: %s", name, note)
     cls = arch_class(det.arch)
     head_key, head_prefix = cls.head_key, cls.head_prefix
     reset_head = head_key in overrides and overrides[head_key] != det.config.get(head_key, overrides[head_key])

@@ -21,6 +21,7 @@ from ..layers.grid import tokens_to_map
 from ._registry import register_arch, register_model
 from .base import InputSpec
 from .mit import IMAGE_AXES, VOLUME_AXES, MiTEncoderConfig, MultiStageModel, build_mit_encoder, init_mit_, mit_sizes
+from .validate import check_config
 
 
 def init_decoder_(decoder: nn.Module, std: float = 0.02) -> None:
@@ -78,6 +79,10 @@ class SegFormerConfig(MiTEncoderConfig):
     num_classes: int = 150
     decoder_dim: int = 256
     decoder_dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_config(self, positive=("num_classes",))  # a segmenter predicts at least one class map
 
 
 class _SegFormerBase(MultiStageModel):

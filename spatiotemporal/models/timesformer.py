@@ -22,6 +22,7 @@ from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
 from .heads import Pool
+from .validate import check_config
 from .vit import resize_2d_pos_embed
 
 
@@ -63,6 +64,9 @@ class TimeSformerConfig:
     time_interp: str = "linear"  # official: nearest
     mean: tuple = (0.45, 0.45, 0.45)
     std: tuple = (0.225, 0.225, 0.225)
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,

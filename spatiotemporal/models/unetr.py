@@ -31,6 +31,7 @@ from .base import InputSpec, SpatioModel
 from .convert import CheckpointFormatError
 from .encoder import BlockStack, EncoderConfig
 from .heads import Pool
+from .validate import check_config
 
 MONAI_SKIPS = (3, 6, 9)  # 0-based outputs of blocks 4, 7, 10, as in MONAI's code
 PAPER_SKIPS = (2, 5, 8)  # z3, z6, z9 of the paper, 1-based
@@ -64,6 +65,9 @@ class UNETRConfig:
     pos_interp: str = "trilinear"
     recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
     global_pool: str = "avg"  # forward_features: avg (GAP) | map (Scaling ViT's attention pooling)
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("hidden_size", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.hidden_size, self.num_layers, self.num_heads, self.mixer, self.mixer_kwargs,

@@ -16,6 +16,7 @@ from ..layers import PatchEmbed3d, init_weights_, patch_grid, sinusoid_table, vi
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
+from .validate import check_config
 
 
 @dataclass
@@ -45,6 +46,10 @@ class VideoMAEConfig:
     recompute: str = "none"  # activation checkpointing per block (pretraining: decoder too): none | ... | full
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("embed_dim", "num_heads"),),
+                     multiples=(("img_size", "patch_size"), ("num_frames", "tubelet_size")))
 
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,

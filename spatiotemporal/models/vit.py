@@ -15,6 +15,7 @@ from .base import InputSpec, SpatioModel
 from .convert import CheckpointFormatError
 from .encoder import BlockStack, EncoderConfig
 from .heads import Pool
+from .validate import check_config
 
 
 @dataclass
@@ -44,6 +45,9 @@ class ViTConfig:
     mixer_kwargs: dict = field(default_factory=dict)
     ffn_kwargs: dict = field(default_factory=dict)
     pos_interp: str = "bicubic"
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
     def encoder(self) -> EncoderConfig:
         return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,

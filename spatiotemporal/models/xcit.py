@@ -21,6 +21,7 @@ from ..layers.recompute import run_recomputed
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .encoder import BlockStack, EncoderConfig
+from .validate import check_config
 
 
 @dataclass
@@ -53,6 +54,9 @@ class XCiTConfig:
     ffn: str = "mlp"
     ffn_kwargs: dict = field(default_factory=dict)
     recompute: str = "none"  # activation checkpointing per block: none | pointwise | projections | full
+
+    def __post_init__(self) -> None:
+        check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
     def encoder(self) -> EncoderConfig:
         mkw, fkw, ls = dict(self.mixer_kwargs), dict(self.ffn_kwargs), self.eta

@@ -1,6 +1,8 @@
 """torchvision, pytorchvideo and timm MViTs: their state dicts load into ours through ``load_pretrained`` and give
 their outputs (fp32, eval, every weight random); parameter counts equal theirs."""
 
+import logging
+
 import pytest
 import timm
 import torch
@@ -54,9 +56,14 @@ def test_parameter_counts_equal_the_references():
 
 
 @pytest.mark.parametrize("name", ["mvit_v2_s", "mvit_v1_b"])
-def test_torchvision_weights_give_torchvision_outputs(name, monkeypatch):
+def test_torchvision_weights_give_torchvision_outputs(name, monkeypatch, caplog):
     ref = _torchvision(name, 4, 64, monkeypatch, num_classes=7)
-    ours = load_pretrained(ref.state_dict())
+    with caplog.at_level(logging.WARNING, logger="spatiotemporal"):
+        ours = load_pretrained(ref.state_dict())
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "<dict>: a torchvision MViT state dict stores no strides: assumed the published patch_stride=(2, 4, 4), "
+        "stride_q=(1, 2, 2), stride_kv=(1, 8, 8); a model trained with other strides gives other outputs: pass them "
+        "to load_pretrained to set them"]  # strides are not stored: one line says what was assumed
     assert ours.source_format == "torchvision-mvit" and (ours.cfg.num_frames, ours.cfg.img_size) == (4, 64)
     assert ours.cfg.rel_pos == (name == "mvit_v2_s") and ours.cfg.depths == (1, 2, 11, 2)
     _check(ref, ours, torch.randn(2, 3, 4, 64, 64))

@@ -6,6 +6,7 @@ Two independent sets (see ``timesformer_official`` in ``conftest.py``): ``tests/
 """
 
 import json
+import logging
 
 import pytest
 import torch
@@ -49,11 +50,16 @@ def test_default_interpolation_is_ours_but_native_input_still_matches(timesforme
     assert (resized - io["logits_resized"]).abs().max() > 1e-3  # the resized vectors tell the modes apart
 
 
-def test_wrong_head_count_changes_outputs(timesformer_official):
-    """num_heads is not stored in the file: the default for the width must not be the one used."""
+def test_wrong_head_count_changes_outputs(timesformer_official, caplog):
+    """num_heads is not stored in the file: the default for the width must not be the one used, and the one
+    assumed is one WARNING line saying how to set it."""
     root = timesformer_official
     io = torch.load(root / "divided_io.pt", weights_only=True)
-    model = load_pretrained(root / "divided.pyth")
+    with caplog.at_level(logging.WARNING, logger="spatiotemporal"):
+        model = load_pretrained(root / "divided.pyth")
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert f"an official TimeSformer checkpoint stores no head count: assumed num_heads={model.cfg.num_heads} " \
+        in line and "pass num_heads=N" in line, line
     assert model.cfg.num_heads != _manifest(root)["config"]["num_heads"]
     with torch.no_grad():
         assert (model(io["input"]) - io["logits"]).abs().max() > 1e-3

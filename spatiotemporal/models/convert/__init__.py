@@ -27,6 +27,9 @@ class Detected:
     ``dead_keys``: regexes of keys the source library never uses; they are dropped when our model has no such
     key (e.g. MONAI's old class token). ``unknown``: keys no rule knew (an error). ``meta``: what the format
     says about its use, in our spec's names (``class_names``), kept as the model's ``pretrained_cfg``.
+    ``assumed``: a config key (or a tuple of keys) the format does not store, or stores inconsistently -> one line
+    saying what was assumed and how to set it; ``load_pretrained`` logs it as a WARNING unless the caller passed
+    that key (all of those keys).
     """
 
     fmt: str
@@ -36,6 +39,7 @@ class Detected:
     dead_keys: tuple[str, ...] = ()
     unknown: list[str] = field(default_factory=list)
     meta: dict = field(default_factory=dict)
+    assumed: dict[str | tuple[str, ...], str] = field(default_factory=dict)
 
 
 Converter = Callable[[dict, dict, dict], "Detected | None"]

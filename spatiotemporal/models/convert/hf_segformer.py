@@ -15,6 +15,7 @@ import torch
 from . import Detected, register_converter
 from .mit_keys import mit_block_rule, stage_count, stage_depths
 from .rename import rename_key
+from .vit_keys import assumed_heads
 
 #: transformers 4 (published) names -> transformers 5 names, the renames transformers 5 applies on loading.
 _V4_TO_V5 = [
@@ -126,4 +127,6 @@ def hf_segformer(container: dict, sd: dict, overrides: dict) -> Detected | None:
         return None
     sd = to_v5_names(sd)
     conv, unknown = convert_segformer_state(sd)
-    return Detected("hf-segformer", "segformer", infer_segformer_config(sd), conv, unknown=unknown)
+    cfg = infer_segformer_config(sd)
+    return Detected("hf-segformer", "segformer", cfg, conv, unknown=unknown, assumed=assumed_heads(
+        "a Hugging Face SegFormer state dict", cfg["num_heads"], "SegFormer's heads per stage"))

@@ -15,6 +15,7 @@ import torch
 from . import Detected, register_converter
 
 CONFIG_KEY = "transformers_config"
+TIME_EMBED_KEY = "timesformer.embeddings.time_embeddings"
 PREPROCESSOR_KEY = "transformers_preprocessor"
 
 #: transformers' attention type -> our mixer (the framewise ``space_only`` variant is not supported: transformers
@@ -115,6 +116,20 @@ def _common(cfg: dict, pre: dict, sd: dict, name: str) -> dict:
     return out
 
 
+def _frames_of_the_weights(cfg: dict, sd: dict, config: dict) -> dict[str, str]:
+    """The TimeSformer's frame count is its time embedding's length: a ``config.json`` that says otherwise is
+    overruled by the weights (``config["num_frames"]`` set in place), with a note for the WARNING."""
+    te = sd.get(TIME_EMBED_KEY)
+    if te is None or te.ndim != 3 or te.shape[1] == config["num_frames"]:
+        return {}
+    frames, config["num_frames"] = config["num_frames"], int(te.shape[1])
+    if "num_frames" not in cfg:  # not stated: the weights tell, nothing is guessed
+        return {}
+    return {"num_frames": f"config.json says num_frames {frames}, but {TIME_EMBED_KEY} holds {te.shape[1]} frames: "
+                          f"built as the weights' {te.shape[1]}-frame model; pass num_frames={frames} to resize the "
+                          f"time embedding to {frames} frames"}
+
+
 @register_converter("transformers TimesformerForVideoClassification / VideoMAEForVideoClassification folder",
                     priority=5)
 def hf_video(container: dict, sd: dict, overrides: dict) -> Detected | None:
@@ -132,7 +147,8 @@ def hf_video(container: dict, sd: dict, overrides: dict) -> Detected | None:
                              f"{', '.join(HF_TIMESFORMER_ATTENTION)})")
         config = dict(_common(cfg, pre, sd, name), qkv_bias=bool(cfg.get("qkv_bias", True)),
                       mixer=HF_TIMESFORMER_ATTENTION[attention], pos_interp="nearest", time_interp="nearest")
-        return Detected("transformers-timesformer", "timesformer", config, conv, unknown=unknown, meta=meta)
+        return Detected("transformers-timesformer", "timesformer", config, conv, unknown=unknown, meta=meta,
+                        assumed=_frames_of_the_weights(cfg, sd, config))
     if kind == "videomae":
         if not cfg.get("use_mean_pooling", True):
             raise ValueError(f"{name}: use_mean_pooling false (a final norm and the first token) is not supported; "

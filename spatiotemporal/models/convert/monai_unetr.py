@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from . import CheckpointFormatError, Detected, register_converter
-from .vit_keys import block_depth, heads_for_width
+from .vit_keys import assumed_heads, block_depth, heads_for_width
 
 #: Keys MONAI itself never uses, by version: the <=0.8 class token, the <=0.8 always-built
 #: ``conv3`` of residual blocks, the 1.4-1.5 cross-attention and the >=1.4 ``norm_cross_attn``.
@@ -43,6 +43,19 @@ def is_dead_key(k: str) -> bool:
 def spatial_dims_of(sd: dict) -> int:
     """2 or 3, from the first decoder convolution (``Conv2d`` or ``Conv3d`` weights)."""
     return sd["encoder1.layer.conv1.conv.weight"].ndim - 2
+
+
+def patch_size_of(sd: dict, dims: int) -> int | None:
+    """The patch size the weights hold: the conv patch embedding's kernel, or the perceptron's ``p^d * C``
+    inputs (C from the first decoder convolution); None when neither tells."""
+    w = sd.get("vit.patch_embedding.patch_embeddings.weight")
+    if w is not None and w.ndim == dims + 2:
+        return int(w.shape[-1])
+    w, c = sd.get(_PERCEPTRON_W), sd["encoder1.layer.conv1.conv.weight"].shape[1]
+    if w is not None and w.ndim == 2:
+        p = round((w.shape[1] / c) ** (1 / dims))
+        return p if p**dims * c == w.shape[1] else None
+    return None
 
 
 def infer_unetr_config(sd: dict, patch_size: int = 16) -> dict:
@@ -96,17 +109,21 @@ def convert_unetr_state(sd: dict, patch_size: int = 16, dims: int = 3) -> tuple[
 
 @register_converter("MONAI UNETR (0.7 to 1.6)", priority=20)
 def monai_unetr(container: dict, sd: dict, overrides: dict) -> Detected | None:
-    """3D (``unetr``) or ``spatial_dims=2`` (``unetr2d``). The patch size is not stored: 16 (MONAI's default) unless
-    ``patch_size=`` is given; a non-cubic (non-square) token grid needs ``img_size=(H, W, D)`` (``(H, W)``)."""
+    """3D (``unetr``) or ``spatial_dims=2`` (``unetr2d``). The patch size is read from the patch embedding's weights
+    (``patch_size=`` overrides it); a non-cubic (non-square) token grid needs ``img_size=(H, W, D)`` (``(H, W)``).
+    The head count is not stored: the standard one for the width is assumed with a WARNING unless ``num_heads=``
+    is given (MONAI's own default, 12, for ``hidden_size`` 768)."""
     if not is_monai_unetr_state(sd):
         return None
-    patch = int(overrides.get("patch_size", 16))
     dims = spatial_dims_of(sd)
+    patch = int(overrides.get("patch_size") or patch_size_of(sd, dims) or 16)
     cfg = infer_unetr_config(sd, patch)
     if "img_size" not in cfg and "img_size" not in overrides:
         n = sd["vit.patch_embedding.position_embeddings"].shape[1]
         shape, size = ("a cube", "(H, W, D)") if dims == 3 else ("a square", "(H, W)")
         raise CheckpointFormatError(f"MONAI UNETR with {n} patch tokens is not {shape}; pass img_size={size}")
     conv, unknown = convert_unetr_state(sd, patch, dims)
+    heads = assumed_heads("a MONAI UNETR state dict", cfg["num_heads"],
+                          f"the standard for hidden_size {cfg['hidden_size']}")
     return Detected("monai-unetr" if dims == 3 else "monai-unetr-2d", "unetr" if dims == 3 else "unetr2d", cfg, conv,
-                    tuple(DEAD_KEY_PATTERNS), unknown)
+                    tuple(DEAD_KEY_PATTERNS), unknown, assumed=heads)

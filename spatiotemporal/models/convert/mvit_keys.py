@@ -61,3 +61,11 @@ def head_dim_of(sd: dict[str, torch.Tensor]) -> int:
         if re.search(r"\.mixer\.pool_[qkv]\.weight$", k):
             return v.shape[0]
     raise ValueError("no pooling convolution found: cannot tell the head width (pass num_heads)")
+
+
+def assumed_strides(fmt: str, **published) -> dict[tuple[str, ...], str]:
+    """``Detected.assumed`` for an MViT layout that stores no strides: the published ones (every stride gives
+    weights of the same shapes), unless the caller passes all of them."""
+    said = ", ".join(f"{k}={v}" for k, v in published.items())
+    return {tuple(published): f"{fmt} stores no strides: assumed the published {said}; a model trained with other "
+                              "strides gives other outputs: pass them to load_pretrained to set them"}

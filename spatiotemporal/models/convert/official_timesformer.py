@@ -9,7 +9,7 @@ import json
 import math
 
 from . import CheckpointFormatError, Detected, register_converter
-from .vit_keys import block_depth, convert_vit_keys, heads_for_width
+from .vit_keys import assumed_heads, block_depth, convert_vit_keys, heads_for_width
 
 #: Official attention type -> our (mixer, framewise).
 OFFICIAL_ATTENTION = {"divided_space_time": ("divided", False), "joint_space_time": ("joint", False),
@@ -80,4 +80,5 @@ def official_timesformer(container: dict, sd: dict, overrides: dict) -> Detected
         return None
     conv, unknown = convert_vit_keys(sd)
     cfg = infer_timesformer_config(sd, container.get("cfg"))
-    return Detected("official-timesformer", "timesformer", cfg, conv, unknown=unknown)
+    return Detected("official-timesformer", "timesformer", cfg, conv, unknown=unknown, assumed=assumed_heads(
+        "an official TimeSformer checkpoint", cfg["num_heads"], f"the standard for embed_dim {cfg['embed_dim']}"))

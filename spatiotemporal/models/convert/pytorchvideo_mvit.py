@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from . import Detected, register_converter
-from .mvit_keys import block_count, head_dim_of, restage, stage_positions, trunk_config
+from .mvit_keys import assumed_strides, block_count, head_dim_of, restage, stage_positions, trunk_config
 from .rename import rename_keys
 
 _RULES = [
@@ -72,4 +72,5 @@ def pytorchvideo_mvit(container: dict, sd: dict, overrides: dict) -> Detected | 
         pool_q_every_block="blocks.0.attn.pool_q.weight" in sd, class_token=has_cls,
         global_pool="token" if has_cls else "avg", **trunk_config(state, w.shape[0], head_dim_of(state)),
     )
-    return Detected("pytorchvideo-mvit", "mvit", cfg, state, unknown=unknown)
+    return Detected("pytorchvideo-mvit", "mvit", cfg, state, unknown=unknown, assumed=assumed_strides(
+        "a pytorchvideo MViT state dict", patch_stride=stride, stride_q=(1, 2, 2), stride_kv=(1, 8, 8)))

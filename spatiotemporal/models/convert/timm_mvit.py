@@ -8,7 +8,7 @@ too (``residual_pool_prefix``), unlike the original MViTv2 code.
 from __future__ import annotations
 
 from . import Detected, register_converter
-from .mvit_keys import head_dim_of, trunk_config
+from .mvit_keys import assumed_strides, head_dim_of, trunk_config
 from .rename import rename_keys
 
 _RULES = [
@@ -54,4 +54,5 @@ def timm_mvit(container: dict, sd: dict, overrides: dict) -> Detected | None:
         class_token=has_cls, global_pool="token" if has_cls else "avg", residual_pool_prefix=has_cls,
         **trunk_config(state, w.shape[0], head_dim_of(state)),
     )
-    return Detected("timm-mvitv2", "mvit_image", cfg, state, unknown=unknown)
+    return Detected("timm-mvitv2", "mvit_image", cfg, state, unknown=unknown, assumed=assumed_strides(
+        "a timm MViTv2 state dict", patch_stride=stride, stride_q=(1, 2, 2), stride_kv=(1, 4, 4)))

@@ -7,6 +7,7 @@ import re
 from . import Detected, register_converter
 from .mit_keys import mit_block_rule, stage_count, stage_depths
 from .rename import rename_key
+from .vit_keys import assumed_heads
 
 _TOP_RULES = [
     (r"^patch_embed\.", "encoder.stages.0.downsample."),
@@ -76,4 +77,6 @@ def timm_pvt(container: dict, sd: dict, overrides: dict) -> Detected | None:
     if not is_timm_pvt_state(sd):
         return None
     conv, unknown = convert_pvt_state(sd)
-    return Detected("timm-pvt-v2", "mit", infer_pvt_config(sd), conv, unknown=unknown)
+    cfg = infer_pvt_config(sd)
+    return Detected("timm-pvt-v2", "mit", cfg, conv, unknown=unknown,
+                    assumed=assumed_heads("a timm PVTv2 state dict", cfg["num_heads"], "PVTv2's heads per stage"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from . import Detected, register_converter
-from .vit_keys import block_depth, convert_vit_keys, heads_for_width
+from .vit_keys import assumed_heads, block_depth, convert_vit_keys, heads_for_width
 
 
 def is_vit_state(sd: dict) -> bool:
@@ -47,4 +47,6 @@ def timm_vit(container: dict, sd: dict, overrides: dict) -> Detected | None:
     if not is_vit_state(sd):
         return None
     conv, unknown = convert_vit_keys(sd)
-    return Detected("timm-vit", "vit", infer_vit_config(sd), conv, unknown=unknown)
+    cfg = infer_vit_config(sd)
+    return Detected("timm-vit", "vit", cfg, conv, unknown=unknown, assumed=assumed_heads(
+        "a timm/DeiT ViT state dict", cfg["num_heads"], f"the standard for embed_dim {cfg['embed_dim']}"))

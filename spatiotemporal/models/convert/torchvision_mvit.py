@@ -8,7 +8,7 @@ input size follows from the relative-position tables (v2) or the position embedd
 from __future__ import annotations
 
 from . import Detected, register_converter
-from .mvit_keys import block_count, head_dim_of, restage, stage_positions, trunk_config
+from .mvit_keys import assumed_strides, block_count, head_dim_of, restage, stage_positions, trunk_config
 from .rename import rename_keys
 
 _RULES = [
@@ -62,4 +62,5 @@ def torchvision_mvit(container: dict, sd: dict, overrides: dict) -> Detected | N
         pool_q_every_block="blocks.0.attn.pool_q.pool.weight" in sd, class_token=True, global_pool="token",
         **trunk_config(state, w.shape[0], head_dim_of(state)),
     )
-    return Detected("torchvision-mvit", "mvit", cfg, state, unknown=unknown)
+    return Detected("torchvision-mvit", "mvit", cfg, state, unknown=unknown, assumed=assumed_strides(
+        "a torchvision MViT state dict", patch_stride=stride, stride_q=(1, 2, 2), stride_kv=(1, 8, 8)))

@@ -51,3 +51,10 @@ HEADS_FOR_WIDTH = {192: 3, 384: 6, 512: 8, 768: 12, 1024: 16, 1280: 16}
 
 def heads_for_width(dim: int) -> int:
     return HEADS_FOR_WIDTH.get(dim, max(1, dim // 64))
+
+
+def assumed_heads(fmt: str, heads, why: str) -> dict[str, str]:
+    """``Detected.assumed`` for a format that stores no head count (the weights of any count have one shape)."""
+    return {"num_heads": f"{fmt} stores no head count: assumed num_heads={heads} ({why}); a model trained with "
+                         "another count gives other outputs: pass num_heads=N (load_pretrained(..., num_heads=N); "
+                         "spatio inflate --num-heads N) to set it"}
