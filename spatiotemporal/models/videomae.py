@@ -132,7 +132,7 @@ class VideoMAE(SpatioModel):
         if stem.patch_weight is not None:
             out.update(patch_size=stem.patch_size, in_chans=stem.in_chans)
         if stem.norm_position != "none":
-            out["pool_norm"] = stem.norm_position
+            out.update(pool_norm=stem.norm_position, fc_norm_eps=stem.encoder.norm_eps)
         return {**out, "pos_embed": "learned"}
 
     def adopt_stem(self, stem: Stem2d, *, depth_mode: str = "average") -> tuple[dict, list[str]]:
