@@ -30,3 +30,12 @@ def test_a_map_head_vit_inflates_as_the_python_path_does(tmp_path, caplog):
     with torch.no_grad():
         assert (cli.forward_features(clip) - py.forward_features(clip)).abs().max() <= 1e-5
         assert (cli(clip) - vit(img)).abs().max() <= 1e-5
+
+
+def test_a_head_the_target_cannot_hold_is_refused_in_one_line(tmp_path, capsys):
+    vit = create_model("vit_tiny_builtin", depth=1)  # a class token: VideoMAE has none
+    src = save_pretrained(vit, tmp_path / "vit.safetensors")
+    capsys.readouterr()
+    assert main(["inflate", str(src), "--to", "videomae_tiny", "--out", str(tmp_path / "vm.safetensors")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "the vit model's class token cannot be carried" in err[0]
