@@ -46,7 +46,7 @@ def test_static_clip_gives_the_2d_encoder_tokens(name):
 @pytest.mark.parametrize("name", SOURCES)
 def test_equal_slices_give_the_2d_encoder_tokens(name):
     src = _source(name)
-    patch = 4 if src.arch == "mlp_mixer" else 8  # the Mixer's patch kernel is inflated: its patch size is kept
+    patch = 8 if src.arch == "xcit" else src.cfg.patch_size  # a carried patch kernel keeps its patch size
     unetr = inflate(src, "unetr", img_size=(32, 32, 3 * patch), patch_size=patch, out_channels=3).eval()
     img = torch.randn(2, 3, 32, 32)
     with torch.no_grad():

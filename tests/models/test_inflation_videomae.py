@@ -69,3 +69,20 @@ def test_one_warning_line_names_what_no_longer_matches_the_requested_config(capl
     assert len(lines) == 1
     assert "embed_dim 64 -> 128" in lines[0] and "pos_embed 'sinusoid' -> 'learned'" in lines[0]
     assert "pool_norm 'after' -> 'before'" in lines[0] and "parameters instead of 123" in lines[0]
+
+
+def test_inflated_videomae_loads_at_another_size_and_frame_count(tmp_path):
+    from spatiotemporal import load_pretrained, save_pretrained
+
+    vm = inflate(_src("vit_tiny_builtin", class_token=False, global_pool="avg"), "videomae", **CLIP)
+    path = save_pretrained(vm, tmp_path / "vm.safetensors")
+    big = load_pretrained(path, img_size=48, num_frames=8)  # learned positions resized: 4x4 -> 6x6, 2 -> 4 steps
+    assert big.pos_embed.shape == (1, 36, 128) and big.time_embed.shape == (1, 4, 128)
+    assert big(torch.randn(1, 3, 8, 48, 48)).shape == (1, 10)
+
+
+def test_a_vit_initialises_a_2d_unetr_through_the_same_rule():
+    vit = _src("vit_tiny_builtin", class_token=False, global_pool="avg")
+    un = inflate(vit, "unetr2d", img_size=(32, 32), in_channels=3, out_channels=3, patch_size=8)
+    assert torch.equal(un.patch_embed.proj.weight, vit.patch_embed.proj.weight)
+    assert torch.equal(un.pos_embed, vit.pos_embed) and un(torch.randn(1, 3, 32, 32)).shape == (1, 3, 32, 32)
