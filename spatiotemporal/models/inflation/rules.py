@@ -88,6 +88,12 @@ def inflation_pairs() -> str:
     return f"any of {', '.join(sources)} -> any of {', '.join(targets)}; {pairs}"
 
 
+def can_inflate(src_arch: str, dst_arch: str) -> bool:
+    """A pair rule, or a single-stage 2D source and a single-stage video / volume target."""
+    src, dst = ARCHS.get(src_arch), ARCHS.get(dst_arch)
+    return (src_arch, dst_arch) in INFLATIONS or (hasattr(src, "inflation_source") and hasattr(dst, "adopt_stem"))
+
+
 def inflate(src: nn.Module, dst_arch: str, *, published_params: int | None = None, **kw) -> nn.Module:
     """``src`` (a 2D model) made into an initialisation of ``dst_arch``: a pair rule when one is registered, else
     the generic single-stage rule; ``kw`` are the rule's options (``depth_mode``) and the target's config values.
@@ -95,14 +101,15 @@ def inflate(src: nn.Module, dst_arch: str, *, published_params: int | None = Non
     from .generic import inflate_stem
 
     src_arch = src.arch
-    if (src_arch, dst_arch) in INFLATIONS:
-        model, notes = INFLATIONS[(src_arch, dst_arch)](src, **kw), []
-        requested = getattr(model, "_inflation_requested", None)
-    elif hasattr(type(src), "inflation_source") and hasattr(arch_class(dst_arch), "adopt_stem"):
-        model, requested, notes = inflate_stem(src, dst_arch, **kw)
-    else:
+    arch_class(dst_arch)  # an unknown name: the registry's error
+    if not can_inflate(src_arch, dst_arch):
         raise UserInputError(f"a {src_arch} model cannot initialise a {dst_arch} model (same family, or "
                              f"{inflation_pairs()})")
+    if (src_arch, dst_arch) in INFLATIONS:
+        model, notes = INFLATIONS[(src_arch, dst_arch)](src, **kw), []
+        requested = model.__dict__.pop("_inflation_requested", None)
+    else:
+        model, requested, notes = inflate_stem(src, dst_arch, **kw)
     if requested is not None:
         report_inflation(src_arch, dst_arch, requested, model, notes, published_params)
     return model
@@ -130,10 +137,7 @@ def init_from_checkpoint(target: nn.Module, checkpoint, source_overrides: dict |
     if src_arch == dst_arch:
         model = load_pretrained(info, **cfg)
     else:
-        src_cls = ARCHS.get(src_arch)
-        known = (src_arch, dst_arch) in INFLATIONS or (
-            src_cls is not None and hasattr(src_cls, "inflation_source") and hasattr(type(target), "adopt_stem"))
-        if not known:
+        if not can_inflate(src_arch, dst_arch):
             raise UserInputError(f"{info.name}: a {src_arch} checkpoint cannot initialise a {dst_arch} model "
                                  f"(same family, or {inflation_pairs()})")
         published = sum(p.numel() for p in target.parameters())
