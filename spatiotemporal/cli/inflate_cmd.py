@@ -9,15 +9,16 @@ from ..utils.keyvalue import nest_keys, parse_key_values
 
 def add_parser(sub) -> None:
     p = sub.add_parser("inflate", help="initialise a video or volume model from 2D weights (e.g. a ViT into "
-                       "TimeSformer or UNETR) and save it")
+                       "TimeSformer, VideoMAE or UNETR) and save it; what the 2D model changes in the target's "
+                       "config is one WARNING line")
     p.add_argument("checkpoint", help="any checkpoint load_pretrained reads (ours, timm, DeiT III)")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="target config, e.g. num_frames=16 mixer=joint img_size=[96,96,96]")
     p.add_argument("--to", required=True, metavar="NAME", help="target family or registered model")
     p.add_argument("--out", required=True, help="output .safetensors (a .json spec is written beside it)")
     p.add_argument("--num-classes", type=int, help="outputs of the target (classes or segmentation channels)")
-    p.add_argument("--depth-mode", choices=["average", "center"], help="volumes: how the 2D patch kernel spreads "
-                   "over depth (default average)")
+    p.add_argument("--depth-mode", choices=["average", "center"], help="how the 2D patch kernel spreads over depth "
+                   "(volumes) or a tubelet (VideoMAE): default average (MViT: center)")
     p.add_argument("--num-heads", type=int, help="heads of the 2D model when its checkpoint does not say")
     p.set_defaults(func=run)
 

@@ -43,6 +43,8 @@ class JointAttention(TokenMixer):
     ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``; pre-norm included.
     """
 
+    inflates_from = ("space_only",)
+
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
                  norm_layer=nn.LayerNorm):
         super().__init__()
@@ -89,6 +91,8 @@ class SpaceOnlyAttention(TokenMixer):
     official TimeSformer's *framewise* space-only model is the ``framewise=True`` option of
     :class:`~spatiotemporal.models.TimeSformer` instead. ``forward(x (B, P+N, C), grid, num_prefix) -> (B, P+N, C)``.
     """
+
+    inflates_from = ("joint",)
 
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
                  norm_layer=nn.LayerNorm, axis: int | None = None):

@@ -45,6 +45,8 @@ class ConvMixerMixer(TokenMixer):
     mean of the grid tokens' update. ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
     """
 
+    model_options = {"kernel_size": "kernel_size", "act": "act"}
+
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
                  norm_layer=nn.LayerNorm, kernel_size: int = 9, conv: str | None = None, temporal_kernel: int = 3,
                  act: str = "gelu"):
@@ -105,6 +107,8 @@ class ConvMixerPointwise(TokenMixer):
     the block's ``x + ffn(x)`` is ``f(x)``. ``hidden_dim`` is not used (the pointwise convolution keeps the width).
     ``forward(x (B, L, C), grid, num_prefix) -> (B, L, C)``.
     """
+
+    model_options = {"act": "act"}
 
     def __init__(self, dim: int, *, hidden_dim: int, layout: GridLayout | None = None, norm_layer=nn.LayerNorm,
                  act: str = "gelu"):

@@ -25,6 +25,8 @@ class DividedAttention(TokenMixer):
     (``init_weights``), so a freshly built or inflated block equals its spatial attention.
     """
 
+    inflates_from = ("joint", "space_only")
+
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
                  norm_layer=nn.LayerNorm, axis: int | None = None):
         super().__init__()

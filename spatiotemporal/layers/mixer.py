@@ -20,9 +20,16 @@ Hooks, with no-op defaults, so that a rule about one mixer lives in that mixer o
   ``[(B, P+N, P+N)]``, one per softmax step in the order the mixer applies them, from the weights that forward
   recorded (:func:`~.sdpa.record_attention`, in call order); None (the default) where the mixer has no
   token-to-token softmax attention. Attention maps (``spatio viz attention``) ask this hook only.
+- ``inflates_from`` (class attribute): the 2D mixers whose weights this one starts from in inflation.
+- ``from_model_config(enc, cfg, slot)`` (class method): the model's encoder config with this layer's own options
+  taken from fields of the model config ``cfg`` that mean them (``model_options``: ``{option: config field}``),
+  where ``<slot>_kwargs`` do not set them; e.g. ConvMixer's ``kernel_size`` and ``act``.
 """
 
 from __future__ import annotations
+
+from dataclasses import replace
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -39,6 +46,21 @@ class TokenMixer(nn.Module):
 
     Subclasses implement ``forward(x (B, P+N, C), grid, num_prefix) -> (B, P+N, C)``.
     """
+
+    #: 2D mixers whose weights this mixer starts from (its ``inflate_state_dict`` hook): inflation keeps this mixer
+    #: when the video / volume model asks for it and the 2D model has one of these (else the 2D model's mixer).
+    inflates_from: ClassVar[tuple[str, ...]] = ()
+
+    #: Options of this layer that a model config may hold under its own field names: ``{option: config field}``.
+    model_options: ClassVar[dict[str, str]] = {}
+
+    @classmethod
+    def from_model_config(cls, enc, cfg, slot: str):
+        """``enc`` (the model's encoder config) with ``enc.<slot>_kwargs`` completed from the fields of the model
+        config ``cfg`` named in ``model_options`` (``slot``: ``"mixer"`` or ``"ffn"``); explicit kwargs win."""
+        key = f"{slot}_kwargs"
+        found = {opt: getattr(cfg, name) for opt, name in cls.model_options.items() if hasattr(cfg, name)}
+        return replace(enc, **{key: {**found, **getattr(enc, key)}}) if found else enc
 
     def init_weights(self) -> None:
         """Called after the generic initialisation of the model's linear layers."""

@@ -96,6 +96,8 @@ class MixerTokenMLP(TokenMixer):
     ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
     """
 
+    model_options = {"token_ratio": "token_ratio"}
+
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
                  norm_layer=nn.LayerNorm, token_ratio: float = 0.5):
         super().__init__()
@@ -132,6 +134,8 @@ class AxesTokenMLP(TokenMixer):
     stay small (the full-grid MLP has ``O(L * h)``). Prefix tokens receive the mean of the grid tokens' update.
     ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
     """
+
+    model_options = {"token_ratio": "token_ratio"}
 
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
                  norm_layer=nn.LayerNorm, token_ratio: float = 0.5):

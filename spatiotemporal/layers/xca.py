@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -74,6 +76,18 @@ class XCAttention(TokenMixer):
     plus ``2 * 2 * 9 L d`` for LPI's two depthwise 3x3 convolutions (``2 * 2 * 27 L d`` with 3x3x3).
     ``forward(x (B, P+N, C), grid, num_prefix) -> update (B, P+N, C)``.
     """
+
+    model_options = {"layer_scale": "eta"}
+
+    @classmethod
+    def from_model_config(cls, enc, cfg, slot: str):
+        """XCiT's LayerScale: a model config with ``eta`` and the ``mlp`` FFN puts it on XCA, LPI and the MLP (gamma1,
+        gamma3, gamma2) and turns the block's LayerScale off; with another FFN the block's LayerScale takes it."""
+        eta = getattr(cfg, cls.model_options["layer_scale"], None)
+        if eta is None or enc.ffn != "mlp":
+            return enc
+        return replace(enc, mixer_kwargs={"layer_scale": eta, **enc.mixer_kwargs},
+                       ffn_kwargs={"layer_scale": eta, **enc.ffn_kwargs}, init_values=None)
 
     def __init__(self, dim: int, *, num_heads: int, layout: GridLayout, qkv_bias: bool = True,
                  norm_layer=nn.LayerNorm, ndim: int | None = None, lpi_kernel: int = 3,

@@ -8,6 +8,7 @@ average pooling and a linear head; timm's ``ConvMixer``. No norm at the end, no 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -16,7 +17,8 @@ from ..layers import PatchEmbed2d, TokenBatchNorm, image_layout, init_weights_, 
 from ..layers.convmixer import ACTIVATIONS
 from ._registry import register_arch, register_model
 from .base import InputSpec, PooledImageClassifier
-from .encoder import BlockStack, EncoderConfig
+from .encoder import BlockStack, encoder_of
+from .inflation.stem import Stem2d, sub_state
 from .validate import check_config
 
 
@@ -47,14 +49,11 @@ class ConvMixerConfig:
     def __post_init__(self) -> None:
         check_config(self, heads=(("dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
-    def encoder(self) -> EncoderConfig:
-        mkw, fkw = dict(self.mixer_kwargs), dict(self.ffn_kwargs)
-        if self.mixer == "convmixer":
-            mkw = {"kernel_size": self.kernel_size, "act": self.act, **mkw}
-        if self.ffn == "convmixer_pointwise":
-            fkw = {"act": self.act, **fkw}
-        return EncoderConfig(self.dim, self.depth, self.num_heads, self.mixer, mkw, self.ffn, fkw, 4.0, True, 1e-6,
-                             None, self.drop_path_rate, "linear", self.recompute)
+    #: The encoder's fields in this config (``encoder_of`` / ``with_encoder``): ``{EncoderConfig name: own name}``;
+    #: ``kernel_size`` and ``act`` go to the ConvMixer mixer and pointwise FFN (their ``model_options``).
+    ENCODER_FIELDS: ClassVar[dict] = {"dim": "dim", "depth": "depth", "num_heads": "num_heads", "mixer": "mixer",
+                                      "mixer_kwargs": "mixer_kwargs", "ffn": "ffn", "ffn_kwargs": "ffn_kwargs",
+                                      "drop_path_rate": "drop_path_rate", "recompute": "recompute"}
 
 
 @register_arch
@@ -74,12 +73,22 @@ class ConvMixer(PooledImageClassifier):
         self.stem_act = ACTIVATIONS[cfg.act]()
         self.stem_bn = TokenBatchNorm(cfg.dim)
         self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
-        self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
+        self.encoder = BlockStack(encoder_of(cfg), image_layout(*self.grid_size))
         self.head = nn.Linear(cfg.dim, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         init_weights_(self)
 
     def input_spec(self) -> InputSpec:
         return InputSpec(self.cfg.in_chans, (self.cfg.img_size, self.cfg.img_size))
+
+    def inflation_source(self) -> Stem2d:
+        """Inflation hook: the stem convolution as the patch kernel (its activation and BatchNorm are not carried),
+        no positions, GAP with no norm, the head."""
+        c, sd = self.cfg, self.state_dict()
+        return Stem2d(
+            arch=self.arch, encoder=encoder_of(c), encoder_state=sub_state(sd, "encoder."),
+            img_size=c.img_size, in_chans=c.in_chans, num_classes=c.num_classes, patch_size=c.patch_size,
+            patch_weight=sd["patch_embed.proj.weight"], patch_bias=sd["patch_embed.proj.bias"], pool="avg",
+            norm_position="none", head=sub_state(sd, "head."), dropped=("the stem's activation and BatchNorm",))
 
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], int]:
         """``(B, C, H, W) -> tokens (B, N, D), grid (1, H', W'), 0`` (the last block's output)."""

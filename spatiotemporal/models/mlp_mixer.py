@@ -7,6 +7,7 @@ and a channel MLP, LayerNorm, global average pooling, a linear head. No position
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from torch import nn
@@ -14,7 +15,8 @@ from torch import nn
 from ..layers import PatchEmbed2d, image_layout, init_weights_, patch_grid
 from ._registry import register_arch, register_model
 from .base import InputSpec, PooledImageClassifier
-from .encoder import BlockStack, EncoderConfig
+from .encoder import BlockStack, Fixed, encoder_of
+from .inflation.stem import Stem2d, sub_state
 from .validate import check_config
 
 
@@ -46,12 +48,13 @@ class MlpMixerConfig:
     def __post_init__(self) -> None:
         check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
-    def encoder(self) -> EncoderConfig:
-        kw = dict(self.mixer_kwargs)
-        if self.mixer in ("mlp_mixer", "mlp_mixer_axes"):
-            kw.setdefault("token_ratio", self.token_ratio)
-        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, kw, self.ffn, self.ffn_kwargs,
-                             self.mlp_ratio, True, self.norm_eps, None, self.drop_path_rate, "uniform", self.recompute)
+    #: The encoder's fields in this config (``encoder_of`` / ``with_encoder``): ``{EncoderConfig name: own name}``;
+    #: ``token_ratio`` goes to the token-MLP mixers (their ``model_options``).
+    ENCODER_FIELDS: ClassVar[dict] = {"dim": "embed_dim", "depth": "depth", "num_heads": "num_heads", "mixer": "mixer",
+                                      "mixer_kwargs": "mixer_kwargs", "ffn": "ffn", "ffn_kwargs": "ffn_kwargs",
+                                      "mlp_ratio": "mlp_ratio", "norm_eps": "norm_eps",
+                                      "drop_path_rate": "drop_path_rate", "drop_path_mode": Fixed("uniform"),
+                                      "recompute": "recompute"}
 
 
 @register_arch
@@ -68,7 +71,7 @@ class MlpMixer(PooledImageClassifier):
         d = cfg.embed_dim
         self.patch_embed = PatchEmbed2d(cfg.patch_size, cfg.in_chans, d)
         self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
-        self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
+        self.encoder = BlockStack(encoder_of(cfg), image_layout(*self.grid_size))
         self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         init_weights_(self)
@@ -82,6 +85,15 @@ class MlpMixer(PooledImageClassifier):
         """Token MLPs of a checkpoint at another ``img_size`` resampled to this grid (the mixer's own rule)."""
         for i, blk in enumerate(self.encoder.blocks):
             blk.mixer.inflate_state_dict(sd, f"encoder.blocks.{i}.mixer.")
+
+    def inflation_source(self) -> Stem2d:
+        """Inflation hook: the patch kernel, no positions, the norm before GAP, the head."""
+        c, sd = self.cfg, self.state_dict()
+        return Stem2d(
+            arch=self.arch, encoder=encoder_of(c), encoder_state=sub_state(sd, "encoder."),
+            img_size=c.img_size, in_chans=c.in_chans, num_classes=c.num_classes, patch_size=c.patch_size,
+            patch_weight=sd["patch_embed.proj.weight"], patch_bias=sd["patch_embed.proj.bias"], pool="avg",
+            norm=sub_state(sd, "norm."), head=sub_state(sd, "head."))
 
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], int]:
         """``(B, C, H, W) -> normed tokens (B, N, D), grid (1, H', W'), 0``."""

@@ -2,7 +2,7 @@
 
 ``mvit`` (videos, ``(B, 3, T, H, W)``): MViTv2-S = torchvision's ``mvit_v2_s``, MViT-B 16x4 = pytorchvideo's
 ``mvit_base_16x4`` (and torchvision's ``mvit_v1_b``). ``mvit_image`` (images, ``(B, 3, H, W)``): timm's
-``mvitv2_*``, whose weights also initialise the video and volume models (``models/mvit_inflation.py``).
+``mvitv2_*``, whose weights also initialise the video and volume models (``models/inflation/mvit.py``).
 """
 
 from __future__ import annotations

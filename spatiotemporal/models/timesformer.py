@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from einops import rearrange
@@ -20,8 +21,9 @@ from ..layers import (
 )
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
-from .encoder import BlockStack, EncoderConfig
+from .encoder import VIT_ENCODER_FIELDS, BlockStack, encoder_of, with_encoder
 from .heads import Pool
+from .inflation.stem import Stem2d, head_if_fits, with_prefix
 from .validate import check_config
 from .vit import resize_2d_pos_embed
 
@@ -68,10 +70,8 @@ class TimeSformerConfig:
     def __post_init__(self) -> None:
         check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
-    def encoder(self) -> EncoderConfig:
-        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
-                             self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
-                             self.drop_path_rate, self.drop_path_mode, self.recompute)
+    #: The encoder's fields in this config (``encoder_of`` / ``with_encoder``): the ViT's names.
+    ENCODER_FIELDS: ClassVar[dict] = VIT_ENCODER_FIELDS
 
 
 @register_arch
@@ -98,7 +98,7 @@ class TimeSformer(SpatioModel):
         self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[0] * self.grid_size[1] + self.num_prefix, d))
         self.time_embed = None if cfg.framewise else nn.Parameter(torch.zeros(1, cfg.num_frames, d))
         layout = image_layout(*self.grid_size) if cfg.framewise else video_layout(cfg.num_frames, *self.grid_size)
-        self.encoder = BlockStack(cfg.encoder(), layout)
+        self.encoder = BlockStack(encoder_of(cfg), layout)
         self.norm = nn.LayerNorm(d, eps=cfg.norm_eps)
         self.pool = Pool(cfg.global_pool, d, cfg.num_heads, cfg.mlp_ratio, cfg.norm_eps)
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
@@ -118,6 +118,36 @@ class TimeSformer(SpatioModel):
         if te is not None and self.time_embed is not None and te.shape[1] != self.cfg.num_frames:
             sd["time_embed"] = resize_time_embed(te, self.cfg.num_frames, self.cfg.time_interp)
         resize_2d_pos_embed(sd, src_cfg, self.grid_size, self.num_prefix, self.cfg.pos_interp, name)
+
+    @classmethod
+    def stem_config(cls, stem: Stem2d) -> dict:
+        """Inflation hook: the 2D encoder, its patch size (when the kernel is carried), class token and pooling."""
+        out = with_encoder(cls.config_cls, stem.encoder)
+        if stem.patch_weight is not None:
+            out.update(patch_size=stem.patch_size, in_chans=stem.in_chans)
+        return {**out, "class_token": stem.cls_token is not None,
+                "global_pool": "avg" if stem.pool == "none" else stem.pool}
+
+    def adopt_stem(self, stem: Stem2d, *, depth_mode: str = "average") -> tuple[dict, list[str]]:
+        """Inflation hook: ``(tensors, notes)``: the patch kernel applied per frame, the 2D positions resized to
+        this grid, zero ``time_embed``, the class token and its slot, the norm, MAP head and classifier; a clip of
+        identical frames then gives the 2D model's logits (ViT, MLP-Mixer). ``depth_mode`` is not used."""
+        d, notes = self.cfg.embed_dim, []
+        sd = {"pos_embed": stem.grid_positions(self.grid_size, self.cfg.pos_interp, d)}
+        if stem.patch_weight is not None:
+            sd.update({"patch_embed.proj.weight": stem.patch_weight, "patch_embed.proj.bias": stem.patch_bias})
+        if self.cls_token is not None:
+            slot = stem.cls_pos if stem.cls_pos is not None else torch.zeros(1, 1, d)
+            sd.update(cls_token=stem.cls_token, pos_embed=torch.cat([slot, sd["pos_embed"]], dim=1))
+        if stem.norm_position == "after":
+            notes.append("its norm after pooling (fc_norm) becomes the norm before it (not exact)")
+        sd.update(with_prefix("norm.", stem.norm))
+        if self.cfg.global_pool == "map":
+            sd.update(with_prefix("pool.", stem.pool_state))
+        sd.update(head_if_fits(stem, self.cfg.num_classes))
+        if self.time_embed is not None and self.cfg.time_embed_std == 0:
+            sd["time_embed"] = torch.zeros_like(self.time_embed)  # official: a static clip gives the 2D model's output
+        return sd, notes
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         tokens, grid = self.patch_embed(x)

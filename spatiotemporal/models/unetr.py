@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from monai.networks.blocks import UnetOutBlock, UnetrBasicBlock, UnetrPrUpBlock, UnetrUpBlock
@@ -29,8 +30,9 @@ from ..layers.recompute import run_recomputed
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .convert import CheckpointFormatError
-from .encoder import BlockStack, EncoderConfig
+from .encoder import BlockStack, PerWidth, encoder_of, with_encoder
 from .heads import Pool
+from .inflation.stem import Stem2d, inflate_patch_kernel, with_prefix
 from .validate import check_config
 
 MONAI_SKIPS = (3, 6, 9)  # 0-based outputs of blocks 4, 7, 10, as in MONAI's code
@@ -69,10 +71,12 @@ class UNETRConfig:
     def __post_init__(self) -> None:
         check_config(self, heads=(("hidden_size", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
-    def encoder(self) -> EncoderConfig:
-        return EncoderConfig(self.hidden_size, self.num_layers, self.num_heads, self.mixer, self.mixer_kwargs,
-                             self.ffn, self.ffn_kwargs, self.mlp_dim / self.hidden_size, self.qkv_bias, self.norm_eps,
-                             self.init_values, self.drop_path_rate, "linear", self.recompute)
+    #: The encoder's fields in this config (``encoder_of`` / ``with_encoder``): ``{EncoderConfig name: own name}``.
+    ENCODER_FIELDS: ClassVar[dict] = {"dim": "hidden_size", "depth": "num_layers", "num_heads": "num_heads",
+                                      "mixer": "mixer", "mixer_kwargs": "mixer_kwargs", "ffn": "ffn",
+                                      "ffn_kwargs": "ffn_kwargs", "mlp_ratio": PerWidth("mlp_dim"),
+                                      "qkv_bias": "qkv_bias", "norm_eps": "norm_eps", "init_values": "init_values",
+                                      "drop_path_rate": "drop_path_rate", "recompute": "recompute"}
 
 
 def resolve_skips(cfg: UNETRConfig, stages: int) -> tuple[int, ...]:
@@ -124,7 +128,7 @@ class UNETR(SpatioModel):
         self.patch_embed = (PatchEmbed3d if dims == 3 else PatchEmbed2d)(cfg.patch_size, cfg.in_channels, h)
         self.pos_embed = nn.Parameter(torch.zeros(1, math.prod(self.grid_size), h))
         layout = volume_layout(*self.grid_size) if dims == 3 else image_layout(*self.grid_size[1:])
-        self.encoder = BlockStack(cfg.encoder(), layout)
+        self.encoder = BlockStack(encoder_of(cfg), layout)
         self.norm = nn.LayerNorm(h, eps=cfg.norm_eps)
         if cfg.global_pool == "token":
             raise ValueError("UNETR has no class token: global_pool must be 'avg' or 'map'")
@@ -165,6 +169,48 @@ class UNETR(SpatioModel):
             raise CheckpointFormatError(f"{name}: pos_embed has {pe.shape[1]} tokens, not the grid {old} of "
                                         f"img_size {size}")
         sd["pos_embed"] = resize_pos_embed_3d(pe, old, self.grid_size, 0, self.cfg.pos_interp)
+
+    @classmethod
+    def stem_config(cls, stem: Stem2d) -> dict:
+        """Inflation hook: the 2D encoder; its patch size when the kernel is carried (a power of two >= 4); MAP
+        pooling from a MAP head (GAP otherwise)."""
+        out = with_encoder(cls.config_cls, stem.encoder)
+        if stem.patch_weight is not None and cls._kernel_fits(stem.patch_size):
+            out["patch_size"] = stem.patch_size
+        return {**out, "global_pool": "map" if stem.pool == "map" else "avg"}
+
+    @staticmethod
+    def _kernel_fits(patch_size: int) -> bool:
+        return patch_size >= 4 and patch_size & (patch_size - 1) == 0
+
+    def adopt_stem(self, stem: Stem2d, *, depth_mode: str = "average") -> tuple[dict, list[str]]:
+        """Inflation hook: ``(tensors, notes)``: the patch kernel made 3D (``inflate_patch_kernel``: RGB filters
+        summed for one channel, spread over the patch's depth by ``depth_mode``), the 2D positions resized and
+        repeated over depth (2D: the grid's unit axis), the norm and a MAP head; the decoder starts fresh. A class
+        token and a classifier have no place here (named in the notes)."""
+        c, notes = self.cfg, []
+        gh, gw, gd = self.grid_size
+        if stem.patch_weight is not None and stem.patch_size == c.patch_size:
+            w = stem.patch_weight
+            if self.spatial_dims == 3:
+                w = inflate_patch_kernel(w, c.in_channels, c.patch_size, depth_mode)
+            else:
+                w = inflate_patch_kernel(w, c.in_channels, 1, "center")[..., 0]
+            sd = {"patch_embed.proj.weight": w, "patch_embed.proj.bias": stem.patch_bias}
+        else:
+            sd = {}
+        grid = (gh, gw) if self.spatial_dims == 3 else (gw, gd)
+        pos = stem.grid_positions(grid, "bicubic", c.hidden_size)
+        if self.spatial_dims == 3:
+            pos = pos.reshape(1, gh, gw, 1, -1).expand(1, gh, gw, gd, pos.shape[-1]).reshape(1, -1, pos.shape[-1])
+        sd["pos_embed"] = pos
+        if stem.norm_position == "before":
+            sd.update(with_prefix("norm.", stem.norm))
+        if c.global_pool == "map":
+            sd.update(with_prefix("pool.", stem.pool_state))
+        if stem.cls_token is not None:
+            notes.append("its class token is dropped (UNETR's decoder reads the grid tokens)")
+        return sd, notes
 
     def _to_map(self, x: torch.Tensor, grid) -> torch.Tensor:
         """Tokens -> the decoder's map ``(B, hidden, *spatial)`` (2D: the unit axis of the grid dropped)."""

@@ -8,15 +8,28 @@ the flattened ``(T', H', W')`` token index, no class token, mean pooling + ``fc_
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
+from timm.layers import trunc_normal_
 from torch import nn
 
-from ..layers import PatchEmbed3d, init_weights_, patch_grid, sinusoid_table, video_layout
+from ..layers import (
+    PatchEmbed3d,
+    init_weights_,
+    patch_grid,
+    resize_pos_embed_2d,
+    resize_time_embed,
+    sinusoid_table,
+    video_layout,
+)
+from ..utils.errors import UserInputError
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
-from .encoder import BlockStack, EncoderConfig
+from .encoder import VIT_ENCODER_FIELDS, BlockStack, EncoderConfig, encoder_of, with_encoder
+from .inflation.stem import Stem2d, head_if_fits, inflate_patch_kernel, with_prefix
 from .validate import check_config
+from .vit import resize_2d_pos_embed
 
 
 @dataclass
@@ -44,6 +57,8 @@ class VideoMAEConfig:
     drop_path_rate: float = 0.1
     drop_path_mode: str = "linear"
     recompute: str = "none"  # activation checkpointing per block (pretraining: decoder too): none | ... | full
+    pos_embed: str = "sinusoid"  # sinusoid: fixed, over the (T', H', W') index (VideoMAE) | learned: TimeSformer's
+    pool_norm: str = "after"  # after: fc_norm(mean of the tokens) (VideoMAE) | before: mean of fc_norm(tokens) (GAP)
     mean: tuple = (0.485, 0.456, 0.406)
     std: tuple = (0.229, 0.224, 0.225)
 
@@ -51,10 +66,8 @@ class VideoMAEConfig:
         check_config(self, heads=(("embed_dim", "num_heads"),),
                      multiples=(("img_size", "patch_size"), ("num_frames", "tubelet_size")))
 
-    def encoder(self) -> EncoderConfig:
-        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
-                             self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
-                             self.drop_path_rate, self.drop_path_mode, self.recompute)
+    #: The encoder's fields in this config (``encoder_of`` / ``with_encoder``): the ViT's names.
+    ENCODER_FIELDS: ClassVar[dict] = VIT_ENCODER_FIELDS
 
 
 @register_arch
@@ -68,16 +81,27 @@ class VideoMAE(SpatioModel):
     modality = "video"
     config_cls = VideoMAEConfig
 
+    own_no_weight_decay = ("pos_embed", "time_embed")
+
     def __init__(self, cfg: VideoMAEConfig):
         super().__init__()
         if cfg.num_frames % cfg.tubelet_size:
             raise ValueError(f"num_frames {cfg.num_frames} is not divisible by tubelet_size {cfg.tubelet_size}")
+        if cfg.pos_embed not in ("sinusoid", "learned") or cfg.pool_norm not in ("after", "before"):
+            raise ValueError(f"pos_embed must be 'sinusoid' or 'learned' and pool_norm 'after' or 'before', got "
+                             f"{cfg.pos_embed!r} and {cfg.pool_norm!r}")
         self.cfg = cfg
         d = cfg.embed_dim
         self.patch_embed = PatchEmbed3d((cfg.tubelet_size, cfg.patch_size, cfg.patch_size), cfg.in_chans, d)
         self.grid_size = (cfg.num_frames // cfg.tubelet_size, *patch_grid(cfg.img_size, cfg.patch_size))
-        self.register_buffer("pos_embed", sinusoid_table(self.num_tokens(self.grid_size), d), persistent=False)
-        self.encoder = BlockStack(cfg.encoder(), video_layout(*self.grid_size))
+        self.time_embed = None
+        if cfg.pos_embed == "learned":  # a (H'*W') table and a time table starting at zero, as in TimeSformer
+            self.pos_embed = nn.Parameter(torch.zeros(1, self.grid_size[1] * self.grid_size[2], d))
+            self.time_embed = nn.Parameter(torch.zeros(1, self.grid_size[0], d))
+            trunc_normal_(self.pos_embed, std=0.02)
+        else:
+            self.register_buffer("pos_embed", sinusoid_table(self.num_tokens(self.grid_size), d), persistent=False)
+        self.encoder = BlockStack(encoder_of(cfg), video_layout(*self.grid_size))
         self.fc_norm = nn.LayerNorm(d, eps=cfg.fc_norm_eps)
         self.head = nn.Linear(d, cfg.num_classes) if cfg.num_classes > 0 else nn.Identity()
         init_weights_(self)
@@ -90,11 +114,58 @@ class VideoMAE(SpatioModel):
         c = self.cfg
         return InputSpec(c.in_chans, (c.num_frames, c.img_size, c.img_size), tuple(c.mean), tuple(c.std))
 
+    def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
+        """Learned positions of a checkpoint at another size or frame count resized to this grid."""
+        if self.time_embed is None:
+            return
+        te = sd.get("time_embed")
+        if te is not None and te.shape[1] != self.grid_size[0]:
+            sd["time_embed"] = resize_time_embed(te, self.grid_size[0], "linear")
+        resize_2d_pos_embed(sd, src_cfg, self.grid_size[1:], 0, "bicubic", name)
+
+    @classmethod
+    def stem_config(cls, stem: Stem2d) -> dict:
+        """Inflation hook: the 2D encoder, its patch size (when the kernel is carried), learned positions, and the
+        norm on the side of pooling where the 2D model has it. VideoMAE has no class token and no MAP head: a 2D
+        model with either is refused (one line)."""
+        if stem.cls_token is not None or stem.pool in ("token", "map"):
+            what = "class token" if stem.cls_token is not None else "MAP head"
+            raise UserInputError(f"videomae has no class token and no MAP head, so the {stem.arch} model's {what} "
+                                 "cannot be carried: inflate it into timesformer, or use a 2D model with "
+                                 "class_token=False and global_pool=avg")
+        out = with_encoder(cls.config_cls, stem.encoder)
+        if stem.patch_weight is not None:
+            out.update(patch_size=stem.patch_size, in_chans=stem.in_chans)
+        if stem.norm_position != "none":
+            out.update(pool_norm=stem.norm_position, fc_norm_eps=stem.encoder.norm_eps)
+        return {**out, "pos_embed": "learned"}
+
+    def adopt_stem(self, stem: Stem2d, *, depth_mode: str = "average") -> tuple[dict, list[str]]:
+        """Inflation hook: ``(tensors, notes)``: the patch kernel spread over the tubelet (``depth_mode``:
+        ``average`` | ``center``), the 2D positions resized to this grid, zero ``time_embed``, the norm as
+        ``fc_norm`` and the classifier: a clip of identical frames then gives the 2D model's logits."""
+        d, notes = self.cfg.embed_dim, []
+        sd = {"pos_embed": stem.grid_positions(self.grid_size[1:], "bicubic", d),
+              "time_embed": torch.zeros_like(self.time_embed)}
+        if stem.patch_weight is not None:
+            w = inflate_patch_kernel(stem.patch_weight, self.cfg.in_chans, self.cfg.tubelet_size, depth_mode)
+            sd.update({"patch_embed.proj.weight": w.movedim(-1, 2), "patch_embed.proj.bias": stem.patch_bias})
+        if stem.norm_position == "none":
+            notes.append("fc_norm starts fresh (the 2D model has no final norm)")
+        sd.update(with_prefix("fc_norm.", stem.norm))
+        sd.update(head_if_fits(stem, self.cfg.num_classes))
+        return sd, notes
+
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """``(B, C, T, H, W) -> tokens + positions (B, N, D), grid (T', H', W')``."""
         if x.ndim != 5:
             raise ValueError(f"VideoMAE expects (B, C, T, H, W), got shape {tuple(x.shape)}")
         tokens, grid = self.patch_embed(x)
+        if self.time_embed is not None:
+            (t, h, w), (b, _, d) = grid, tokens.shape
+            pos = resize_pos_embed_2d(self.pos_embed, self.grid_size[1:], (h, w), 0, "bicubic")
+            te = resize_time_embed(self.time_embed, t, "linear")
+            return (tokens.view(b, t, h * w, d) + pos[:, None] + te[:, :, None]).reshape(b, -1, d), grid
         pos = self.pos_embed if self.pos_embed.shape[1] == tokens.shape[1] else \
             sinusoid_table(tokens.shape[1], tokens.shape[2]).to(tokens.device)
         return tokens + pos.to(tokens.dtype), grid
@@ -119,8 +190,10 @@ class VideoMAE(SpatioModel):
         return out, grid
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, C, T, H, W) -> fc_norm(mean of the tokens) (B, D)``."""
-        return self.fc_norm(self.forward_tokens(x)[0].mean(1))
+        """``(B, C, T, H, W) -> fc_norm(mean of the tokens) (B, D)`` (``pool_norm="before"``: mean of the normed
+        tokens)."""
+        tokens = self.forward_tokens(x)[0]
+        return self.fc_norm(tokens).mean(1) if self.cfg.pool_norm == "before" else self.fc_norm(tokens.mean(1))
 
     def feature_map(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, T, H, W) -> last feature map (B, D, T', H', W')``."""
@@ -143,7 +216,7 @@ class MAEDecoder(nn.Module):
         self.encoder_to_decoder = nn.Linear(enc_dim, dim, bias=False)
         self.mask_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.dim = dim
-        cfg = EncoderConfig(dim, depth, num_heads, norm_eps=norm_eps, recompute=recompute)
+        cfg = EncoderConfig(dim=dim, depth=depth, num_heads=num_heads, norm_eps=norm_eps, recompute=recompute)
         self.blocks = BlockStack(cfg, video_layout(*grid))
         self.norm = nn.LayerNorm(dim, eps=norm_eps)
         self.head = nn.Linear(dim, out_dim)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import torch
 from timm.layers import trunc_normal_
@@ -13,8 +14,9 @@ from ..layers import PatchEmbed2d, image_layout, init_weights_, patch_grid, resi
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
 from .convert import CheckpointFormatError
-from .encoder import BlockStack, EncoderConfig
+from .encoder import VIT_ENCODER_FIELDS, BlockStack, encoder_of
 from .heads import Pool
+from .inflation.stem import Stem2d, sub_state
 from .validate import check_config
 
 
@@ -49,10 +51,8 @@ class ViTConfig:
     def __post_init__(self) -> None:
         check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
-    def encoder(self) -> EncoderConfig:
-        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, self.mixer_kwargs, self.ffn,
-                             self.ffn_kwargs, self.mlp_ratio, self.qkv_bias, self.norm_eps, self.init_values,
-                             self.drop_path_rate, self.drop_path_mode, self.recompute)
+    #: The encoder's fields in this config (``encoder_of`` / ``with_encoder``): the ViT's names.
+    ENCODER_FIELDS: ClassVar[dict] = VIT_ENCODER_FIELDS
 
 
 @register_arch
@@ -74,7 +74,7 @@ class VisionTransformer(SpatioModel):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d)) if cfg.class_token else None
         n_pos = self.grid_size[0] * self.grid_size[1] + (0 if cfg.no_embed_class else self.num_prefix)
         self.pos_embed = nn.Parameter(torch.zeros(1, n_pos, d))
-        self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
+        self.encoder = BlockStack(encoder_of(cfg), image_layout(*self.grid_size))
         use_fc_norm = cfg.global_pool == "avg" and cfg.fc_norm
         self.norm = nn.Identity() if use_fc_norm else nn.LayerNorm(d, eps=cfg.norm_eps)
         self.pool = Pool(cfg.global_pool, d, cfg.num_heads, cfg.mlp_ratio, cfg.norm_eps)
@@ -95,6 +95,21 @@ class VisionTransformer(SpatioModel):
 
     def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
         resize_2d_pos_embed(sd, src_cfg, self.grid_size, self.pos_prefix, self.cfg.pos_interp, name)
+
+    def inflation_source(self) -> Stem2d:
+        """Inflation hook: patch kernel, positions, class token and its slot, the token / GAP / MAP head."""
+        c, sd = self.cfg, self.state_dict()
+        slot = self.pos_prefix
+        pe = sd["pos_embed"].detach()
+        fc = c.global_pool == "avg" and c.fc_norm
+        return Stem2d(
+            arch=self.arch, encoder=encoder_of(c), encoder_state=sub_state(sd, "encoder."),
+            img_size=c.img_size, in_chans=c.in_chans, num_classes=c.num_classes, patch_size=c.patch_size,
+            patch_weight=sd["patch_embed.proj.weight"], patch_bias=sd["patch_embed.proj.bias"],
+            positions=lambda grid, mode: resize_pos_embed_2d(pe[:, slot:], self.grid_size, grid, 0, mode),
+            cls_token=sd.get("cls_token"), cls_pos=pe[:, :1] if slot else None, pool=c.global_pool,
+            norm_position="after" if fc else "before", norm=sub_state(sd, "fc_norm." if fc else "norm."),
+            pool_state=sub_state(sd, "pool."), head=sub_state(sd, "head."))
 
     def forward_tokens(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int], int]:
         """``(B, C, H, W) -> normed tokens (B, P+N, D), grid (1, H', W'), P``."""

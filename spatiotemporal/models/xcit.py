@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import partial
+from typing import ClassVar
 
 import torch
 from timm.layers import trunc_normal_
@@ -20,7 +21,8 @@ from ..layers import image_layout, init_weights_, patch_grid
 from ..layers.recompute import run_recomputed
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
-from .encoder import BlockStack, EncoderConfig
+from .encoder import BlockStack, Fixed, encoder_of
+from .inflation.stem import Stem2d, sub_state
 from .validate import check_config
 
 
@@ -58,15 +60,13 @@ class XCiTConfig:
     def __post_init__(self) -> None:
         check_config(self, heads=(("embed_dim", "num_heads"),), multiples=(("img_size", "patch_size"),))
 
-    def encoder(self) -> EncoderConfig:
-        mkw, fkw, ls = dict(self.mixer_kwargs), dict(self.ffn_kwargs), self.eta
-        if self.mixer == "xca" and self.ffn == "mlp":  # XCiT's gamma1/gamma3 in the mixer, gamma2 in the MLP
-            mkw.setdefault("layer_scale", self.eta)
-            fkw.setdefault("layer_scale", self.eta)
-            ls = None
-        return EncoderConfig(self.embed_dim, self.depth, self.num_heads, self.mixer, mkw, self.ffn, fkw,
-                             self.mlp_ratio, self.qkv_bias, self.norm_eps, ls, self.drop_path_rate, "uniform",
-                             self.recompute)
+    #: The encoder's fields in this config (``encoder_of`` / ``with_encoder``): ``{EncoderConfig name: own name}``;
+    #: ``eta`` is the blocks' LayerScale, which the ``xca`` mixer moves into XCiT's own scales (its hook).
+    ENCODER_FIELDS: ClassVar[dict] = {"dim": "embed_dim", "depth": "depth", "num_heads": "num_heads", "mixer": "mixer",
+                                      "mixer_kwargs": "mixer_kwargs", "ffn": "ffn", "ffn_kwargs": "ffn_kwargs",
+                                      "mlp_ratio": "mlp_ratio", "qkv_bias": "qkv_bias", "norm_eps": "norm_eps",
+                                      "init_values": "eta", "drop_path_rate": "drop_path_rate",
+                                      "drop_path_mode": Fixed("uniform"), "recompute": "recompute"}
 
 
 @register_arch
@@ -89,7 +89,7 @@ class XCiT(SpatioModel):
         self.patch_embed = ConvPatchEmbed(cfg.img_size, cfg.patch_size, cfg.in_chans, d)
         self.pos_embed = PositionalEncodingFourier(dim=d)
         self.grid_size = patch_grid(cfg.img_size, cfg.patch_size)
-        self.encoder = BlockStack(cfg.encoder(), image_layout(*self.grid_size))
+        self.encoder = BlockStack(encoder_of(cfg), image_layout(*self.grid_size))
         self.cls_token = nn.Parameter(torch.zeros(1, 1, d))
         norm = partial(nn.LayerNorm, eps=cfg.norm_eps)
         self.cls_attn_blocks = nn.ModuleList(
@@ -102,6 +102,16 @@ class XCiT(SpatioModel):
 
     def input_spec(self) -> InputSpec:
         return InputSpec(self.cfg.in_chans, (self.cfg.img_size, self.cfg.img_size))
+
+    def inflation_source(self) -> Stem2d:
+        """Inflation hook: the encoder and its Fourier position encoding (computed on the target's grid); the
+        convolutional stem, the class-attention layers and the head have no counterpart in a target."""
+        c, sd = self.cfg, self.state_dict()
+        return Stem2d(
+            arch=self.arch, encoder=encoder_of(c), encoder_state=sub_state(sd, "encoder."),
+            img_size=c.img_size, in_chans=c.in_chans, num_classes=c.num_classes, patch_size=c.patch_size,
+            positions=lambda grid, mode: self.pos_embed(1, *grid).flatten(2).transpose(1, 2), pool="none",
+            norm_position="none", dropped=("its convolutional stem, class-attention layers and head",))
 
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """``(B, C, H, W) -> tokens + Fourier position encoding (B, N, D), grid (1, H', W')``."""

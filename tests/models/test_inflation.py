@@ -6,7 +6,7 @@ import torch
 from testing_utils import randomize_
 
 from spatiotemporal import create_model, load_pretrained
-from spatiotemporal.models.inflate import inflate_patch_kernel, inflate_vit_to_timesformer, inflate_vit_to_unetr
+from spatiotemporal.models import inflate_patch_kernel, inflate_vit_to_timesformer, inflate_vit_to_unetr
 
 
 def _our_vit():

@@ -6,8 +6,7 @@ import torch
 from testing_utils import randomize_
 
 from spatiotemporal import create_model, save_pretrained
-from spatiotemporal.models import init_from_checkpoint
-from spatiotemporal.models.inflate import INFLATIONS
+from spatiotemporal.models import inflate, init_from_checkpoint
 
 SOURCES = ["mixer_tiny_builtin", "convmixer_tiny_builtin", "xcit_tiny_builtin"]
 
@@ -31,7 +30,7 @@ def _tokens_2d(src, img):
 @pytest.mark.parametrize("name", SOURCES)
 def test_static_clip_gives_the_2d_encoder_tokens(name):
     src = _source(name)
-    ts = INFLATIONS[(src.arch, "timesformer")](src, num_frames=3).eval()
+    ts = inflate(src, "timesformer", num_frames=3).eval()
     assert ts.cls_token is None and ts.cfg.global_pool == "avg" and ts.cfg.mixer == src.cfg.mixer
     img = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
@@ -47,8 +46,8 @@ def test_static_clip_gives_the_2d_encoder_tokens(name):
 @pytest.mark.parametrize("name", SOURCES)
 def test_equal_slices_give_the_2d_encoder_tokens(name):
     src = _source(name)
-    patch = 4 if src.arch == "mlp_mixer" else 8  # the Mixer's patch kernel is inflated: its patch size is kept
-    unetr = INFLATIONS[(src.arch, "unetr")](src, img_size=(32, 32, 3 * patch), patch_size=patch, out_channels=3).eval()
+    patch = 8 if src.arch == "xcit" else src.cfg.patch_size  # a carried patch kernel keeps its patch size
+    unetr = inflate(src, "unetr", img_size=(32, 32, 3 * patch), patch_size=patch, out_channels=3).eval()
     img = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         tokens, out2d, (_, gh, gw) = _tokens_2d(src, img)
@@ -61,14 +60,14 @@ def test_equal_slices_give_the_2d_encoder_tokens(name):
 
 def test_inflation_rules_start_what_they_cannot_copy_as_documented():
     src = _source("convmixer_tiny_builtin")
-    ts = INFLATIONS[("convmixer", "timesformer")](src, num_frames=4)
+    ts = inflate(src, "timesformer", num_frames=4)
     mixer = ts.encoder.blocks[0].mixer
     assert mixer.mode == "2+1d" and mixer.conv_t.weight[:, 0].tolist() == [[0.0, 1.0, 0.0]] * 128
     assert torch.equal(ts.patch_embed.proj.weight, src.patch_embed.proj.weight)
     assert torch.equal(ts.head.weight, src.head.weight) and ts.time_embed.abs().max() == 0
-    unetr = INFLATIONS[("convmixer", "unetr")](src, img_size=(32, 32, 16), patch_size=8, out_channels=2)
+    unetr = inflate(src, "unetr", img_size=(32, 32, 16), patch_size=8, out_channels=2)
     assert unetr.encoder.blocks[0].mixer.conv.weight.shape[-3:] == (5, 5, 5)
-    xs = INFLATIONS[("xcit", "timesformer")](_source("xcit_tiny_builtin"), num_frames=2)
+    xs = inflate(_source("xcit_tiny_builtin"), "timesformer", num_frames=2)
     assert xs.encoder.blocks[0].mixer.lpi.ndim == 2 and xs.pos_embed.abs().max() > 0
 
 

@@ -8,8 +8,7 @@ from testing_utils import randomize_
 
 from spatiotemporal import create_model, load_pretrained
 from spatiotemporal.layers import pixels_to_tokens
-from spatiotemporal.models import init_from_checkpoint, save_pretrained
-from spatiotemporal.models.inflate import INFLATIONS
+from spatiotemporal.models import INFLATIONS, init_from_checkpoint, save_pretrained
 
 SMALL = dict(embed_dims=(16, 32, 40, 48), depths=(1, 2, 1, 1), num_heads=(1, 2, 5, 8), sr_ratios=(4, 2, 1, 1),
              decoder_dim=32, in_chans=3, num_classes=5, img_size=(64, 48))

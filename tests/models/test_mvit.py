@@ -8,7 +8,7 @@ from timm.models.mvitv2 import MultiScaleVit, MultiScaleVitCfg
 
 from spatiotemporal import create_model, load_pretrained, save_pretrained
 from spatiotemporal.models import init_from_checkpoint
-from spatiotemporal.models.mvit_inflation import inflate_mvit_image_to_video, inflate_mvit_image_to_volume
+from spatiotemporal.models.inflation.mvit import inflate_mvit_image_to_video, inflate_mvit_image_to_volume
 from spatiotemporal.viz.models import mixer_label
 
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ._registry import build_model
-from .inflate import _log_replaced, inflate_patch_kernel, register_inflation
-from .mvit import MViT, MViTImage
-from .mvit_unetr import MViTUNETR
-from .pretrained import load_state_strict
+from .._registry import build_model
+from ..mvit import MViT, MViTImage
+from ..mvit_unetr import MViTUNETR
+from ..pretrained import load_state_strict
+from .rules import register_inflation, requested_config
+from .stem import inflate_patch_kernel
 
 #: The trunk options a 2D model decides for its inflated copy.
 _SHARED = ("embed_dim", "num_heads", "depths", "mlp_ratio", "qkv_bias", "norm_eps", "pool_norm_eps",
@@ -83,8 +84,8 @@ def inflate_mvit_image_to_video(src: MViTImage, depth_mode: str = "center", **cf
     temporal kernels and strides. ``depth_mode``: how kernels spread over time (``center`` | ``average``)."""
     forced = _forced(src, MViT, cfg, axis=0)
     forced.update(class_token=src.cfg.class_token, global_pool=src.cfg.global_pool, in_chans=src.cfg.in_chans)
-    _log_replaced(cfg, forced, "inflation of a 2D MViT into a video MViT")
-    model = build_model("mvit", {"img_size": src.cfg.img_size, "num_classes": src.cfg.num_classes, **cfg, **forced})
+    requested = {"img_size": src.cfg.img_size, "num_classes": src.cfg.num_classes, **cfg}
+    model = requested_config(build_model("mvit", {**requested, **forced}), requested)
     keep = ("patch_embed.", "cls_token", "pos_embed_", "encoder.", "norm.", "pool.")
     if model.cfg.num_classes == src.cfg.num_classes:
         keep += ("head.",)
@@ -102,8 +103,7 @@ def inflate_mvit_image_to_volume(src: MViTImage, depth_mode: str = "center", **c
                          "them (timm mvitv2_tiny .. mvitv2_large)")
     forced = _forced(src, MViTUNETR, cfg, axis=2)
     forced.update(class_token=False)
-    _log_replaced(cfg, forced, "inflation of a 2D MViT into MViT-UNETR")
-    model = build_model("mvit_unetr", {**cfg, **forced})
+    model = requested_config(build_model("mvit_unetr", {**cfg, **forced}), cfg)
     sd = _inflate_state(src, model, 2, depth_mode, ("patch_embed.", "pos_embed_", "encoder."))
     decoder = tuple(k for k in model.state_dict() if not k.startswith(("patch_embed.", "pos_embed_", "encoder.")))
     load_state_strict(model, sd, "inflated 2D MViT", allow_missing=decoder)

@@ -22,11 +22,12 @@ import logging
 
 import torch
 
-from ._registry import build_model
-from .inflate import inflate_patch_kernel, register_inflation
-from .mit import MixVisionTransformer
-from .pretrained import load_state_strict
-from .segformer import SegFormer, SegFormer3D
+from .._registry import build_model
+from ..mit import MixVisionTransformer
+from ..pretrained import load_state_strict
+from ..segformer import SegFormer, SegFormer3D
+from .rules import register_inflation, requested_config
+from .stem import inflate_patch_kernel
 
 log = logging.getLogger("spatiotemporal.models")
 
@@ -60,11 +61,7 @@ def _inflate(src2d: MixVisionTransformer | SegFormer, depth_mode: str, cfg: dict
     forced = {f: getattr(c, f) for f in ENCODER_FIELDS}
     if isinstance(src2d, SegFormer):
         forced["decoder_dim"] = c.decoder_dim
-    changed = {k: (cfg[k], v) for k, v in forced.items() if k in cfg and cfg[k] != v}
-    if changed:
-        log.info("inflation into segformer3d: the 2D model sets %s",
-                 ", ".join(f"{k} {a} -> {b}" for k, (a, b) in changed.items()))
-    model = build_model("segformer3d", {**cfg, **forced})
+    model = requested_config(build_model("segformer3d", {**cfg, **forced}), cfg)
     target = model.state_dict()
     sd = inflate_multistage_state(src2d.state_dict(), target, model.cfg.in_chans, depth_mode)
     fresh = tuple(k for k in target if k not in sd)
