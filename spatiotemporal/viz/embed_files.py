@@ -95,8 +95,10 @@ def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None,
 
 
 def _meta_matches(old: dict, new: dict) -> bool:
+    """``old`` (read back from ``meta.json``) against the settings of this run, compared as JSON (tuples are lists)."""
     keys = ("source", "split", "layer", "pool", "num_items", "chunk", "data", "spec")
-    return all(old.get(k) == new.get(k) for k in keys)
+    new = json.loads(json.dumps({k: new.get(k) for k in keys}))
+    return all(old.get(k) == new[k] for k in keys)
 
 
 @torch.no_grad()
