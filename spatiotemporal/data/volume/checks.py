@@ -32,15 +32,23 @@ def load_header(path: str | Path, where: str, field: str) -> nib.spatialimages.S
     return img
 
 
-def spatial_shape(img: nib.spatialimages.SpatialImage, where: str, field: str) -> tuple[int, int, int]:
-    """The 3D shape of ``img``; a 4D image with a trailing singleton dim counts as 3D."""
+def spatial_shape(img: nib.spatialimages.SpatialImage, where: str, field: str,
+                  channels: bool = False) -> tuple[int, int, int]:
+    """The 3D shape of ``img``; a 4D image with a trailing singleton dim counts as 3D. With ``channels`` (images),
+    a 4D ``(X, Y, Z, C)`` file (MSD: the channels on the last axis) gives its ``(X, Y, Z)``."""
     shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
+    if len(shape) == 4 and (shape[3] == 1 or channels):
         shape = shape[:3]
     if len(shape) != 3:
+        also = "or a 4D (X, Y, Z, C) image with its channels last" if channels else "a 4D (X, Y, Z, 1) is accepted"
         raise VolumeDataError(f"{where}: {field} '{img.get_filename()}' has shape {shape}; expected a 3D "
-                              f"volume (X, Y, Z) (a 4D (X, Y, Z, 1) is accepted)")
+                              f"volume (X, Y, Z) ({also})")
     return shape  # type: ignore[return-value]
+
+
+def image_channels(img: nib.spatialimages.SpatialImage) -> int:
+    """The channel count of an image file: its 4th axis (MSD 4D NIfTI), else 1."""
+    return int(img.shape[3]) if len(img.shape) == 4 else 1
 
 
 def check_image_values(img: nib.spatialimages.SpatialImage, where: str, nonfinite: str = "error") -> None:
@@ -62,7 +70,7 @@ def check_case(item: Mapping[str, str], class_names: Sequence[str], where: str =
     are finite (with ``nonfinite="error"``; ``"zero"``: the transforms replace them, with a warning).
     """
     img = load_header(item["image"], where, "image")
-    ishape = spatial_shape(img, where, "image")
+    ishape = spatial_shape(img, where, "image", channels=True)
     if check_values:
         check_image_values(img, where, nonfinite)
     if "label" not in item:

@@ -36,7 +36,7 @@ def preprocess_volume(path: str | Path, cfg: VolumeDataConfig,
     space, ``(H, W, D)`` int64. Errors name the file (a ``VolumeDataError``, also for NaN voxels).
     """
     path = Path(path)
-    orig_shape = spatial_shape(load_header(path, str(path), "image"), str(path), "image")
+    orig_shape = spatial_shape(load_header(path, str(path), "image"), str(path), "image", channels=True)
     keys = ("image",) if label is None else ("image", "label")
     chain = inference_transforms(cfg) if label is None else Compose(geometry_transforms(cfg, keys))
     if label is not None:
@@ -84,7 +84,7 @@ def restore_label_map(pred_label: torch.Tensor | np.ndarray, meta: dict[str, Any
 def save_label_map(pred: np.ndarray | torch.Tensor, reference_path: str | Path, out_path: str | Path) -> Path:
     """Write ``pred (X, Y, Z)`` as NIfTI with the reference image's shape and affine (uint8 or int16)."""
     ref = nib.load(str(reference_path))
-    shape = spatial_shape(ref, str(reference_path), "reference image")
+    shape = spatial_shape(ref, str(reference_path), "reference image", channels=True)
     arr = np.asarray(pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else pred)
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]
