@@ -1,0 +1,92 @@
+"""BraTS regions end to end through the CLI on an MSD-Task01-layout folder (4D NIfTI, 4 channels, dataset.json
+without a validation list, as MSD ships it): train with --data brats, eval reports TC / WT / ET Dice, predict writes
+a label map in the input's grid; the checkpoint carries the MRI preprocessing; a channel mismatch is one line."""
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+import torch
+
+from spatiotemporal.cli.main import main
+from spatiotemporal.data.volume import MriPhantomSpec, write_mri_phantom_dataset
+from spatiotemporal.pipelines.region_segmentation import RegionScores
+
+TINY_MIT = ["model.overrides.embed_dims=[8,16,24,32]", "model.overrides.num_heads=[1,1,1,1]",
+            "model.overrides.depths=[1,1,1,1]", "model.overrides.decoder_dim=16"]
+SMALL_DATA = ["data.volume.pixdim=[2.0,2.0,5.0]", "data.volume.roi=[16,16,16]", "data.volume.num_samples=1",
+              "data.volume.cache=none", "data.sw_batch_size=1"]
+
+
+def _msd_folder(root):
+    """Three tiny 4-channel cases, ``dataset.json`` rewritten as MSD Task01's (``./`` paths, no validation)."""
+    write_mri_phantom_dataset(root, MriPhantomSpec(n_train=2, n_val=1, shape=(24, 24, 12), spacing=(2.0, 2.0, 5.0)))
+    doc = json.loads((root / "dataset.json").read_text())
+    cases = doc.pop("training") + doc.pop("validation")
+    doc.update(training=[{k: "./" + v for k, v in c.items()} for c in cases], test=[], numTraining=3)
+    (root / "dataset.json").write_text(json.dumps(doc))
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("brats")
+    data, run = _msd_folder(tmp / "Task01_BrainTumour"), tmp / "run"
+    assert main(["train", "segformer3d", "--data", "brats", "--data-root", str(data), "--out", str(run),
+                 *TINY_MIT, *SMALL_DATA, "--max-steps", "2", "--epochs", "1", "--batch-size", "1",
+                 "--workers", "0"]) == 0
+    return data, run / "checkpoints" / "last.pt"
+
+
+def test_train_eval_reports_region_dice(trained, tmp_path, capsys):
+    data, ckpt = trained
+    spec = torch.load(ckpt, map_location="cpu", weights_only=False)
+    assert "zscore_nonzero" in json.dumps(spec, default=str) and "brats_regions" in json.dumps(spec, default=str)
+    capsys.readouterr()
+    report = tmp_path / "eval.json"
+    assert main(["eval", "--checkpoint", str(ckpt), "--split", "val", "--json", str(report),
+                 "data.inference.surface_metrics=true"]) == 0
+    out = capsys.readouterr().out
+    assert "Dice TC" in out and "Dice ET" in out
+    m = json.loads(report.read_text())
+    for grid in (m, m["resampled_grid"]):
+        assert grid["num_samples"] == 1 and all(0 <= grid[f"dice_{r}"] <= 1 for r in ("TC", "WT", "ET"))
+        assert "hd95_WT" in grid
+
+
+def test_predict_writes_label_map_in_the_input_grid(trained, tmp_path):
+    data, ckpt = trained
+    case = data / "imagesTr" / "mri_002.nii.gz"
+    out = tmp_path / "pred.nii.gz"
+    assert main(["predict", str(case), "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    src, lab = nib.load(str(case)), nib.load(str(out))
+    assert lab.shape == src.shape[:3] and np.allclose(lab.affine, src.affine)
+    assert set(np.unique(np.asanyarray(lab.dataobj)).tolist()) <= {0, 1, 2, 3}
+
+
+def test_channel_mismatch_is_one_line(trained, tmp_path, capsys):
+    data, ckpt = trained
+    one = tmp_path / "t1.nii.gz"
+    src = nib.load(str(data / "imagesTr" / "mri_000.nii.gz"))
+    nib.save(nib.Nifti1Image(np.asanyarray(src.dataobj)[..., 0], src.affine), str(one))
+    assert main(["predict", str(one), "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].count("\n") == 0 and "1 channel(s)" in err[-1] and "takes 4" in err[-1]
+    capsys.readouterr()
+    assert main(["train", "segformer3d", "--data", "brats", "--data-root", str(data), "--out", str(tmp_path / "r"),
+                 *TINY_MIT, *SMALL_DATA, "model.overrides.in_chans=1", "--max-steps", "1", "--workers", "0"]) == 2
+    assert "4 channel(s) (FLAIR, T1w, t1gd, T2w)" in capsys.readouterr().err
+
+
+def test_region_scores_on_hand_made_masks():
+    ref = torch.zeros(1, 3, 8, 8, 8)
+    ref[:, :, 2:6, 2:6, 2:6] = 1
+    ref[:, 2] = 0  # no ET in the reference
+    pred = ref.clone()
+    pred[:, 0, 2:4] = 0  # half the TC
+    s = RegionScores(["TC", "WT", "ET"], surface=True)
+    s.add(pred, ref, (1.0, 1.0, 1.0))
+    r = s.result()
+    assert r["dice_WT"] == 1 and r["dice_ET"] == 1 and abs(r["dice_TC"] - 2 * 32 / (32 + 64)) < 1e-6
+    assert r["hd95_WT"] == 0 and r["hd95_TC"] > 0 and r["hd95_ET"] != r["hd95_ET"]  # NaN: no reference ET
