@@ -22,7 +22,9 @@ from ..data.volume import (
     ensure_builtin_mri_dataset,
     ensure_builtin_volume_dataset,
     image_channels,
+    image_files,
     labels_to_regions,
+    load_brats_folder,
     load_header,
     load_volume_datalist,
     preprocess_volume,
@@ -79,22 +81,44 @@ class VolumeRecipe:
 
 
 MSD_JSON_NAME = "dataset.json"
+_SAID: set[str] = set()
+
+
+def _info_once(root: Path, msg: str, *args) -> None:
+    """The layout a folder was read as, said once per folder and process (the datalist is read several times)."""
+    if str(root) not in _SAID:
+        _SAID.add(str(root))
+        log.info(msg, root, *args)
 
 
 def dataset_root(data: VolumeDataSection) -> Path:
     root = dataset_folder(data, {"builtin": ensure_builtin_volume_dataset, "builtin_mri": ensure_builtin_mri_dataset},
                           {"btcv": f"{data.json_name}, imagesTr/, labelsTr/",
                            "brats": f"the MSD Task01 layout: {MSD_JSON_NAME}, imagesTr/ (4D NIfTI), labelsTr/"})
-    if data.dataset == "brats" and (root / MSD_JSON_NAME).is_file():
-        if data.json_name != MSD_JSON_NAME:
-            log.info("%s: MSD Task01 layout (%s found): reading it", root, MSD_JSON_NAME)
-            data.json_name = MSD_JSON_NAME
+    if data.dataset == "brats" and root.is_dir():
+        if (root / MSD_JSON_NAME).is_file():
+            _info_once(root, "%s: MSD Task01 layout (%s found; 4D images, labels 1 edema, 2 non-enhancing, "
+                       "3 enhancing)", MSD_JSON_NAME)
+            data.json_name, data.volume.label_convention = MSD_JSON_NAME, "msd"
+        else:
+            _info_once(root, "%s: BraTS layout (no %s: CASE/CASE_{flair,t1,t1ce,t2}.nii.gz + CASE_seg.nii.gz, labels 1 "
+                       "necrotic core, 2 edema, 4 enhancing)", MSD_JSON_NAME)
+            data.volume.label_convention = "brats"
+            return root
     if data.dataset in ("btcv", "brats") and root.is_dir() and not (root / data.json_name).is_file():
         found = sorted(p.name for p in root.glob("*.json"))
         there = f"the JSON files there: {', '.join(found)}" if found else "there is no .json file there"
         raise UserInputError(f"dataset JSON {root / data.json_name} not found ({there}): choose the dataset's "
                              f"decathlon-style JSON with --data-file NAME (recipe key data.json_name)")
     return root
+
+
+def volume_datalist(data: VolumeDataSection):
+    """The cases of the data section's dataset: its decathlon-style JSON, or the BraTS folder layout."""
+    root = dataset_root(data)
+    if data.dataset == "brats" and not (root / MSD_JSON_NAME).is_file():
+        return load_brats_folder(root)
+    return load_volume_datalist(root, data.json_name)
 
 
 def _split(split: str | None) -> str:
@@ -146,13 +170,14 @@ class VolumePipeline(Pipeline):
     def class_names(self, recipe) -> list[str]:
         """The dataset's classes, or the regions TC, WT, ET (``volume.labels = brats_regions``); also reads the
         images' channels into ``data.channels`` (names from ``dataset.json``'s ``modality``)."""
-        dl = load_volume_datalist(dataset_root(recipe.data), recipe.data.json_name)
+        dl = volume_datalist(recipe.data)
         recipe.data.channels = read_channels(dl)
         return list(REGION_NAMES) if recipe.data.volume.labels == "brats_regions" else dl.class_names
 
     def datasets(self, recipe):
         d = recipe.data
-        train_ds, val_ds, _ = build_volume_datasets(dataset_root(d), d.volume, d.json_name, recipe.train.seed)
+        dl = volume_datalist(d)
+        train_ds, val_ds, _ = build_volume_datasets(dl.json_path, d.volume, d.json_name, recipe.train.seed, datalist=dl)
         return train_ds, val_ds
 
     def _task(self, recipe, class_names, spec=None) -> SegmentationTask:
@@ -183,7 +208,7 @@ class VolumePipeline(Pipeline):
         file as it is, as BTCV reports it) and, under ``resampled_grid``, on the grid the model sees (resampled
         and cropped, what training validates on). ``batch_size`` and ``workers`` are unused: one case at a time."""
         d, key = recipe.data, _split(split)
-        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        dl = volume_datalist(d)
         items, names = getattr(dl, key), dl.class_names
         validate_datalist(items, names, where=f"{dl.json_path}: {key}", nonfinite=d.volume.nonfinite)
         if d.volume.labels == "brats_regions":
@@ -270,7 +295,7 @@ class VolumePipeline(Pipeline):
         ``(1, *roi)``; ids are the image paths; the label is 0 (volumes carry label maps, not a class)."""
         d = recipe.data
         cfg = dataclasses.replace(d.volume, cache="none")
-        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        dl = volume_datalist(d)
         items = getattr(dl, _split(split))
         ds = Dataset(items, val_transforms(cfg))
 
@@ -288,7 +313,7 @@ class VolumePipeline(Pipeline):
             return self.dataset_items(recipe, split).subset(max_samples)
         d = recipe.data
         cfg = dataclasses.replace(d.volume, cache="none")
-        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        dl = volume_datalist(d)
         ds = Dataset(getattr(dl, _split(split)), val_transforms(cfg))
         roi, organs = cfg.roi, len(dl.class_names) - 1
         total = len(ds) * organs if max_samples is None else min(max_samples, len(ds) * organs)
@@ -315,7 +340,10 @@ class VolumePipeline(Pipeline):
 def read_channels(dl) -> list[str]:
     """The channel names of a dataset's images: ``modality`` of its JSON when it has as many entries as the first
     image has channels (``image_channels``), else ``ch0``, ``ch1``... (one WARNING line saying so)."""
-    n = image_channels(load_header(dl.training[0]["image"], f"{dl.json_path}: training[0]", "image"))
+    files = image_files(dl.training[0]["image"])
+    n = len(files) if len(files) > 1 else image_channels(load_header(files[0], f"{dl.json_path}: training[0]", "image"))
+    if dl.channel_names and len(dl.channel_names) == n:
+        return list(dl.channel_names)
     modality = json.loads(dl.json_path.read_text()).get("modality")
     if isinstance(modality, dict) and len(modality) == n:
         return [str(modality[k]) for k in sorted(modality, key=lambda k: int(k) if str(k).isdigit() else 0)]

@@ -14,12 +14,15 @@ from monai.transforms import (
     LoadImage,
     NormalizeIntensity,
 )
+from testing_utils import brats_layout_from_msd
 
 from spatiotemporal.data.volume import (
     MRI_CHANNELS,
     MriPhantomSpec,
     VolumeDataConfig,
+    VolumeDataError,
     labels_to_regions,
+    load_brats_folder,
     load_volume_datalist,
     make_mri_case,
     regions_to_labels,
@@ -95,3 +98,20 @@ def test_builtin_mri_phantom_channels_spacing_nested_labels():
     assert torch.all(et <= tc) and torch.all(tc <= wt) and et.sum() < tc.sum() < wt.sum()  # nested
     means = np.array([[img[..., c][lab == k].mean() for c in range(4)] for k in (1, 3)])
     assert means[1, 2] / means[0, 2] > 2.0 > means[1, 0] / means[0, 0]  # the rim lights up on T1gd, not FLAIR
+
+
+def test_brats_layout_reads_as_the_msd_file(msd, tmp_path):
+    root = brats_layout_from_msd(msd, tmp_path / "brats")
+    with pytest.warns(UserWarning, match="BraTS layout; holding out the last 1 of 3"):
+        dl = load_brats_folder(root)
+    assert len(dl.training) == 2 and dl.channel_names == ["FLAIR", "T1w", "t1gd", "T2w"]
+    validate_datalist(dl.training, dl.class_names, where="brats")
+    cfg = VolumeDataConfig(intensity="zscore_nonzero", pixdim=(2.0, 2.0, 5.0), cache="none")
+    ours = val_transforms(cfg)(dl.training[0])
+    ref = val_transforms(cfg)(load_volume_datalist(msd, "dataset.json").training[0])
+    assert ours["image"].shape == (4, *ref["image"].shape[1:])
+    assert torch.allclose(torch.as_tensor(ours["image"]), torch.as_tensor(ref["image"]), atol=1e-5)
+    assert torch.equal(labels_to_regions(ours["label"], "brats"), labels_to_regions(ref["label"], "msd"))
+    (root / "mri_000" / "mri_000_t2.nii.gz").unlink()
+    with pytest.raises(VolumeDataError, match=r"mri_000: no mri_000_t2\.nii\.gz"):
+        load_brats_folder(root)

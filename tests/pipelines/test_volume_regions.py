@@ -8,6 +8,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from testing_utils import brats_layout_from_msd
 
 from spatiotemporal.cli.main import main
 from spatiotemporal.data.volume import MriPhantomSpec, write_mri_phantom_dataset
@@ -90,3 +91,23 @@ def test_region_scores_on_hand_made_masks():
     r = s.result()
     assert r["dice_WT"] == 1 and r["dice_ET"] == 1 and abs(r["dice_TC"] - 2 * 32 / (32 + 64)) < 1e-6
     assert r["hd95_WT"] == 0 and r["hd95_TC"] > 0 and r["hd95_ET"] != r["hd95_ET"]  # NaN: no reference ET
+
+
+def test_brats_layout_trains_and_predicts_its_own_labels(trained, tmp_path, caplog):
+    msd, _ = trained
+    data, run = brats_layout_from_msd(msd, tmp_path / "brats"), tmp_path / "run"
+    with caplog.at_level("INFO", logger="spatiotemporal"):
+        assert main(["train", "segformer3d", "--data", "brats", "--data-root", str(data), "--out", str(run),
+                     *TINY_MIT, *SMALL_DATA, "--max-steps", "1", "--epochs", "1", "--batch-size", "1",
+                     "--workers", "0"]) == 0
+    assert "BraTS layout" in caplog.text
+    out = tmp_path / "pred.nii.gz"
+    case = data / "mri_002" / "mri_002_flair.nii.gz"
+    stacked = tmp_path / "mri_002.nii.gz"  # predict takes one 4D file: the four modalities stacked, MSD order
+    src = nib.load(str(case))
+    chans = [np.asanyarray(nib.load(str(data / "mri_002" / f"mri_002_{m}.nii.gz")).dataobj)
+             for m in ("flair", "t1", "t1ce", "t2")]
+    nib.save(nib.Nifti1Image(np.stack(chans, -1), src.affine), str(stacked))
+    assert main(["predict", str(stacked), "--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out)]) == 0
+    lab = nib.load(str(out))
+    assert lab.shape == src.shape and set(np.unique(np.asanyarray(lab.dataobj)).tolist()) <= {0, 1, 2, 4}

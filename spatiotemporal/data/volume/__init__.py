@@ -1,6 +1,7 @@
 """3D volume pipeline: decathlon JSON, MONAI transforms, input checks, cached seeded datasets, phantom set."""
 
-from .checks import check_case, image_channels, load_header, validate_datalist
+from .brats_layout import BRATS_CHANNEL_NAMES, BRATS_CLASS_NAMES, load_brats_folder
+from .checks import check_case, image_channels, image_files, load_header, validate_datalist
 from .datalist import DEFAULT_JSON_NAME, VolumeDataError, VolumeDatalist, load_volume_datalist, write_datalist
 from .dataset import (
     SeededVolumeDataset,
@@ -39,6 +40,10 @@ from .transforms import (
 )
 
 __all__ = [
+    "BRATS_CHANNEL_NAMES",
+    "BRATS_CLASS_NAMES",
+    "image_files",
+    "load_brats_folder",
     "MRI_CHANNELS",
     "MRI_CLASS_NAMES",
     "MriPhantomSpec",
