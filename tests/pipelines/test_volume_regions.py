@@ -111,3 +111,29 @@ def test_brats_layout_trains_and_predicts_its_own_labels(trained, tmp_path, capl
     assert main(["predict", str(stacked), "--checkpoint", str(run / "checkpoints" / "last.pt"), "--out", str(out)]) == 0
     lab = nib.load(str(out))
     assert lab.shape == src.shape and set(np.unique(np.asanyarray(lab.dataobj)).tolist()) <= {0, 1, 2, 4}
+
+
+def test_rgb_segformer_inflates_into_four_mri_channels(tmp_path):
+    """2D RGB weights -> a 4-channel SegFormer3D through ``init_from_checkpoint`` (what ``--init`` does): the first
+    patch kernel's RGB filters are summed and shared by the 4 channels / 4, so a volume whose 4 channels and slices
+    all equal a grey image g gives the 2D model's output on (g, g, g) (centre depth mode: exact)."""
+    from spatiotemporal import create_model
+    from spatiotemporal.models import init_from_checkpoint, save_pretrained
+
+    small = dict(embed_dims=(8, 16, 24, 32), depths=(1, 1, 1, 1), num_heads=(1, 1, 1, 1), decoder_dim=16,
+                 sr_ratios=(4, 2, 1, 1), num_classes=3)
+    torch.manual_seed(0)
+    seg2d = create_model("segformer_b0", in_chans=3, img_size=(32, 32), **small).eval()
+    p = save_pretrained(seg2d, tmp_path / "rgb.safetensors")
+    seg3d = init_from_checkpoint(create_model("segformer3d_b0", in_chans=4, img_size=(32, 32, 16), **small), p,
+                                 depth_mode="center").eval()
+    w2 = seg2d.encoder.stages[0].downsample.proj.weight
+    w3 = seg3d.encoder.stages[0].downsample.proj.weight
+    assert w3.shape == (*w2.shape[:1], 4, *w2.shape[2:], w3.shape[-1])
+    for c in range(4):
+        assert torch.allclose(w3[:, c, ..., w3.shape[-1] // 2], w2.sum(1) / 4, atol=1e-6)
+    g = torch.randn(1, 1, 32, 32)
+    with torch.no_grad():
+        y2 = seg2d(g.expand(1, 3, 32, 32))
+        y3 = seg3d(g.unsqueeze(-1).expand(1, 4, 32, 32, 16).contiguous())
+    assert y3.shape == (1, 3, 32, 32, 16) and (y3 - y2.unsqueeze(-1)).abs().max() <= 1e-4
