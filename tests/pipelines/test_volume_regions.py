@@ -137,3 +137,16 @@ def test_rgb_segformer_inflates_into_four_mri_channels(tmp_path):
         y2 = seg2d(g.expand(1, 3, 32, 32))
         y3 = seg3d(g.unsqueeze(-1).expand(1, 4, 32, 32, 16).contiguous())
     assert y3.shape == (1, 3, 32, 32, 16) and (y3 - y2.unsqueeze(-1)).abs().max() <= 1e-4
+
+
+@pytest.mark.parametrize("family, dataset, recipe", [("segformer3d", "brats", "segformer3d_brats"),
+                                                     ("unetr", "brats", "unetr_brats"),
+                                                     ("segformer3d", "builtin_mri", "segformer3d_mri_builtin")])
+def test_brats_recipes_are_registered_and_read(family, dataset, recipe):
+    from spatiotemporal.pipelines.recipes import config_dir, default_recipes
+    from spatiotemporal.pipelines.volume import VolumePipeline
+
+    assert default_recipes()[family][dataset] == recipe
+    r = VolumePipeline().load_recipe(config_dir() / f"{recipe}.yaml", [])
+    assert r.data.dataset == dataset and r.data.volume.intensity == "zscore_nonzero"
+    assert r.data.volume.labels == "brats_regions" and 4 in r.model.overrides.values()
