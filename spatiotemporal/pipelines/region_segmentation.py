@@ -55,7 +55,7 @@ class RegionSegmentationTask(SegmentationTask):
     @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module, loader: Iterable[dict[str, Any]]) -> dict[str, float]:
         """Dice (and HD95) per region over the volumes of ``loader``, on the grid the batches are in; all ranks."""
-        scores = RegionScores(self.class_names, self.inference.surface_metrics)
+        scores = RegionScores(self.class_names, self.inference.surface_metrics, next(model.parameters()).device)
         for batch in loader:
             x, y = batch["image"], batch["label"]
             pred = self.segment(model, x).to(y.device)
@@ -71,8 +71,9 @@ class RegionScores:
     HD95: ``HausdorffDistanceMetric(percentile=95)`` in mm, over the volumes whose reference has the region
     (a missed region makes it infinite, as :class:`~.segmentation.SurfaceMetrics` says)."""
 
-    def __init__(self, region_names: Sequence[str], surface: bool = False) -> None:
+    def __init__(self, region_names: Sequence[str], surface: bool = False, device: torch.device | str = "cpu") -> None:
         self.names = list(region_names)
+        self.device = torch.device(device)  # where the sums are reduced over ranks (NCCL needs the GPU)
         self.dice = DiceMetric(include_background=True, reduction="none", ignore_empty=False)
         self.hd = HausdorffDistanceMetric(include_background=True, percentile=95, reduction="none") if surface else None
         k = len(self.names)
@@ -96,7 +97,7 @@ class RegionScores:
 
     def result(self) -> dict[str, float]:
         k = len(self.names)
-        s = all_reduce_sum(torch.cat([self.sums, self.missed]))
+        s = all_reduce_sum(torch.cat([self.sums, self.missed]).to(self.device)).cpu()
         volumes = float(s[3 * k])
         dice = (s[:k] / max(volumes, 1.0)).tolist()
         out: dict[str, Any] = {f"dice_{n}": d for n, d in zip(self.names, dice)}
