@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 from monai.metrics import DiceMetric, HausdorffDistanceMetric
+from monai.transforms import KeepLargestConnectedComponent
 
 from ..data.volume.regions import labels_to_regions
 from ..engine import all_reduce_sum
@@ -47,10 +48,16 @@ class RegionSegmentationTask(SegmentationTask):
 
     def segment(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
         """Region masks ``(B, 3, H, W, D)`` (0/1 float): the sigmoid of :meth:`predict` (already averaged over
-        test-time flips when there are some) thresholded at 0.5."""
+        test-time flips when there are some) thresholded at 0.5; with ``inference.largest_component`` each region
+        keeps its largest connected component (MONAI ``KeepLargestConnectedComponent`` on the masks)."""
         scores = self.predict(model, x, progress)
         probs = scores.sigmoid() if len(flip_axes(self.inference.tta_flips)) == 1 else scores
-        return (probs > 0.5).float()
+        masks = (probs > 0.5).float()
+        if self.inference.largest_component:
+            keep = KeepLargestConnectedComponent(applied_labels=list(range(masks.shape[1])), is_onehot=True,
+                                                 independent=True)
+            masks = torch.stack([torch.as_tensor(keep(m)) for m in masks])
+        return masks
 
     @torch.inference_mode()
     def evaluate(self, model: torch.nn.Module, loader: Iterable[dict[str, Any]]) -> dict[str, float]:

@@ -150,3 +150,24 @@ def test_brats_recipes_are_registered_and_read(family, dataset, recipe):
     r = VolumePipeline().load_recipe(config_dir() / f"{recipe}.yaml", [])
     assert r.data.dataset == dataset and r.data.volume.intensity == "zscore_nonzero"
     assert r.data.volume.labels == "brats_regions" and 4 in r.model.overrides.values()
+
+
+def test_region_segment_thresholds_and_keeps_largest_components():
+    from spatiotemporal.pipelines.region_segmentation import RegionSegmentationTask
+    from spatiotemporal.pipelines.segmentation import InferenceOptions
+
+    class Logits(torch.nn.Module):  # logit +5 where the input is 1, -5 elsewhere, for each of the 3 regions
+        def __init__(self):
+            super().__init__()
+            self.unused = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):
+            return x.repeat(1, 3, 1, 1, 1) * 10 - 5
+
+    x = torch.zeros(1, 1, 16, 16, 16)
+    x[..., 1:4, 1:4, 1:4] = 1  # 27 voxels
+    x[..., 8:14, 8:14, 8:14] = 1  # 216 voxels
+    for lcc, want in ((False, 243), (True, 216)):
+        task = RegionSegmentationTask(["TC", "WT", "ET"], (8, 8, 8), inference=InferenceOptions(largest_component=lcc))
+        masks = task.segment(Logits(), x)
+        assert masks.shape == (1, 3, 16, 16, 16) and masks.sum((2, 3, 4)).tolist() == [[want] * 3]

@@ -73,12 +73,13 @@ def make_mri_case(index: int, spec: MriPhantomSpec = MriPhantomSpec()) -> tuple[
     extent = np.asarray(spec.shape) * np.asarray(spec.spacing)
     brain_semi = extent * np.array([0.40, 0.44, 0.40]) * rng.uniform(0.92, 1.0, 3)
     brain = _ellipsoid(p, np.zeros(3), brain_semi)
-    tissue = np.full(spec.shape, "", dtype=object)
+    code = {name: i + 1 for i, name in enumerate(CONTRAST)}  # 0: outside the head
+    tissue = np.zeros(spec.shape, np.uint8)
     lab = np.zeros(spec.shape, np.uint8)
-    tissue[brain <= 1] = "wm"
-    tissue[(brain <= 1) & (brain > 0.72)] = "gm"  # cortex rim
+    tissue[brain <= 1] = code["wm"]
+    tissue[(brain <= 1) & (brain > 0.72)] = code["gm"]  # cortex rim
     ventricles = _ellipsoid(p, np.array([0.0, 0.0, 0.1 * brain_semi[2]]), brain_semi * [0.18, 0.35, 0.22])
-    tissue[ventricles <= 1] = "csf"
+    tissue[ventricles <= 1] = code["csf"]
     # nested tumour: edema ⊃ tumour core; the core is an enhancing rim around a non-enhancing centre
     center = rng.uniform(-0.35, 0.35, 3) * brain_semi
     r_edema = rng.uniform(9.0, 12.0) * rng.uniform(0.85, 1.15, 3)
@@ -89,12 +90,12 @@ def make_mri_case(index: int, spec: MriPhantomSpec = MriPhantomSpec()) -> tuple[
     core = (_ellipsoid(p, center, r_core) <= 1) & edema
     necrosis = (_ellipsoid(p, center, r_core * 0.7) <= 1) & core
     for mask, name, value in ((edema, "edema", 1), (core, "enhancing", 3), (necrosis, "necrosis", 2)):
-        tissue[mask] = name
+        tissue[mask] = code[name]
         lab[mask] = value
     head = brain <= 1
     img = np.zeros((*spec.shape, len(MRI_CHANNELS)), np.float32)
     for name, contrast in CONTRAST.items():
-        img[tissue == name] = contrast
+        img[tissue == code[name]] = contrast
     img = gaussian_filter(img, sigma=(0.7, 0.7, 0.3, 0))  # partial volume
     bias = 1 + 0.1 * np.sin(p @ rng.normal(0, 0.03, 3))[..., None]  # smooth coil field
     img = img * bias + rng.normal(0, spec.noise, img.shape).astype(np.float32)
