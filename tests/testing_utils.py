@@ -1,5 +1,6 @@
 import multiprocessing
 import os
+from pathlib import Path
 
 import torch
 
@@ -49,3 +50,23 @@ def hold_lock_in_child(folder):
     assert parent.poll(20), "the child did not take the lock"
     assert parent.recv() == proc.pid
     return proc, parent
+
+
+def brats_layout_from_msd(msd_root, out):
+    """The MSD phantom cases rewritten in the BraTS layout: one file per modality, labels 1 NCR, 2 ED, 4 ET."""
+    import nibabel as nib
+    import numpy as np
+
+    from spatiotemporal.data.volume import load_volume_datalist
+
+    dl = load_volume_datalist(msd_root, "dataset.json")
+    for item in dl.training + dl.validation:
+        img, lab = nib.load(item["image"]), nib.load(item["label"])
+        case = Path(item["image"]).name.removesuffix(".nii.gz")
+        (out / case).mkdir(parents=True)
+        data = np.asanyarray(img.dataobj)
+        for c, m in enumerate(("flair", "t1", "t1ce", "t2")):  # MSD channel order: FLAIR, T1w, T1gd, T2w
+            nib.save(nib.Nifti1Image(data[..., c], img.affine), str(out / case / f"{case}_{m}.nii.gz"))
+        seg = np.choose(np.asanyarray(lab.dataobj), [0, 2, 1, 4]).astype(np.uint8)  # MSD 1 ED, 2 NCR, 3 ET
+        nib.save(nib.Nifti1Image(seg, lab.affine), str(out / case / f"{case}_seg.nii.gz"))
+    return out

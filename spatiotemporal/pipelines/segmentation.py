@@ -70,10 +70,14 @@ class SegmentationTask:
             out = out.float()
             if len(flips) == 1:
                 return out
-            out = out.softmax(1)
+            out = self.probabilities(out)
             out = out.flip(axes) if axes else out
             total = out if total is None else total + out
         return total / len(flips)
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Scores averaged over test-time flips: the softmax over classes."""
+        return logits.softmax(1)
 
     def segment(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
         """Label map ``(B, 1, H, W, D)``: argmax of :meth:`predict`, then the largest connected component per

@@ -1,9 +1,10 @@
-"""The volume pipeline: decathlon-style datasets (BTCV) or the built-in CT phantoms; Dice per organ with sliding
-windows; label maps in the patient's space; crops for ``viz``."""
+"""The volume pipeline: decathlon-style datasets (BTCV, MSD Task01 BraTS) or the built-in CT / MRI phantoms; Dice per
+organ (or per BraTS region) with sliding windows; label maps in the patient's space; crops for ``viz``."""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,11 +16,19 @@ from monai.data import Dataset
 from torch import nn
 
 from ..data.volume import (
+    REGION_NAMES,
     VolumeDataConfig,
     build_volume_datasets,
+    ensure_builtin_mri_dataset,
     ensure_builtin_volume_dataset,
+    image_channels,
+    image_files,
+    labels_to_regions,
+    load_brats_folder,
+    load_header,
     load_volume_datalist,
     preprocess_volume,
+    regions_to_labels,
     restore_label_map,
     save_label_map,
     val_transforms,
@@ -31,6 +40,8 @@ from ..engine.progress import progress_enabled
 from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of, dataset_folder
+from .losses import REGION_LOSSES
+from .region_segmentation import RegionScores, RegionSegmentationTask, region_table
 from .segmentation import DiceSums, InferenceOptions, SegmentationTask, SurfaceMetrics, dice_table
 
 log = logging.getLogger("spatiotemporal.pipelines")
@@ -41,9 +52,11 @@ SPLITS = {"train": "training", "training": "training", "val": "validation", "val
 
 @dataclass
 class VolumeDataSection:
-    dataset: str = "builtin"  # builtin | btcv (any decathlon-style dataset)
+    dataset: str = "builtin"  # builtin | builtin_mri | btcv (any decathlon-style dataset) | brats (MSD Task01)
     root: str | None = None
     json_name: str = "dataset_0.json"
+    channels: list | None = None  # the images' channel names (dataset.json 'modality'), filled when training
+    region_loss: str = "dice_bce"  # volume.labels = brats_regions: dice | dice_bce
     overlap: float = 0.25  # sliding-window validation
     sw_batch_size: int = 4
     inference: InferenceOptions = field(default_factory=InferenceOptions)  # blending, devices, flips, LCC, metrics
@@ -56,6 +69,8 @@ class VolumeDataSection:
                              f"covers), got {self.overlap}")
         if self.sw_batch_size < 1:
             raise ValueError(f"sw_batch_size must be >= 1, got {self.sw_batch_size}")
+        if self.region_loss not in REGION_LOSSES:
+            raise ValueError(f"data.region_loss must be one of {REGION_LOSSES}, got {self.region_loss!r}")
 
 
 @dataclass
@@ -65,15 +80,45 @@ class VolumeRecipe:
     train: TrainConfig = field(default_factory=lambda: TrainConfig(throughput_unit="crops", eval_batch_size=1))
 
 
+MSD_JSON_NAME = "dataset.json"
+_SAID: set[str] = set()
+
+
+def _info_once(root: Path, msg: str, *args) -> None:
+    """The layout a folder was read as, said once per folder and process (the datalist is read several times)."""
+    if str(root) not in _SAID:
+        _SAID.add(str(root))
+        log.info(msg, root, *args)
+
+
 def dataset_root(data: VolumeDataSection) -> Path:
-    root = dataset_folder(data, {"builtin": ensure_builtin_volume_dataset},
-                          {"btcv": f"{data.json_name}, imagesTr/, labelsTr/"})
-    if data.dataset == "btcv" and root.is_dir() and not (root / data.json_name).is_file():
+    root = dataset_folder(data, {"builtin": ensure_builtin_volume_dataset, "builtin_mri": ensure_builtin_mri_dataset},
+                          {"btcv": f"{data.json_name}, imagesTr/, labelsTr/",
+                           "brats": f"the MSD Task01 layout: {MSD_JSON_NAME}, imagesTr/ (4D NIfTI), labelsTr/"})
+    if data.dataset == "brats" and root.is_dir():
+        if (root / MSD_JSON_NAME).is_file():
+            _info_once(root, "%s: MSD Task01 layout (%s found; 4D images, labels 1 edema, 2 non-enhancing, "
+                       "3 enhancing)", MSD_JSON_NAME)
+            data.json_name, data.volume.label_convention = MSD_JSON_NAME, "msd"
+        else:
+            _info_once(root, "%s: BraTS layout (no %s: CASE/CASE_{flair,t1,t1ce,t2}.nii.gz + CASE_seg.nii.gz, labels 1 "
+                       "necrotic core, 2 edema, 4 enhancing)", MSD_JSON_NAME)
+            data.volume.label_convention = "brats"
+            return root
+    if data.dataset in ("btcv", "brats") and root.is_dir() and not (root / data.json_name).is_file():
         found = sorted(p.name for p in root.glob("*.json"))
         there = f"the JSON files there: {', '.join(found)}" if found else "there is no .json file there"
         raise UserInputError(f"dataset JSON {root / data.json_name} not found ({there}): choose the dataset's "
                              f"decathlon-style JSON with --data-file NAME (recipe key data.json_name)")
     return root
+
+
+def volume_datalist(data: VolumeDataSection):
+    """The cases of the data section's dataset: its decathlon-style JSON, or the BraTS folder layout."""
+    root = dataset_root(data)
+    if data.dataset == "brats" and not (root / MSD_JSON_NAME).is_file():
+        return load_brats_folder(root)
+    return load_volume_datalist(root, data.json_name)
 
 
 def _split(split: str | None) -> str:
@@ -91,15 +136,16 @@ class VolumePipeline(Pipeline):
     suffixes = VOLUME_SUFFIXES
     input_key = "image"
     collate = staticmethod(volume_collate)
-    preprocessing_keys = ("dataset", "overlap", "inference.mode", "inference.sigma_scale", "inference.tta_flips",
-                          "inference.largest_component", *(f"volume.{k}" for k in (
+    preprocessing_keys = ("dataset", "overlap", "channels", "inference.mode", "inference.sigma_scale",
+                          "inference.tta_flips", "inference.largest_component", *(f"volume.{k}" for k in (
                               "orientation", "pixdim", "a_min", "a_max", "b_min", "b_max", "clip", "crop_foreground",
-                              "roi", "nonfinite")))
+                              "roi", "nonfinite", "intensity", "labels", "label_convention")))
 
     def describe_data(self, recipe) -> str:
         v = recipe.data.volume
-        return (f"orientation {v.orientation}, pixdim {list(v.pixdim)} mm, HU window [{v.a_min}, {v.a_max}], "
-                f"ROI {list(v.roi)}")
+        intensity = (f"HU window [{v.a_min}, {v.a_max}]" if v.intensity == "ct_window" else
+                     "z-score per channel on non-zero voxels")
+        return f"orientation {v.orientation}, pixdim {list(v.pixdim)} mm, {intensity}, ROI {list(v.roi)}"
 
     def input_size(self, recipe) -> tuple[int, ...]:
         return tuple(recipe.data.volume.roi)
@@ -109,23 +155,41 @@ class VolumePipeline(Pipeline):
         return [f"data.json_name={spec}"]
 
     def resolve_data(self, recipe, model: nn.Module) -> None:
-        recipe.data.volume.roi = tuple(int(s) for s in model.input_spec().size)
+        """The ROI from the model; the images' channel count (``data.channels``) must be the model's input's."""
+        spec = model.input_spec()
+        recipe.data.volume.roi = tuple(int(s) for s in spec.size)
+        channels = recipe.data.channels
+        if channels and len(channels) != spec.channels:
+            raise UserInputError(f"data.channels: the images have {len(channels)} channel(s) ({', '.join(channels)}) "
+                                 f"but the model takes {spec.channels}; set the model's input channels to "
+                                 f"{len(channels)} (model.overrides.in_chans, or in_channels for UNETR)")
 
     def size_overrides(self, img_size, num_frames):
         return [f"data.volume.roi=[{img_size},{img_size},{img_size}]"] if img_size else []
 
     def class_names(self, recipe) -> list[str]:
-        return load_volume_datalist(dataset_root(recipe.data), recipe.data.json_name).class_names
+        """The dataset's classes, or the regions TC, WT, ET (``volume.labels = brats_regions``); also reads the
+        images' channels into ``data.channels`` (names from ``dataset.json``'s ``modality``)."""
+        dl = volume_datalist(recipe.data)
+        recipe.data.channels = read_channels(dl)
+        return list(REGION_NAMES) if recipe.data.volume.labels == "brats_regions" else dl.class_names
 
     def datasets(self, recipe):
         d = recipe.data
-        train_ds, val_ds, _ = build_volume_datasets(dataset_root(d), d.volume, d.json_name, recipe.train.seed)
+        dl = volume_datalist(d)
+        train_ds, val_ds, _ = build_volume_datasets(dl.json_path, d.volume, d.json_name, recipe.train.seed, datalist=dl)
         return train_ds, val_ds
 
     def _task(self, recipe, class_names, spec=None) -> SegmentationTask:
         d = recipe.data
-        task = SegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size,
-                                state={"spec": spec} if spec else None, inference=d.inference)
+        state = {"spec": spec} if spec else None
+        if d.volume.labels == "brats_regions":
+            task = RegionSegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size, state=state,
+                                          convention=d.volume.label_convention, loss=d.region_loss,
+                                          inference=d.inference)
+        else:
+            task = SegmentationTask(class_names, d.volume.roi, d.overlap, d.sw_batch_size, state=state,
+                                    inference=d.inference)
         task.spacing = tuple(d.volume.pixdim)
         return task
 
@@ -134,7 +198,8 @@ class VolumePipeline(Pipeline):
 
     def after_train(self, summary, class_names):
         if summary.get("final_metrics"):
-            print(dice_table({"resampled grid": summary["final_metrics"]}, class_names))
+            table = region_table if list(class_names) == list(REGION_NAMES) else dice_table
+            print(table({"resampled grid": summary["final_metrics"]}, class_names))
 
     @torch.inference_mode()
     def evaluate(self, model, recipe, split, batch_size, workers, device):
@@ -143,9 +208,11 @@ class VolumePipeline(Pipeline):
         file as it is, as BTCV reports it) and, under ``resampled_grid``, on the grid the model sees (resampled
         and cropped, what training validates on). ``batch_size`` and ``workers`` are unused: one case at a time."""
         d, key = recipe.data, _split(split)
-        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        dl = volume_datalist(d)
         items, names = getattr(dl, key), dl.class_names
         validate_datalist(items, names, where=f"{dl.json_path}: {key}", nonfinite=d.volume.nonfinite)
+        if d.volume.labels == "brats_regions":
+            return self._evaluate_regions(model, recipe, items, key, device)
         task, model = self._task(recipe, names), model.eval()
         original, resampled = DiceSums(names, device), DiceSums(names, device)
         surface = d.inference.surface_metrics
@@ -174,16 +241,48 @@ class VolumePipeline(Pipeline):
         print(dice_table({"original grid": metrics, "resampled grid": metrics["resampled_grid"]}, names))
         return {"split": key, **metrics}
 
+    def _evaluate_regions(self, model, recipe, items, key, device):
+        """Dice (and HD95) per region, TC / WT / ET: on the original grid (the region masks painted into a label
+        map, mapped back with ``restore_label_map``, against the regions of the label file) and on the resampled
+        grid the model sees."""
+        d, v = recipe.data, recipe.data.volume
+        task, model = self._task(recipe, list(REGION_NAMES)), model.eval()
+        surface = d.inference.surface_metrics
+        original, resampled = RegionScores(REGION_NAMES, surface), RegionScores(REGION_NAMES, surface)
+        for item in track(items, f"eval {key}", "cases", interval_s=0):
+            image, meta = preprocess_volume(item["image"], v, label=item["label"])
+            pred = task.segment(model, image.to(device))[:1].cpu()  # (1, 3, H, W, D)
+            resampled.add(pred, labels_to_regions(meta["label"][None, None], v.label_convention), v.pixdim)
+            ref_img = nib.load(item["label"])
+            ref = np.rint(np.asanyarray(ref_img.dataobj).reshape(meta["original_shape"]))
+            pred_map = restore_label_map(regions_to_labels(pred, v.label_convention)[0], meta)
+            zooms = [float(z) for z in ref_img.header.get_zooms()[:3]]
+            original.add(labels_to_regions(torch.from_numpy(pred_map.astype(np.int64))[None, None], v.label_convention),
+                         labels_to_regions(torch.from_numpy(ref.astype(np.int64))[None, None], v.label_convention),
+                         zooms)
+        metrics = {"grid": "original", **original.result(), "resampled_grid": resampled.result()}
+        print(region_table({"original grid": metrics, "resampled grid": metrics["resampled_grid"]}, REGION_NAMES))
+        return {"split": key, **metrics}
+
     @torch.inference_mode()
     def predict(self, model, recipe, path, device, out=None, topk=5, classes_file=None):
-        """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine."""
-        image, meta = preprocess_volume(path, recipe.data.volume)
+        """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine. With
+        region outputs (``volume.labels = brats_regions``) the TC / WT / ET masks are painted back into the
+        dataset's label values first (``regions_to_labels``: MSD ET -> 3, TC - ET -> 2, WT - TC -> 1)."""
+        v = recipe.data.volume
+        n_in, n_model = image_channels(load_header(path, str(path), "image")), model.input_spec().channels
+        if n_in != n_model:
+            raise UserInputError(f"{path}: the image has {n_in} channel(s) (a 4D NIfTI's last axis) but the model "
+                                 f"takes {n_model} ({', '.join(recipe.data.channels or []) or 'its input channels'})")
+        image, meta = preprocess_volume(path, v)
         names = class_names_of(model, classes_file, model.config_dict()[type(model).head_key])
         bar = progress_enabled("auto", True)
         if not bar:
             log.info("%s: sliding windows of %s over the preprocessed volume %s", path,
                      "x".join(map(str, recipe.data.volume.roi)), "x".join(map(str, meta["model_shape"])))
         seg = self._task(recipe, names).segment(model.eval(), image.to(device), progress=bar)
+        if v.labels == "brats_regions":
+            seg = regions_to_labels(seg.cpu(), v.label_convention)
         labels = restore_label_map(seg[0, 0].cpu(), meta)
         stem = Path(path).name.removesuffix(".gz").removesuffix(".nii")
         out_path = Path(out) if out else Path(path).with_name(f"{stem}_pred.nii.gz")
@@ -196,7 +295,7 @@ class VolumePipeline(Pipeline):
         ``(1, *roi)``; ids are the image paths; the label is 0 (volumes carry label maps, not a class)."""
         d = recipe.data
         cfg = dataclasses.replace(d.volume, cache="none")
-        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        dl = volume_datalist(d)
         items = getattr(dl, _split(split))
         ds = Dataset(items, val_transforms(cfg))
 
@@ -214,7 +313,7 @@ class VolumePipeline(Pipeline):
             return self.dataset_items(recipe, split).subset(max_samples)
         d = recipe.data
         cfg = dataclasses.replace(d.volume, cache="none")
-        dl = load_volume_datalist(dataset_root(d), d.json_name)
+        dl = volume_datalist(d)
         ds = Dataset(getattr(dl, _split(split)), val_transforms(cfg))
         roi, organs = cfg.roi, len(dl.class_names) - 1
         total = len(ds) * organs if max_samples is None else min(max_samples, len(ds) * organs)
@@ -236,3 +335,19 @@ class VolumePipeline(Pipeline):
 
         desc = f"{d.dataset} volumes ({split}, {'x'.join(map(str, roi))} crops per organ)"
         return VizSamples("volume", list(dl.class_names), total, desc, iterate)
+
+
+def read_channels(dl) -> list[str]:
+    """The channel names of a dataset's images: ``modality`` of its JSON when it has as many entries as the first
+    image has channels (``image_channels``), else ``ch0``, ``ch1``... (one WARNING line saying so)."""
+    files = image_files(dl.training[0]["image"])
+    n = len(files) if len(files) > 1 else image_channels(load_header(files[0], f"{dl.json_path}: training[0]", "image"))
+    if dl.channel_names and len(dl.channel_names) == n:
+        return list(dl.channel_names)
+    modality = json.loads(dl.json_path.read_text()).get("modality")
+    if isinstance(modality, dict) and len(modality) == n:
+        return [str(modality[k]) for k in sorted(modality, key=lambda k: int(k) if str(k).isdigit() else 0)]
+    if n > 1:
+        log.warning("%s: no 'modality' map with %d entries; assuming the %d image channels are ch0..ch%d",
+                    dl.json_path, n, n, n - 1)
+    return [f"ch{i}" for i in range(n)]

@@ -95,8 +95,8 @@ def test_non_integer_label(tmp_path):
         check_case({"image": img, "label": _save(tmp_path / "lab.nii.gz", lab)}, NAMES)
 
 
-@pytest.mark.parametrize("shape", [(12, 10), (12, 10, 6, 3)])
-def test_2d_or_4d_image_rejected(tmp_path, shape):
+@pytest.mark.parametrize("shape", [(12, 10), (12, 10, 6, 3, 2)])
+def test_2d_or_5d_image_rejected(tmp_path, shape):
     img = _save(tmp_path / "img.nii.gz", np.zeros(shape, np.int16))
     lab = _save(tmp_path / "lab.nii.gz", _label())
     with pytest.raises(VolumeDataError, match=r"case0.*img\.nii\.gz.*expected a 3D volume"):

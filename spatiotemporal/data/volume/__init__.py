@@ -1,6 +1,7 @@
 """3D volume pipeline: decathlon JSON, MONAI transforms, input checks, cached seeded datasets, phantom set."""
 
-from .checks import check_case, validate_datalist
+from .brats_layout import BRATS_CHANNEL_NAMES, BRATS_CLASS_NAMES, load_brats_folder
+from .checks import check_case, image_channels, image_files, load_header, validate_datalist
 from .datalist import DEFAULT_JSON_NAME, VolumeDataError, VolumeDatalist, load_volume_datalist, write_datalist
 from .dataset import (
     SeededVolumeDataset,
@@ -11,6 +12,14 @@ from .dataset import (
     volume_collate,
 )
 from .inverse import preprocess_volume, restore_label_map, save_label_map
+from .mri_phantom import (
+    MRI_CHANNELS,
+    MRI_CLASS_NAMES,
+    MriPhantomSpec,
+    ensure_builtin_mri_dataset,
+    make_mri_case,
+    write_mri_phantom_dataset,
+)
 from .phantom import (
     PHANTOM_CLASS_NAMES,
     PhantomSpec,
@@ -19,6 +28,7 @@ from .phantom import (
     make_phantom_case,
     write_phantom_dataset,
 )
+from .regions import REGION_LABELS, REGION_NAMES, labels_to_regions, regions_to_labels
 from .transforms import (
     VolumeDataConfig,
     geometry_transforms,
@@ -30,6 +40,22 @@ from .transforms import (
 )
 
 __all__ = [
+    "BRATS_CHANNEL_NAMES",
+    "BRATS_CLASS_NAMES",
+    "image_files",
+    "load_brats_folder",
+    "MRI_CHANNELS",
+    "MRI_CLASS_NAMES",
+    "MriPhantomSpec",
+    "REGION_LABELS",
+    "REGION_NAMES",
+    "ensure_builtin_mri_dataset",
+    "image_channels",
+    "labels_to_regions",
+    "load_header",
+    "make_mri_case",
+    "regions_to_labels",
+    "write_mri_phantom_dataset",
     "DEFAULT_JSON_NAME",
     "PHANTOM_CLASS_NAMES",
     "PhantomSpec",

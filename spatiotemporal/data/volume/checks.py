@@ -32,15 +32,28 @@ def load_header(path: str | Path, where: str, field: str) -> nib.spatialimages.S
     return img
 
 
-def spatial_shape(img: nib.spatialimages.SpatialImage, where: str, field: str) -> tuple[int, int, int]:
-    """The 3D shape of ``img``; a 4D image with a trailing singleton dim counts as 3D."""
+def spatial_shape(img: nib.spatialimages.SpatialImage, where: str, field: str,
+                  channels: bool = False) -> tuple[int, int, int]:
+    """The 3D shape of ``img``; a 4D image with a trailing singleton dim counts as 3D. With ``channels`` (images),
+    a 4D ``(X, Y, Z, C)`` file (MSD: the channels on the last axis) gives its ``(X, Y, Z)``."""
     shape = tuple(int(s) for s in img.shape)
-    if len(shape) == 4 and shape[3] == 1:
+    if len(shape) == 4 and (shape[3] == 1 or channels):
         shape = shape[:3]
     if len(shape) != 3:
+        also = "or a 4D (X, Y, Z, C) image with its channels last" if channels else "a 4D (X, Y, Z, 1) is accepted"
         raise VolumeDataError(f"{where}: {field} '{img.get_filename()}' has shape {shape}; expected a 3D "
-                              f"volume (X, Y, Z) (a 4D (X, Y, Z, 1) is accepted)")
+                              f"volume (X, Y, Z) ({also})")
     return shape  # type: ignore[return-value]
+
+
+def image_channels(img: nib.spatialimages.SpatialImage) -> int:
+    """The channel count of an image file: its 4th axis (MSD 4D NIfTI), else 1."""
+    return int(img.shape[3]) if len(img.shape) == 4 else 1
+
+
+def image_files(image: str | Path | Sequence[str | Path]) -> list[str]:
+    """A case's image files: one path, or one per channel (the BraTS layout)."""
+    return [str(p) for p in image] if isinstance(image, (list, tuple)) else [str(image)]
 
 
 def check_image_values(img: nib.spatialimages.SpatialImage, where: str, nonfinite: str = "error") -> None:
@@ -61,12 +74,21 @@ def check_case(item: Mapping[str, str], class_names: Sequence[str], where: str =
     NIfTI headers before any resampling); label values are integers in ``0..len(class_names)-1``; image voxels
     are finite (with ``nonfinite="error"``; ``"zero"``: the transforms replace them, with a warning).
     """
-    img = load_header(item["image"], where, "image")
-    ishape = spatial_shape(img, where, "image")
+    files = image_files(item["image"])
+    imgs = [load_header(f, where, "image") for f in files]
+    ishape = spatial_shape(imgs[0], where, "image", channels=len(files) == 1)
+    for f, im in zip(files[1:], imgs[1:]):  # one file per channel: each 3D, on the first one's grid
+        other = spatial_shape(im, where, "image")
+        if other != ishape or not np.allclose(im.affine, imgs[0].affine, atol=affine_atol, rtol=0):
+            raise VolumeDataError(f"{where}: image '{f}' has shape {other} or an affine unlike '{files[0]}' "
+                                  f"{ishape}; expected every channel file on the same voxel grid")
     if check_values:
-        check_image_values(img, where, nonfinite)
+        for im in imgs:
+            check_image_values(im, where, nonfinite)
     if "label" not in item:
         return
+    img = imgs[0]
+    item = {**item, "image": files[0]}
     lab = load_header(item["label"], where, "label")
     lshape = spatial_shape(lab, where, "label")
     if ishape != lshape:

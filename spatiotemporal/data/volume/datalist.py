@@ -33,14 +33,17 @@ class VolumeDataError(SpatioUserError, ValueError):
 class VolumeDatalist:
     """Cases of a decathlon-style dataset, with absolute paths.
 
-    ``training`` / ``validation``: lists of ``{"image": str, "label": str}``;
-    ``class_names``: names ordered by label value (index ``k`` is label ``k``, 0 is background).
+    ``training`` / ``validation``: lists of ``{"image": str, "label": str}`` (``image`` a list of one file per
+    channel in the BraTS layout); ``class_names``: names ordered by label value (index ``k`` is label ``k``, 0 is
+    background); ``json_path``: the dataset JSON (the root folder for the BraTS layout); ``channel_names``: the
+    image channels' names when the layout gives them without a JSON.
     """
 
-    training: list[dict[str, str]]
-    validation: list[dict[str, str]]
+    training: list[dict]
+    validation: list[dict]
     class_names: list[str]
     json_path: Path
+    channel_names: list[str] | None = None
 
 
 def parse_class_names(labels: Any, where: str) -> list[str]:

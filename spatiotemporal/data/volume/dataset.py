@@ -25,8 +25,8 @@ from monai.data.utils import pickle_hashing
 
 from ..paths import cache_root
 from ..seeding import item_seed, seed_item
-from .checks import validate_datalist
-from .datalist import DEFAULT_JSON_NAME, load_volume_datalist
+from .checks import image_channels, image_files, validate_datalist
+from .datalist import DEFAULT_JSON_NAME, VolumeDatalist, load_volume_datalist
 from .transforms import VolumeDataConfig, train_transforms, val_transforms
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 volume_collate = list_data_collate
 """Collate for ``DataLoader``: flattens lists of crops, ``image`` -> ``(B * num_samples, 1, H, W, D)``."""
 
-BYTES_PER_VOXEL = 8  # float32 image + float32 label after the deterministic chain
+BYTES_PER_VOXEL = 8  # float32 image + float32 label after the deterministic chain (+ 4 per extra image channel)
 
 
 def model_space_shape(path: str | Path, cfg: VolumeDataConfig) -> tuple[int, int, int]:
@@ -42,7 +42,7 @@ def model_space_shape(path: str | Path, cfg: VolumeDataConfig) -> tuple[int, int
 
     One voxel of margin per axis (rotated grids and rounding), so it bounds MONAI's output shape.
     """
-    img = nib.load(str(path))
+    img = nib.load(image_files(path)[0])
     shape = np.asarray(img.shape[:3], float)
     aff = np.asarray(img.affine, float)
     zooms = np.sqrt((aff[:3, :3] ** 2).sum(0))
@@ -60,7 +60,9 @@ def estimate_case_bytes(item: Mapping[str, str], cfg: VolumeDataConfig, pad_to_r
     shape = model_space_shape(item["image"], cfg)
     if pad_to_roi:
         shape = tuple(max(s, r) for s, r in zip(shape, cfg.roi))
-    return int(np.prod(shape)) * BYTES_PER_VOXEL
+    files = image_files(item["image"])
+    channels = len(files) if len(files) > 1 else image_channels(nib.load(files[0]))
+    return int(np.prod(shape)) * (BYTES_PER_VOXEL + 4 * (channels - 1))
 
 
 def _cache_count(items: Sequence[Mapping[str, str]], cfg: VolumeDataConfig, budget: int,
@@ -144,16 +146,17 @@ def _make_dataset(items: list[dict[str, str]], transform: Any, cfg: VolumeDataCo
 
 
 def build_volume_datasets(root: str | Path, cfg: VolumeDataConfig, json_name: str = DEFAULT_JSON_NAME,
-                          seed: int = 0, validate: bool = True
+                          seed: int = 0, validate: bool = True, datalist: VolumeDatalist | None = None
                           ) -> tuple[SeededVolumeDataset, SeededVolumeDataset, list[str]]:
     """Read ``root/json_name``, check every case, and build ``(train_ds, val_ds, class_names)``.
 
     ``train_ds[i]``: list of ``cfg.num_samples`` dicts, ``image``/``label`` float32 ``(1, *cfg.roi)``.
     ``val_ds[i]``: dict, ``image``/``label`` float32 ``(1, H, W, D)`` (whole volume in model space).
     Memory caching caches as many leading cases as fit in ``cfg.cache_mib`` (training first, estimated from
-    the headers); ``"disk"`` uses a ``PersistentDataset`` under ``disk_cache_dir(cfg, split)``.
+    the headers); ``"disk"`` uses a ``PersistentDataset`` under ``disk_cache_dir(cfg, split)``. ``datalist``: the
+    cases already read (e.g. the BraTS layout's, ``brats_layout.py``), instead of ``root/json_name``.
     """
-    dl = load_volume_datalist(root, json_name)
+    dl = datalist or load_volume_datalist(root, json_name)
     if validate:
         validate_datalist(dl.training, dl.class_names, where=f"{dl.json_path}: training", nonfinite=cfg.nonfinite)
         validate_datalist(dl.validation, dl.class_names, where=f"{dl.json_path}: validation",

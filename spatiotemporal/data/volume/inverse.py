@@ -21,7 +21,7 @@ from monai.data import MetaTensor
 from monai.transforms import Compose, Invertd
 
 from ...utils.errors import user_error_in
-from .checks import load_header, spatial_shape
+from .checks import image_files, load_header, spatial_shape
 from .datalist import VolumeDataError
 from .transforms import VolumeDataConfig, geometry_transforms, inference_transforms
 
@@ -35,14 +35,16 @@ def preprocess_volume(path: str | Path, cfg: VolumeDataConfig,
     With ``label`` (the case's label map), the same chain also gives ``meta["label"]``: the label map in model
     space, ``(H, W, D)`` int64. Errors name the file (a ``VolumeDataError``, also for NaN voxels).
     """
-    path = Path(path)
-    orig_shape = spatial_shape(load_header(path, str(path), "image"), str(path), "image")
+    files = image_files(path)  # one path, or one per channel (BraTS layout)
+    path = Path(files[0])
+    orig_shape = spatial_shape(load_header(path, str(path), "image"), str(path), "image", channels=True)
     keys = ("image",) if label is None else ("image", "label")
     chain = inference_transforms(cfg) if label is None else Compose(geometry_transforms(cfg, keys))
     if label is not None:
         load_header(label, str(path), "label")
     try:
-        out = chain({"image": str(path), **({"label": str(label)} if label is not None else {})})
+        image_in = files if len(files) > 1 else files[0]
+        out = chain({"image": image_in, **({"label": str(label)} if label is not None else {})})
     except Exception as e:  # MONAI re-raises what a transform raised as RuntimeError("applying transform ...")
         cause = user_error_in(e)
         if cause is None:
@@ -84,7 +86,7 @@ def restore_label_map(pred_label: torch.Tensor | np.ndarray, meta: dict[str, Any
 def save_label_map(pred: np.ndarray | torch.Tensor, reference_path: str | Path, out_path: str | Path) -> Path:
     """Write ``pred (X, Y, Z)`` as NIfTI with the reference image's shape and affine (uint8 or int16)."""
     ref = nib.load(str(reference_path))
-    shape = spatial_shape(ref, str(reference_path), "reference image")
+    shape = spatial_shape(ref, str(reference_path), "reference image", channels=True)
     arr = np.asarray(pred.detach().cpu().numpy() if isinstance(pred, torch.Tensor) else pred)
     if arr.ndim == 4 and arr.shape[0] == 1:
         arr = arr[0]

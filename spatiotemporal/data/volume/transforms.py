@@ -17,6 +17,7 @@ from monai.transforms import (
     EnsureChannelFirstd,
     EnsureTyped,
     LoadImaged,
+    NormalizeIntensityd,
     Orientationd,
     RandCropByPosNegLabeld,
     RandFlipd,
@@ -33,6 +34,9 @@ from .nonfinite import NONFINITE_RULES, NonFiniteVoxelsd
 
 CACHE_MODES = ("memory", "disk", "none")
 KEYS = ("image", "label")
+INTENSITY_MODES = ("ct_window", "zscore_nonzero")
+LABEL_MODES = ("classes", "brats_regions")
+LABEL_CONVENTIONS = ("msd", "brats")
 RAS_LABELS = (("L", "R"), ("P", "A"), ("I", "S"))  # nibabel's world convention (NibabelReader gives RAS)
 
 
@@ -50,6 +54,13 @@ class VolumeDataConfig:
     ``cache_mib`` (memory budget), ``cache_dir`` (disk cache root), ``num_workers`` (cache filling threads).
     ``nonfinite``: what NaN or infinite image voxels do, ``error`` (refuse the case) or ``zero`` (replace them
     with 0, with a warning); see ``nonfinite.py``.
+    ``intensity``: ``ct_window`` (the HU window above, CT) or ``zscore_nonzero`` (MRI: MONAI
+    ``NormalizeIntensityd(nonzero=True, channel_wise=True)``, each channel to zero mean / unit std over its
+    non-zero voxels, background left 0; the window fields are then unused).
+    ``labels``: ``classes`` (one softmax output per label value) or ``brats_regions`` (three sigmoid outputs TC,
+    WT, ET from the label map, see ``regions.py``); ``label_convention``: the label values of the tumour
+    sub-regions, ``msd`` (MSD Task01: 1 edema, 2 non-enhancing, 3 enhancing) or ``brats`` (BraTS: 1 necrotic
+    core, 2 edema, 4 enhancing).
     """
 
     orientation: str = "RAS"
@@ -78,6 +89,9 @@ class VolumeDataConfig:
     cache_dir: str | None = None
     num_workers: int = 0
     nonfinite: str = "error"
+    intensity: str = "ct_window"
+    labels: str = "classes"
+    label_convention: str = "msd"
 
     def __post_init__(self) -> None:
         self.pixdim = _triple(self.pixdim, "pixdim", float)
@@ -95,6 +109,11 @@ class VolumeDataConfig:
             raise UserInputError(f"VolumeDataConfig.num_samples must be >= 1, got {self.num_samples}")
         if self.nonfinite not in NONFINITE_RULES:
             raise UserInputError(f"VolumeDataConfig.nonfinite must be one of {NONFINITE_RULES}, got {self.nonfinite!r}")
+        for key, allowed in (("intensity", INTENSITY_MODES), ("labels", LABEL_MODES),
+                             ("label_convention", LABEL_CONVENTIONS)):
+            if getattr(self, key) not in allowed:
+                raise UserInputError(f"VolumeDataConfig.{key} (data.volume.{key}) must be one of {allowed}, got "
+                                     f"{getattr(self, key)!r}")
         if not 0.0 <= self.cache_rate <= 1.0:
             raise UserInputError(f"VolumeDataConfig.cache_rate must be in [0, 1], got {self.cache_rate}")
 
@@ -102,7 +121,10 @@ class VolumeDataConfig:
         """Fields that change the cached (deterministic) part of the chain."""
         keys = ("orientation", "pixdim", "a_min", "a_max", "b_min", "b_max", "clip", "crop_foreground", "roi",
                 "nonfinite")
-        return {k: getattr(self, k) for k in keys}
+        out = {k: getattr(self, k) for k in keys}
+        if self.intensity != "ct_window":  # the key of a CT recipe's cache stays what it was
+            out["intensity"] = self.intensity
+        return out
 
 
 def _triple(v: Any, name: str, kind: type) -> tuple:
@@ -115,8 +137,12 @@ def _triple(v: Any, name: str, kind: type) -> tuple:
 
 
 def geometry_transforms(cfg: VolumeDataConfig, keys: tuple[str, ...] = KEYS) -> list:
-    """Load (nibabel) -> channel first -> the non-finite voxel rule -> orient -> resample -> HU window ->
-    foreground crop; invertible."""
+    """Load (nibabel) -> channel first (a 4D file's last axis is its channels, MSD) -> the non-finite voxel rule
+    -> orient -> resample -> intensity -> foreground crop; invertible. ``image`` is ``(C, H, W, D)``.
+
+    ``ct_window``: the HU window, then the crop on ``image > 0``. ``zscore_nonzero``: the crop first (on any
+    channel > 0, the raw MRI background being 0), then the per-channel z-score over non-zero voxels.
+    """
     modes = ("bilinear", "nearest")[: len(keys)]
     chain: list = [
         LoadImaged(keys=keys, reader="NibabelReader", image_only=True),
@@ -124,19 +150,24 @@ def geometry_transforms(cfg: VolumeDataConfig, keys: tuple[str, ...] = KEYS) -> 
         NonFiniteVoxelsd(keys="image", rule=cfg.nonfinite),
         Orientationd(keys=keys, axcodes=cfg.orientation, labels=RAS_LABELS),
         Spacingd(keys=keys, pixdim=cfg.pixdim, mode=modes),
-        ScaleIntensityRanged(keys="image", a_min=cfg.a_min, a_max=cfg.a_max, b_min=cfg.b_min,
-                             b_max=cfg.b_max, clip=cfg.clip),
     ]
-    if cfg.crop_foreground:
-        chain.append(CropForegroundd(keys=keys, source_key="image", allow_smaller=True,
-                                     start_coord_key=None, end_coord_key=None))
-    return chain
+    crop = [CropForegroundd(keys=keys, source_key="image", allow_smaller=True, start_coord_key=None,
+                            end_coord_key=None)] if cfg.crop_foreground else []
+    if cfg.intensity == "zscore_nonzero":
+        return chain + crop + [NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True)]
+    return chain + [ScaleIntensityRanged(keys="image", a_min=cfg.a_min, a_max=cfg.a_max, b_min=cfg.b_min,
+                                         b_max=cfg.b_max, clip=cfg.clip)] + crop
+
+
+def background_value(cfg: VolumeDataConfig) -> float:
+    """The image value of padded voxels: the window's floor (CT), 0 after a z-score on non-zero voxels (MRI)."""
+    return 0.0 if cfg.intensity == "zscore_nonzero" else cfg.b_min
 
 
 def train_deterministic_transforms(cfg: VolumeDataConfig) -> list:
     """Geometry chain + pad to at least ``roi`` so every random crop has the configured shape."""
     return geometry_transforms(cfg) + [
-        SpatialPadd(keys="image", spatial_size=cfg.roi, value=cfg.b_min),
+        SpatialPadd(keys="image", spatial_size=cfg.roi, value=background_value(cfg)),
         SpatialPadd(keys="label", spatial_size=cfg.roi),
     ]
 
@@ -163,12 +194,14 @@ def _plain_tensors() -> EnsureTyped:
 
 
 def train_transforms(cfg: VolumeDataConfig) -> Compose:
-    """Training chain; a case gives a list of ``num_samples`` dicts, ``image``/``label`` float ``(1, *roi)``."""
+    """Training chain; a case gives a list of ``num_samples`` dicts, ``image`` float ``(C, *roi)``, ``label``
+    float ``(1, *roi)``."""
     return Compose(train_deterministic_transforms(cfg) + random_transforms(cfg) + [_plain_tensors()])
 
 
 def val_transforms(cfg: VolumeDataConfig) -> Compose:
-    """Validation chain (no random ops): full volume ``image``/``label`` float ``(1, H, W, D)`` in model space."""
+    """Validation chain (no random ops): full volume ``image`` ``(C, H, W, D)`` / ``label`` ``(1, H, W, D)``
+    float, in model space."""
     return Compose(geometry_transforms(cfg) + [_plain_tensors()])
 
 
