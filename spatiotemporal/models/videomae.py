@@ -90,6 +90,13 @@ class VideoMAE(SpatioModel):
         c = self.cfg
         return InputSpec(c.in_chans, (c.num_frames, c.img_size, c.img_size), tuple(c.mean), tuple(c.std))
 
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter grouping for layer-wise lr decay (``train.optim.layer_decay``): the tubelet embedding,
+        one group per block, then the pooled norm and the head, as VideoMAE's ``get_layer_id_for_vit`` numbers
+        them (scale ``decay ** (depth + 1 - i)``)."""
+        return {"stem": r"^patch_embed",
+                "blocks": [(r"^encoder\.blocks\.(\d+)", None), (r"^fc_norm|^head", (100000,))]}
+
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """``(B, C, T, H, W) -> tokens + positions (B, N, D), grid (T', H', W')``."""
         if x.ndim != 5:

@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from spatiotemporal.models import model_entry
+from spatiotemporal.engine.optim import param_groups
+from spatiotemporal.models import create_model, model_entry
 from spatiotemporal.models._registry import build_config, resolve_aliases
 from spatiotemporal.pipelines import pipeline_for_recipe
 from spatiotemporal.utils.config import config_to_dict
@@ -110,3 +111,20 @@ def test_a_drift_fails():
     row = next(r for r in TABLES[name] if r["key"] == "train.optim.lr")
     assert not same(recipe_value(recipe, "train.optim.lr"), cell_value(row["ours"]))
     assert dataclasses.is_dataclass(recipe)
+
+
+def test_videomae_layer_decay_is_per_block_as_published():
+    """The pinned layer decay acts as VideoMAE's: lr scale decay^(depth + 1 - i) with the embedding at i = 0, block
+    b at i = b + 1, the pooled norm and the head at depth + 1 (run_class_finetuning.py:416-417)."""
+    model = create_model("videomae_tiny")
+    depth = model.cfg.depth
+    recipe = pipeline_for_recipe("videomae_base_k400_ft").load_recipe("videomae_base_k400_ft", [])
+    decay = recipe.train.optim.layer_decay
+    names = {id(p): n for n, p in model.named_parameters()}
+    scale = {names[id(p)]: g["lr_scale"] for g in param_groups(model, recipe.train.optim) for p in g["params"]}
+    assert len(scale) == len(names)
+    for name, got in scale.items():
+        m = re.match(r"encoder\.blocks\.(\d+)\.", name)
+        layer = 0 if name.startswith("patch_embed") else int(m.group(1)) + 1 if m else depth + 1
+        assert got == pytest.approx(decay ** (depth + 1 - layer)), name
+    assert scale["head.weight"] == 1.0 and scale["fc_norm.weight"] == 1.0
