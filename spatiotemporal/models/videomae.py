@@ -156,6 +156,13 @@ class VideoMAE(SpatioModel):
         sd.update(head_if_fits(stem, self.cfg.num_classes))
         return sd, notes
 
+    def group_matcher(self, coarse: bool = False) -> dict:
+        """timm's parameter grouping for layer-wise lr decay (``train.optim.layer_decay``): the tubelet embedding,
+        one group per block, then the pooled norm and the head, as VideoMAE's ``get_layer_id_for_vit`` numbers
+        them (scale ``decay ** (depth + 1 - i)``); learned positions (``pos_embed=learned``) go with the stem."""
+        return {"stem": r"^patch_embed|^pos_embed|^time_embed",
+                "blocks": [(r"^encoder\.blocks\.(\d+)", None), (r"^fc_norm|^head", (100000,))]}
+
     def embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int, int]]:
         """``(B, C, T, H, W) -> tokens + positions (B, N, D), grid (T', H', W')``."""
         if x.ndim != 5:
