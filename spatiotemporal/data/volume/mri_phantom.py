@@ -15,13 +15,13 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import nibabel as nib
 import numpy as np
 from scipy.ndimage import gaussian_filter
 
 from ...utils.atomic import ensure_generated
 from ..paths import cache_root
 from .datalist import write_datalist
+from .phantom import write_case_files
 
 MRI_PHANTOM_VERSION = 1
 MRI_CHANNELS = ("FLAIR", "T1w", "t1gd", "T2w")  # MSD Task01's modality names and order
@@ -104,26 +104,10 @@ def make_mri_case(index: int, spec: MriPhantomSpec = MriPhantomSpec()) -> tuple[
     return np.round(img).astype(np.int16), lab, aff
 
 
-def _nifti(data: np.ndarray, aff: np.ndarray) -> nib.Nifti1Image:
-    im = nib.Nifti1Image(data, aff)
-    im.header.set_xyzt_units("mm")
-    im.set_qform(aff, code=1)
-    im.set_sform(aff, code=1)
-    return im
-
-
 def write_mri_phantom_dataset(root: str | Path, spec: MriPhantomSpec = MriPhantomSpec()) -> Path:
     """Write ``spec.n_train + spec.n_val`` cases and an MSD ``dataset.json`` into ``root`` (created)."""
     root = Path(root)
-    (root / "imagesTr").mkdir(parents=True, exist_ok=True)
-    (root / "labelsTr").mkdir(parents=True, exist_ok=True)
-    entries = []
-    for i in range(spec.n_train + spec.n_val):
-        img, lab, aff = make_mri_case(i, spec)
-        name = f"mri_{i:03d}.nii.gz"
-        nib.save(_nifti(img, aff), str(root / "imagesTr" / name))
-        nib.save(_nifti(lab, aff), str(root / "labelsTr" / name))
-        entries.append({"image": f"imagesTr/{name}", "label": f"labelsTr/{name}"})
+    entries = write_case_files(root, spec.n_train + spec.n_val, lambda i: make_mri_case(i, spec), "mri")
     write_datalist(root, entries[: spec.n_train], entries[spec.n_train:], MRI_CLASS_NAMES, json_name=MRI_JSON_NAME,
                    name="spatiotemporal-builtin-mri", description="Multi-channel brain MRI tumour phantom (synthetic)",
                    modality={str(i): c for i, c in enumerate(MRI_CHANNELS)}, tensorImageSize="4D",

@@ -199,18 +199,25 @@ def _nifti(data: np.ndarray, aff: np.ndarray) -> nib.Nifti1Image:
     return im
 
 
-def write_phantom_dataset(root: str | Path, spec: PhantomSpec = PhantomSpec()) -> Path:
-    """Write ``spec.n_train + spec.n_val`` cases and ``dataset_0.json`` into ``root`` (created)."""
-    root = Path(root)
+def write_case_files(root: Path, count: int, make_case, prefix: str) -> list[dict]:
+    """``count`` cases of ``make_case(i) -> (image, label, affine)`` written as ``imagesTr/`` and ``labelsTr/``
+    NIfTI files named ``<prefix>_<i:03d>.nii.gz`` under ``root``; their datalist entries (relative paths)."""
     (root / "imagesTr").mkdir(parents=True, exist_ok=True)
     (root / "labelsTr").mkdir(parents=True, exist_ok=True)
     entries = []
-    for i in range(spec.n_train + spec.n_val):
-        img, lab, aff = make_phantom_case(i, spec)
-        name = f"phantom_{i:03d}.nii.gz"
+    for i in range(count):
+        img, lab, aff = make_case(i)
+        name = f"{prefix}_{i:03d}.nii.gz"
         nib.save(_nifti(img, aff), str(root / "imagesTr" / name))
         nib.save(_nifti(lab, aff), str(root / "labelsTr" / name))
         entries.append({"image": f"imagesTr/{name}", "label": f"labelsTr/{name}"})
+    return entries
+
+
+def write_phantom_dataset(root: str | Path, spec: PhantomSpec = PhantomSpec()) -> Path:
+    """Write ``spec.n_train + spec.n_val`` cases and ``dataset_0.json`` into ``root`` (created)."""
+    root = Path(root)
+    entries = write_case_files(root, spec.n_train + spec.n_val, lambda i: make_phantom_case(i, spec), "phantom")
     write_datalist(root, entries[: spec.n_train], entries[spec.n_train:], PHANTOM_CLASS_NAMES,
                    name="spatiotemporal-builtin-volume", description="CT-like abdominal phantom (synthetic)",
                    modality={"0": "CT"}, licence="Apache-2.0 (generated)", release=f"v{PHANTOM_VERSION}")
