@@ -24,7 +24,7 @@ from torch import nn
 from ..utils.atomic import atomic_write, atomic_write_text
 from ._registry import model_arch
 from .convert import CheckpointFormatError
-from .preprocessing import PREPROCESSING_VERSION, check_finite, from_recipe_data, upgrade_preprocessing
+from .preprocessing import PREPROCESSING_VERSION, check_finite, check_version, from_recipe_data, upgrade_preprocessing
 
 log = logging.getLogger("spatiotemporal.models")
 
@@ -68,13 +68,8 @@ def upgrade_spec(spec: dict, name: str = "the spec") -> dict:
     if not isinstance(spec, Mapping):
         raise CheckpointFormatError(f"{name}: the stored spec is a {type(spec).__name__}; expected a mapping")
     spec = dict(spec)
-    version = spec.get("format_version", 1)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise CheckpointFormatError(f"{name}: the stored spec's 'format_version' is {version!r}; expected an "
-                                    f"integer from 1 to {FORMAT_VERSION}")
-    if version > FORMAT_VERSION:
-        raise CheckpointFormatError(f"{name}: model spec format {version} was written by a newer spatiotemporal "
-                                    f"(this one reads up to {FORMAT_VERSION}); upgrade it")
+    version = check_version(spec.get("format_version", 1), "format_version", "model spec format", FORMAT_VERSION,
+                            name)
     if version < 2:
         cfg = dict(spec.get("config") or {})
         if spec.get("arch") == "timesformer" and "attention" in cfg:

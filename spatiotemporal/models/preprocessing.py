@@ -102,6 +102,18 @@ def check_finite(tree: Any, where: str, prefix: str = "") -> None:
                                         "(the file was edited or damaged)")
 
 
+def check_version(version: Any, key: str, what: str, newest: int, where: str) -> int:
+    """A stored format ``version`` (under ``key``) that this package reads: an integer from 1 to ``newest``, else a
+    :class:`CheckpointFormatError` naming ``where`` (a newer one: upgrade the package)."""
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise CheckpointFormatError(f"{where}: the stored spec's '{key}' is {version!r}; expected an integer from 1 "
+                                    f"to {newest}")
+    if version > newest:
+        raise CheckpointFormatError(f"{where}: {what} {version} was written by a newer spatiotemporal (this one "
+                                    f"reads up to {newest}); upgrade it")
+    return version
+
+
 def upgrade_preprocessing(prep: Any, where: str) -> dict:
     """A stored preprocessing spec, checked and upgraded to :data:`PREPROCESSING_VERSION` (version 1 is the
     first, so only its shape is checked): a :class:`CheckpointFormatError` naming ``where`` for anything else."""
@@ -110,12 +122,7 @@ def upgrade_preprocessing(prep: Any, where: str) -> dict:
     if not isinstance(prep, Mapping):
         raise CheckpointFormatError(f"{where}: the stored spec's 'preprocessing' is a {type(prep).__name__}; "
                                     "expected a mapping")
-    version = prep.get("version", PREPROCESSING_VERSION)
-    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise CheckpointFormatError(f"{where}: the stored spec's 'preprocessing.version' is {version!r}; expected "
-                                    f"an integer from 1 to {PREPROCESSING_VERSION}")
-    if version > PREPROCESSING_VERSION:
-        raise CheckpointFormatError(f"{where}: preprocessing spec version {version} was written by a newer "
-                                    f"spatiotemporal (this one reads up to {PREPROCESSING_VERSION}); upgrade it")
+    check_version(prep.get("version", PREPROCESSING_VERSION), "preprocessing.version", "preprocessing spec version",
+                  PREPROCESSING_VERSION, where)
     check_finite(prep, where, "preprocessing")
     return {**prep, "version": PREPROCESSING_VERSION}
