@@ -75,10 +75,36 @@ class SegmentationTask:
             total = out if total is None else total + out
         return total / len(flips)
 
-    def segment(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
-        """Label map ``(B, 1, H, W, D)``: argmax of :meth:`predict`, then the largest connected component per
-        organ when ``inference.largest_component`` is set (MONAI ``KeepLargestConnectedComponent``)."""
-        pred = self.predict(model, x, progress).argmax(1, keepdim=True)
+    def probabilities(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
+        """Class probabilities ``(B, K, H, W, D)`` of a whole volume: the softmax of :meth:`predict` (which
+        already averages probabilities with test-time flips)."""
+        scores = self.predict(model, x, progress)
+        return scores if len(flip_axes(self.inference.tta_flips)) > 1 else scores.softmax(1)
+
+    def ensemble_probabilities(self, models: Sequence[torch.nn.Module], x: torch.Tensor,
+                               progress: bool = False) -> torch.Tensor:
+        """The mean of :meth:`probabilities` over ``models`` (each with its own sliding windows), ``(B, K, ...)``;
+        one volume of probabilities is kept besides the running sum."""
+        total = None
+        for model in models:
+            p = self.probabilities(model, x, progress)
+            total = p if total is None else total.add_(p)
+        return total / len(models)
+
+    def segment(self, model: torch.nn.Module | Sequence[torch.nn.Module], x: torch.Tensor,
+                progress: bool = False) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)`` of one model or of an ensemble (a list: :meth:`ensemble_probabilities`;
+        a list of one is the model itself), then :meth:`post_process`."""
+        models = [model] if isinstance(model, torch.nn.Module) else list(model)
+        if len(models) == 1:
+            return self.post_process(self.predict(models[0], x, progress))
+        return self.post_process(self.ensemble_probabilities(models, x, progress))
+
+    def post_process(self, scores: torch.Tensor) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)`` from scores or probabilities ``(B, K, H, W, D)``: the argmax, then the
+        largest connected component per organ when ``inference.largest_component`` is set (MONAI
+        ``KeepLargestConnectedComponent``)."""
+        pred = scores.argmax(1, keepdim=True)
         if self.inference.largest_component:
             organs = list(range(1, len(self.class_names)))
             keep = KeepLargestConnectedComponent(applied_labels=organs, is_onehot=False, independent=True)
@@ -104,6 +130,10 @@ class SegmentationTask:
         if surface is not None:
             out.update(surface.result(self.class_names))
         return out
+
+    def run_facts(self) -> dict:
+        """What ``summary.json`` records of this task beyond the metrics: the run's ``fold`` when it has one."""
+        return {"fold": self.state["fold"]} if "fold" in self.state else {}
 
     def state_dict(self) -> dict:
         return dict(self.state)

@@ -1,7 +1,15 @@
 """3D volume pipeline: decathlon JSON, MONAI transforms, input checks, cached seeded datasets, phantom set."""
 
 from .checks import check_case, validate_datalist
-from .datalist import DEFAULT_JSON_NAME, VolumeDataError, VolumeDatalist, load_volume_datalist, write_datalist
+from .datalist import (
+    DEFAULT_JSON_NAME,
+    VolumeDataError,
+    VolumeDatalist,
+    case_id,
+    fold_split,
+    load_volume_datalist,
+    write_datalist,
+)
 from .dataset import (
     SeededVolumeDataset,
     build_volume_datasets,
@@ -39,10 +47,12 @@ __all__ = [
     "VolumeDatalist",
     "build_volume_datasets",
     "builtin_volume_config",
+    "case_id",
     "check_case",
     "disk_cache_dir",
     "ensure_builtin_volume_dataset",
     "estimate_case_bytes",
+    "fold_split",
     "geometry_transforms",
     "inference_transforms",
     "load_volume_datalist",
