@@ -27,7 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--data-file", action="append", metavar="FILE", help="the file of --data-root that lists the "
                    "samples: volumes NAME (the dataset JSON); videos SPLIT=FILE (repeatable)")
     p.add_argument("--split", default=None,
-                   help="split to evaluate (default: test for videos, val for images and volumes)")
+                   help="split to evaluate (default: test for videos, val for images and volumes; volumes: fold, the "
+                   "validation cases of the checkpoint's fold run)")
     p.add_argument("--batch-size", type=int, default=4)
     p.add_argument("--overlap", type=float, help="volumes: sliding-window overlap (the recipe's data.overlap)")
     p.add_argument("--device", default="auto")

@@ -94,7 +94,8 @@ def _split(split: str | None) -> str:
     split = split or "val"
     if split not in SPLITS:
         raise UserInputError(f"volume sets have the splits 'train' and 'val' (the dataset JSON's 'training' and "
-                             f"'validation' lists), got {split!r}")
+                             f"'validation' lists; spatio eval also 'fold', a fold run's validation cases), got "
+                             f"{split!r}")
     return SPLITS[split]
 
 
@@ -149,11 +150,17 @@ class VolumePipeline(Pipeline):
         d = recipe.data
         if not d.folds:
             return None
-        dl = load_volume_datalist(dataset_root(d), d.json_name)
-        _, val = fold_split(dl.training, folds=d.folds, fold=d.fold, seed=d.fold_seed,
-                            where=f"{dl.json_path}: training")
+        val = self._fold_cases(d, load_volume_datalist(dataset_root(d), d.json_name))
         return {"fold": d.fold, "folds": d.folds, "seed": d.fold_seed,
                 "validation_cases": [case_id(c) for c in val]}
+
+    def _fold_cases(self, d: VolumeDataSection, dl) -> list[dict[str, str]]:
+        """``spatio eval --split fold``: the validation cases of the recipe's fold (out-of-fold evaluation)."""
+        if not d.folds:
+            raise UserInputError("--split fold: the recipe has no fold (data.folds is 0); evaluate a checkpoint in "
+                                 "its fold run's folder (its config.yaml), or give data.folds=N data.fold=K")
+        return fold_split(dl.training, folds=d.folds, fold=d.fold, seed=d.fold_seed,
+                          where=f"{dl.json_path}: training")[1]
 
     def _task(self, recipe, class_names, spec=None) -> SegmentationTask:
         d = recipe.data
@@ -203,9 +210,11 @@ class VolumePipeline(Pipeline):
     def _evaluate(self, models, labels, recipe, split, device, ensemble: str | None = None):
         """``(split key, class names, {label: metrics})`` of each model of ``models`` (named ``labels``) and, with
         ``ensemble`` (its label), of their averaged probabilities."""
-        d, key = recipe.data, _split(split)
+        d = recipe.data
         dl = load_volume_datalist(dataset_root(d), d.json_name)
-        items, names = getattr(dl, key), dl.class_names
+        key = "fold" if split == "fold" else _split(split)
+        items = self._fold_cases(d, dl) if key == "fold" else getattr(dl, key)
+        names = dl.class_names
         validate_datalist(items, names, where=f"{dl.json_path}: {key}", nonfinite=d.volume.nonfinite)
         task, models = self._task(recipe, names), [m.eval() for m in models]
         surface, tol = d.inference.surface_metrics, d.inference.surface_tolerance_mm

@@ -113,15 +113,18 @@ def test_eval_reports_each_fold_and_the_ensemble(run, other, one_case, tmp_path)
     assert main(["eval", "--checkpoint", str(best), "--data-file", one_case, "--json", str(single)]) == 0
     one = json.loads(single.read_text())
     assert one["fold"]["folds"] == 16 and one["mean_dice"] == pytest.approx(first["mean_dice"])
+    oof = tmp_path / "oof.json"  # out of fold: the fold's own validation case, its config.yaml says which
+    assert main(["eval", "--checkpoint", str(best), "--split", "fold", "--json", str(oof)]) == 0
+    assert json.loads(oof.read_text())["split"] == "fold" and json.loads(oof.read_text())["num_samples"] == 1
 
 
 def test_fold_and_ensemble_failures_are_one_line(run, ct, tmp_path, capsys):
     best = run / "checkpoints" / "best.pt"
     model = load_pretrained(best)
     names = ["background", "liver", "spleen", "kidney_l", "kidney_r", "pancreas"]
-    other = save_pretrained(model, tmp_path / "other.safetensors", class_names=names)
-    err = one_line(capsys, ["predict", ct, "--checkpoint", best, "--checkpoint", other])
-    assert f"{best} and {other} cannot be ensembled: their class_names differ" in err
+    renamed = save_pretrained(model, tmp_path / "renamed.safetensors", class_names=names)
+    err = one_line(capsys, ["predict", ct, "--checkpoint", best, "--checkpoint", renamed])
+    assert f"{best} and {renamed} cannot be ensembled: their class_names differ" in err
     prep = dict(model.pretrained_cfg["preprocessing"])
     prep["volume"] = {**prep["volume"], "a_min": -100.0}
     window = save_pretrained(model, tmp_path / "window.safetensors", preprocessing=prep)
@@ -133,3 +136,5 @@ def test_fold_and_ensemble_failures_are_one_line(run, ct, tmp_path, capsys):
     assert "folds (--folds) must be 0" in one_line(capsys, [*train, "--folds", "1"])
     assert "image runs have no k-fold split" in one_line(capsys, ["train", "vit", "--fold", "0", "--folds", "2"])
     assert not (tmp_path / "bad" / "checkpoints").exists()
+    assert "--split fold: the recipe has no fold" in one_line(capsys, ["eval", "--checkpoint", renamed, "--split",
+                                                                       "fold"])
