@@ -135,6 +135,9 @@ class VolumePipeline(Pipeline):
 
     def fold_overrides(self, fold, folds):
         """``--fold K --folds N``: train on the other folds of the training list, validate on fold K."""
+        if fold is None and folds is not None:
+            log.warning("--folds %d without --fold: validating on the recipe's data.fold (0 unless the recipe sets "
+                        "it)", folds)
         return [f"data.{k}={v}" for k, v in (("fold", fold), ("folds", folds)) if v is not None]
 
     def datasets(self, recipe):

@@ -134,6 +134,7 @@ def test_fold_and_ensemble_failures_are_one_line(run, ct, tmp_path, capsys):
     assert "data.folds (--folds) is 99, but" in one_line(capsys, [*train, "--fold", "0", "--folds", "99"])
     assert "fold (--fold) must be in [0, 3]" in one_line(capsys, [*train, "--fold", "4", "--folds", "4"])
     assert "folds (--folds) must be 0" in one_line(capsys, [*train, "--folds", "1"])
+    assert "give --folds N too" in one_line(capsys, [*train, "--fold", "1"])
     assert "image runs have no k-fold split" in one_line(capsys, ["train", "vit", "--fold", "0", "--folds", "2"])
     assert not (tmp_path / "bad" / "checkpoints").exists()
     assert "--split fold: the recipe has no fold" in one_line(capsys, ["eval", "--checkpoint", renamed, "--split",

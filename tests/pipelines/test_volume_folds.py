@@ -96,3 +96,11 @@ def test_ensembles_need_the_same_classes_and_preprocessing_and_a_pipeline_that_a
         check_ensemble(ImagePipeline(), [a, b], ["A.pt", "B.pt"])
     with pytest.raises(UserInputError, match="--fold/--folds: image runs have no k-fold split"):
         ImagePipeline().fold_overrides(0, 5)
+
+
+def test_folds_without_fold_say_which_fold_is_assumed(caplog):
+    with caplog.at_level("WARNING", logger="spatiotemporal.pipelines"):
+        assert VolumePipeline().fold_overrides(None, 5) == ["data.folds=5"]
+    assert [r.getMessage() for r in caplog.records] == [
+        "--folds 5 without --fold: validating on the recipe's data.fold (0 unless the recipe sets it)"]
+    assert VolumePipeline().fold_overrides(2, 5) == ["data.fold=2", "data.folds=5"]
