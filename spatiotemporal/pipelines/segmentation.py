@@ -70,39 +70,45 @@ class SegmentationTask:
             out = out.float()
             if len(flips) == 1:
                 return out
-            out = out.softmax(1)
+            out = self.probabilities(out)
             out = out.flip(axes) if axes else out
             total = out if total is None else total + out
         return total / len(flips)
 
-    def probabilities(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
-        """Class probabilities ``(B, K, H, W, D)`` of a whole volume: the softmax of :meth:`predict` (which
-        already averages probabilities with test-time flips)."""
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Scores averaged over test-time flips: the softmax over classes."""
+        return logits.softmax(1)
+
+    def model_probabilities(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
+        """Class probabilities ``(B, K, H, W, D)`` of a whole volume: :meth:`probabilities` of :meth:`predict`'s
+        logits (with test-time flips :meth:`predict` already averages probabilities)."""
         scores = self.predict(model, x, progress)
-        return scores if len(flip_axes(self.inference.tta_flips)) > 1 else scores.softmax(1)
+        return scores if len(flip_axes(self.inference.tta_flips)) > 1 else self.probabilities(scores)
 
     def ensemble_probabilities(self, models: Sequence[torch.nn.Module], x: torch.Tensor,
                                progress: bool = False) -> torch.Tensor:
-        """The mean of :meth:`probabilities` over ``models`` (each with its own sliding windows), ``(B, K, ...)``;
-        one volume of probabilities is kept besides the running sum."""
+        """The mean of :meth:`model_probabilities` over ``models`` (each with its own sliding windows),
+        ``(B, K, ...)``; one volume of probabilities is kept besides the running sum."""
         total = None
         for model in models:
-            p = self.probabilities(model, x, progress)
+            p = self.model_probabilities(model, x, progress)
             total = p if total is None else total.add_(p)
         return total / len(models)
 
-    def segment(self, model: torch.nn.Module | Sequence[torch.nn.Module], x: torch.Tensor,
-                progress: bool = False) -> torch.Tensor:
-        """Label map ``(B, 1, H, W, D)`` of one model or of an ensemble (a list: :meth:`ensemble_probabilities`;
-        a list of one is the model itself), then :meth:`post_process`."""
-        models = [model] if isinstance(model, torch.nn.Module) else list(model)
-        if len(models) == 1:
-            return self.post_process(self.predict(models[0], x, progress))
-        return self.post_process(self.ensemble_probabilities(models, x, progress))
+    def segment(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)``: :meth:`labels_from_probabilities` of :meth:`predict`."""
+        return self.labels_from_probabilities(self.predict(model, x, progress))
 
-    def post_process(self, scores: torch.Tensor) -> torch.Tensor:
-        """Label map ``(B, 1, H, W, D)`` from scores or probabilities ``(B, K, H, W, D)``: the argmax, then the
-        largest connected component per organ when ``inference.largest_component`` is set (MONAI
+    def segment_ensemble(self, models: Sequence[torch.nn.Module], x: torch.Tensor,
+                         progress: bool = False) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)`` of an ensemble: :meth:`labels_from_probabilities` of
+        :meth:`ensemble_probabilities` (a task with other outputs, e.g. sigmoid regions, overrides
+        :meth:`probabilities` and :meth:`labels_from_probabilities`)."""
+        return self.labels_from_probabilities(self.ensemble_probabilities(models, x, progress))
+
+    def labels_from_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)`` from probabilities or logits ``(B, K, H, W, D)`` (one argmax): the
+        argmax, then the largest connected component per organ when ``inference.largest_component`` is set (MONAI
         ``KeepLargestConnectedComponent``)."""
         pred = scores.argmax(1, keepdim=True)
         if self.inference.largest_component:

@@ -234,10 +234,10 @@ class VolumePipeline(Pipeline):
             else:
                 preds, total = {}, None
                 for label, m in zip(labels, models):
-                    p = task.probabilities(m, x)
-                    preds[label] = task.post_process(p)[0]
+                    p = task.model_probabilities(m, x)
+                    preds[label] = task.labels_from_probabilities(p)[0]
                     total = p if total is None else total.add_(p)
-                preds[ensemble] = task.post_process(total / len(models))[0]
+                preds[ensemble] = task.labels_from_probabilities(total / len(models))[0]
             ref_img = nib.load(item["label"])
             ref = np.rint(np.asanyarray(ref_img.dataobj).reshape(meta["original_shape"]))
             ref = torch.from_numpy(ref.astype(np.int64))
@@ -275,7 +275,9 @@ class VolumePipeline(Pipeline):
             log.info("%s: sliding windows of %s over the preprocessed volume %s%s", path,
                      "x".join(map(str, recipe.data.volume.roi)), "x".join(map(str, meta["model_shape"])),
                      f", {len(models)} models averaged" if len(models) > 1 else "")
-        seg = self._task(recipe, names).segment([m.eval() for m in models], image.to(device), progress=bar)
+        task, x = self._task(recipe, names), image.to(device)
+        seg = (task.segment(first.eval(), x, progress=bar) if len(models) == 1 else
+               task.segment_ensemble([m.eval() for m in models], x, progress=bar))
         labels = restore_label_map(seg[0, 0].cpu(), meta)
         stem = Path(path).name.removesuffix(".gz").removesuffix(".nii")
         out_path = Path(out) if out else Path(path).with_name(f"{stem}_pred.nii.gz")

@@ -71,11 +71,12 @@ def test_an_ensemble_of_one_model_or_of_a_model_with_itself_is_that_model(kw):
     x, m = torch.randn(1, 1, 12, 10, 8), Conv(0)
     with torch.inference_mode():
         single = task.segment(m, x)
-        assert torch.equal(task.segment([m], x), single) and torch.equal(task.segment([m, m], x), single)
+        assert torch.equal(task.segment_ensemble([m], x), single)
+        assert torch.equal(task.segment_ensemble([m, m], x), single)
         other = Conv(1)
-        want = (task.probabilities(m, x) + task.probabilities(other, x)) / 2
+        want = (task.model_probabilities(m, x) + task.model_probabilities(other, x)) / 2
         assert torch.allclose(task.ensemble_probabilities([m, other], x), want)
-        assert torch.equal(task.segment([m, other], x), task.post_process(want))
+        assert torch.equal(task.segment_ensemble([m, other], x), task.labels_from_probabilities(want))
     assert single.shape == (1, 1, 12, 10, 8)
 
 
