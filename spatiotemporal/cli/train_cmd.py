@@ -34,6 +34,9 @@ def _common_flags(p) -> None:
 def add_parser(sub) -> None:
     p = sub.add_parser("train", help="train a model (built-in data by default)")
     _common_flags(p)
+    p.add_argument("--fold", type=int, metavar="K", help="k-fold cross-validation: validate on fold K of the "
+                   "training list, train on the others (with --folds N; volumes)")
+    p.add_argument("--folds", type=int, metavar="N", help="number of folds of the training list (volumes)")
     p.set_defaults(func=run)
 
 
@@ -64,6 +67,8 @@ def run(args) -> int:
         config, model = default_recipe(args.name, args.data)
     for spec in args.data_file or []:
         overrides += pipeline.data_file_overrides(spec)
+    if args.fold is not None or args.folds is not None:
+        overrides += pipeline.fold_overrides(args.fold, args.folds)
     summary = pipeline.train(pipeline.load_recipe(config, overrides, model))
     print(json.dumps(summary, indent=2, default=str))
     return 0

@@ -10,7 +10,7 @@ A checkpoint is a dict of tensors and plain Python values only, built by
 - ``best.pt`` (the weights of the best evaluation, a file meant for sharing): :func:`shareable_payload` of the
   same, without ``optimizer, scheduler, scaler, rank_states`` (a third of ``last.pt``'s size with AdamW) and
   without ``config`` (the training section names the run folder); its task state keeps only the model spec
-  (``models.checkpoint_io.shareable_spec``: no path, cache or augmentation setting); plus ``weights``:
+  (``models.checkpoint_io.shareable_spec``: no path, cache or augmentation setting) and the ``fold``; plus ``weights``:
   ``"model"``, or ``"ema"`` when its ``model`` holds the EMA's weights (``train.ema.eval``). ``load_pretrained``
   reads both through ``model`` and ``task["spec"]``; copied over ``last.pt`` it also resumes, with fresh optimiser
   state.
@@ -64,12 +64,13 @@ def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike, *copies: s
 
 def shareable_payload(payload: dict[str, Any]) -> dict[str, Any]:
     """The ``best.pt`` form of a training payload: :data:`NOT_SHARED` left out, and of the task state only the
-    model spec (``spec``, reduced to ``shareable_spec``) and the class names."""
+    model spec (``spec``, reduced to ``shareable_spec``), the class names and the cross-validation ``fold`` (case file
+    names, no path)."""
     out = {k: v for k, v in payload.items() if k not in NOT_SHARED}
     task = payload.get("task")
     if isinstance(task, dict):
         out["task"] = {k: shareable_spec(v) if k in ("spec", "model_spec") and isinstance(v, dict) else v
-                       for k, v in task.items() if k in ("spec", "model_spec", "class_names")}
+                       for k, v in task.items() if k in ("spec", "model_spec", "class_names", "fold")}
     return out
 
 

@@ -17,6 +17,7 @@ class Task(Protocol):
     - ``on_batch(batch) -> batch``: after the engine moved the batch to the device (mixup, channels-last).
     - ``after_optimizer_step(model, step)``: e.g. an EMA update.
     - ``state_dict()`` / ``load_state_dict(state)``: task state saved in checkpoints (e.g. EMA weights).
+    - ``run_facts() -> dict``: facts of the run added to ``summary.json`` (e.g. the cross-validation fold).
 
     ``evaluate`` must reduce its metrics across ranks (``engine.all_reduce_sum``); its loader yields
     batches already on the device. Both methods get the unwrapped model (``train_step`` the DDP wrapper).

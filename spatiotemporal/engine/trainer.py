@@ -578,6 +578,9 @@ class Trainer:
         }
         if self.run.ema is not None:
             summary["final_metrics_ema"] = s.last_eval_ema
+        facts = getattr(self.task, "run_facts", None)
+        if callable(facts):
+            summary.update(facts())
         if d.is_main:
             atomic_write_text(self.out / "summary.json", json.dumps(summary, indent=2) + "\n")
         return summary

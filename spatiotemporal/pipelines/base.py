@@ -97,6 +97,9 @@ class Pipeline(ABC):
     preprocessing_keys: ClassVar[tuple[str, ...]] = ()
     #: fixed facts of the inputs this pipeline makes, stored beside them and checked on reading (e.g. channel order)
     input_facts: ClassVar[dict[str, Any]] = {}
+    #: whether ``predict`` takes a list of models (an ensemble: their probabilities averaged) and
+    #: :meth:`evaluate_ensemble` is implemented
+    ensembles: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -232,6 +235,12 @@ class Pipeline(ABC):
         by each pipeline in its own recipe keys (the CLI knows no modality). None by default."""
         raise UserInputError(f"--data-file {spec}: {self.modality} datasets have no index file to choose")
 
+    def fold_overrides(self, fold: int | None, folds: int | None) -> list[str]:
+        """``--fold K --folds N`` as recipe overrides (a k-fold split of the training data), named by each pipeline
+        in its own recipe keys. None by default: a one-line refusal."""
+        raise UserInputError(f"--fold/--folds: {self.modality} runs have no k-fold split (cross-validation folds "
+                             f"are for volume segmentation)")
+
     def describe_data(self, recipe) -> str:
         """A one-line summary of the preprocessing, for messages."""
         return str(config_to_dict(recipe.data))
@@ -336,6 +345,13 @@ class Pipeline(ABC):
     def predict(self, model: nn.Module, recipe, path: str, device: torch.device, out: str | None = None,
                 topk: int = 5, classes_file: str | None = None) -> dict:
         """The prediction for one input file, as a JSON-able dict (``top`` classes, or the ``out`` file)."""
+
+    def evaluate_ensemble(self, models: list[nn.Module], names: list[str], recipe, split: str | None,
+                          device: torch.device) -> dict:
+        """Metrics of each of ``models`` (named ``names``) and of their ensemble on ``split`` (pipelines with
+        :attr:`ensembles`); a one-line refusal by default."""
+        raise UserInputError(f"--checkpoint given {len(models)} times: {self.modality} models are evaluated one "
+                             f"at a time (ensembles are for volume segmentation)")
 
     @abstractmethod
     def dataset_items(self, recipe, split: str):

@@ -12,7 +12,7 @@ from monai.transforms import KeepLargestConnectedComponent
 from ..data.volume.regions import labels_to_regions
 from ..engine import all_reduce_sum
 from .losses import region_loss
-from .segmentation import SegmentationTask, flip_axes
+from .segmentation import SegmentationTask
 
 
 class RegionSegmentationTask(SegmentationTask):
@@ -47,11 +47,14 @@ class RegionSegmentationTask(SegmentationTask):
         return logits.sigmoid()
 
     def segment(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
-        """Region masks ``(B, 3, H, W, D)`` (0/1 float): the sigmoid of :meth:`predict` (already averaged over
-        test-time flips when there are some) thresholded at 0.5; with ``inference.largest_component`` each region
-        keeps its largest connected component (MONAI ``KeepLargestConnectedComponent`` on the masks)."""
-        scores = self.predict(model, x, progress)
-        probs = scores.sigmoid() if len(flip_axes(self.inference.tta_flips)) == 1 else scores
+        """Region masks ``(B, 3, H, W, D)`` (0/1 float): :meth:`labels_from_probabilities` of the sigmoid of
+        :meth:`predict` (already averaged over test-time flips when there are some)."""
+        return self.labels_from_probabilities(self.model_probabilities(model, x, progress))
+
+    def labels_from_probabilities(self, probs: torch.Tensor) -> torch.Tensor:
+        """Region masks ``(B, 3, H, W, D)`` from region probabilities (one model's, or an ensemble's mean)
+        thresholded at 0.5; with ``inference.largest_component`` each region keeps its largest connected
+        component (MONAI ``KeepLargestConnectedComponent`` on the masks)."""
         masks = (probs > 0.5).float()
         if self.inference.largest_component:
             keep = KeepLargestConnectedComponent(applied_labels=list(range(masks.shape[1])), is_onehot=True,

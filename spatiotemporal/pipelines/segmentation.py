@@ -79,10 +79,38 @@ class SegmentationTask:
         """Scores averaged over test-time flips: the softmax over classes."""
         return logits.softmax(1)
 
+    def model_probabilities(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
+        """Class probabilities ``(B, K, H, W, D)`` of a whole volume: :meth:`probabilities` of :meth:`predict`'s
+        logits (with test-time flips :meth:`predict` already averages probabilities)."""
+        scores = self.predict(model, x, progress)
+        return scores if len(flip_axes(self.inference.tta_flips)) > 1 else self.probabilities(scores)
+
+    def ensemble_probabilities(self, models: Sequence[torch.nn.Module], x: torch.Tensor,
+                               progress: bool = False) -> torch.Tensor:
+        """The mean of :meth:`model_probabilities` over ``models`` (each with its own sliding windows),
+        ``(B, K, ...)``; one volume of probabilities is kept besides the running sum."""
+        total = None
+        for model in models:
+            p = self.model_probabilities(model, x, progress)
+            total = p if total is None else total.add_(p)
+        return total / len(models)
+
     def segment(self, model: torch.nn.Module, x: torch.Tensor, progress: bool = False) -> torch.Tensor:
-        """Label map ``(B, 1, H, W, D)``: argmax of :meth:`predict`, then the largest connected component per
-        organ when ``inference.largest_component`` is set (MONAI ``KeepLargestConnectedComponent``)."""
-        pred = self.predict(model, x, progress).argmax(1, keepdim=True)
+        """Label map ``(B, 1, H, W, D)``: :meth:`labels_from_probabilities` of :meth:`predict`."""
+        return self.labels_from_probabilities(self.predict(model, x, progress))
+
+    def segment_ensemble(self, models: Sequence[torch.nn.Module], x: torch.Tensor,
+                         progress: bool = False) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)`` of an ensemble: :meth:`labels_from_probabilities` of
+        :meth:`ensemble_probabilities` (a task with other outputs, e.g. sigmoid regions, overrides
+        :meth:`probabilities` and :meth:`labels_from_probabilities`)."""
+        return self.labels_from_probabilities(self.ensemble_probabilities(models, x, progress))
+
+    def labels_from_probabilities(self, scores: torch.Tensor) -> torch.Tensor:
+        """Label map ``(B, 1, H, W, D)`` from probabilities or logits ``(B, K, H, W, D)`` (one argmax): the
+        argmax, then the largest connected component per organ when ``inference.largest_component`` is set (MONAI
+        ``KeepLargestConnectedComponent``)."""
+        pred = scores.argmax(1, keepdim=True)
         if self.inference.largest_component:
             organs = list(range(1, len(self.class_names)))
             keep = KeepLargestConnectedComponent(applied_labels=organs, is_onehot=False, independent=True)
@@ -108,6 +136,10 @@ class SegmentationTask:
         if surface is not None:
             out.update(surface.result(self.class_names))
         return out
+
+    def run_facts(self) -> dict:
+        """What ``summary.json`` records of this task beyond the metrics: the run's ``fold`` when it has one."""
+        return {"fold": self.state["fold"]} if "fold" in self.state else {}
 
     def state_dict(self) -> dict:
         return dict(self.state)

@@ -19,8 +19,10 @@ from ..data.volume import (
     REGION_NAMES,
     VolumeDataConfig,
     build_volume_datasets,
+    case_id,
     ensure_builtin_mri_dataset,
     ensure_builtin_volume_dataset,
+    fold_split,
     image_channels,
     image_files,
     labels_to_regions,
@@ -40,6 +42,7 @@ from ..engine.progress import progress_enabled
 from ..utils.errors import UserInputError
 from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of, dataset_folder
+from .ensemble import stored_fold
 from .losses import REGION_LOSSES
 from .region_segmentation import RegionScores, RegionSegmentationTask, region_table
 from .segmentation import DiceSums, InferenceOptions, SegmentationTask, SurfaceMetrics, dice_table
@@ -61,9 +64,20 @@ class VolumeDataSection:
     sw_batch_size: int = 4
     inference: InferenceOptions = field(default_factory=InferenceOptions)  # blending, devices, flips, LCC, metrics
     volume: VolumeDataConfig = field(default_factory=VolumeDataConfig)
+    folds: int = 0  # k-fold cross-validation over the training list (0: off); --folds N
+    fold: int = 0  # the fold validated on, 0..folds-1; --fold K
+    fold_seed: int = 0  # the shuffle of the split (keep it for every fold of one cross-validation)
 
     def __post_init__(self) -> None:
-        """Inference options are checked when the recipe is read, not after the model and data are loaded."""
+        """Inference options and the fold keys are checked when the recipe is read, not after the model and data
+        are loaded (that ``folds`` is at most the number of cases: when the list is read)."""
+        if self.folds == 1 or self.folds < 0:
+            raise ValueError(f"folds (--folds) must be 0 (no k-fold split) or >= 2, got {self.folds}")
+        if self.folds and not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold (--fold) must be in [0, {self.folds - 1}] for folds={self.folds}, got "
+                             f"{self.fold}")
+        if not self.folds and self.fold:
+            raise ValueError(f"fold (--fold) is {self.fold} but folds is 0 (no k-fold split): give --folds N too")
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap (--overlap) must be in [0, 1) (the fraction of a window its neighbour "
                              f"covers), got {self.overlap}")
@@ -125,7 +139,8 @@ def _split(split: str | None) -> str:
     split = split or "val"
     if split not in SPLITS:
         raise UserInputError(f"volume sets have the splits 'train' and 'val' (the dataset JSON's 'training' and "
-                             f"'validation' lists), got {split!r}")
+                             f"'validation' lists; spatio eval also 'fold', a fold run's validation cases), got "
+                             f"{split!r}")
     return SPLITS[split]
 
 
@@ -135,6 +150,7 @@ class VolumePipeline(Pipeline):
     builtin_recipe = "unetr_tiny_builtin"
     suffixes = VOLUME_SUFFIXES
     input_key = "image"
+    ensembles = True
     collate = staticmethod(volume_collate)
     preprocessing_keys = ("dataset", "overlap", "channels", "inference.mode", "inference.sigma_scale",
                           "inference.tta_flips", "inference.largest_component", *(f"volume.{k}" for k in (
@@ -174,11 +190,38 @@ class VolumePipeline(Pipeline):
         recipe.data.channels = read_channels(dl)
         return list(REGION_NAMES) if recipe.data.volume.labels == "brats_regions" else dl.class_names
 
+    def fold_overrides(self, fold, folds):
+        """``--fold K --folds N``: train on the other folds of the training list, validate on fold K."""
+        if fold is None and folds is not None:
+            log.warning("--folds %d without --fold: validating on the recipe's data.fold (0 unless the recipe sets "
+                        "it)", folds)
+        return [f"data.{k}={v}" for k, v in (("fold", fold), ("folds", folds)) if v is not None]
+
     def datasets(self, recipe):
         d = recipe.data
         dl = volume_datalist(d)
-        train_ds, val_ds, _ = build_volume_datasets(dl.json_path, d.volume, d.json_name, recipe.train.seed, datalist=dl)
+        fold = (d.folds, d.fold, d.fold_seed) if d.folds else None
+        train_ds, val_ds, _ = build_volume_datasets(dl.json_path, d.volume, d.json_name, recipe.train.seed, datalist=dl,
+                                                    fold=fold)
         return train_ds, val_ds
+
+    def fold_record(self, recipe) -> dict | None:
+        """What a run on a fold stores (``summary.json``, the checkpoints' task state): ``fold``, ``folds``,
+        ``seed`` and ``validation_cases`` (image file names, no path); None without folds."""
+        d = recipe.data
+        if not d.folds:
+            return None
+        val = self._fold_cases(d, volume_datalist(d))
+        return {"fold": d.fold, "folds": d.folds, "seed": d.fold_seed,
+                "validation_cases": [case_id(c) for c in val]}
+
+    def _fold_cases(self, d: VolumeDataSection, dl) -> list[dict[str, str]]:
+        """``spatio eval --split fold``: the validation cases of the recipe's fold (out-of-fold evaluation)."""
+        if not d.folds:
+            raise UserInputError("--split fold: the recipe has no fold (data.folds is 0); evaluate a checkpoint in "
+                                 "its fold run's folder (its config.yaml), or give data.folds=N data.fold=K")
+        return fold_split(dl.training, folds=d.folds, fold=d.fold, seed=d.fold_seed,
+                          where=f"{dl.json_path}: training")[1]
 
     def _task(self, recipe, class_names, spec=None) -> SegmentationTask:
         d = recipe.data
@@ -194,7 +237,13 @@ class VolumePipeline(Pipeline):
         return task
 
     def task(self, recipe, class_names, spec):
-        return self._task(recipe, class_names, spec)
+        task = self._task(recipe, class_names, spec)
+        fold = self.fold_record(recipe)
+        if fold:
+            task.state["fold"] = fold
+            log.info("fold %d of %d (seed %d): validating on %d case(s) of the training list", fold["fold"],
+                     fold["folds"], fold["seed"], len(fold["validation_cases"]))
+        return task
 
     def after_train(self, summary, class_names):
         if summary.get("final_metrics"):
@@ -207,39 +256,87 @@ class VolumePipeline(Pipeline):
         grid (the prediction mapped back to the patient's voxels with ``restore_label_map`` against the label
         file as it is, as BTCV reports it) and, under ``resampled_grid``, on the grid the model sees (resampled
         and cropped, what training validates on). ``batch_size`` and ``workers`` are unused: one case at a time."""
-        d, key = recipe.data, _split(split)
-        dl = volume_datalist(d)
-        items, names = getattr(dl, key), dl.class_names
-        validate_datalist(items, names, where=f"{dl.json_path}: {key}", nonfinite=d.volume.nonfinite)
-        if d.volume.labels == "brats_regions":
+        if recipe.data.volume.labels == "brats_regions":
+            key, items, _ = self._eval_cases(recipe, split)
             return self._evaluate_regions(model, recipe, items, key, device)
-        task, model = self._task(recipe, names), model.eval()
-        original, resampled = DiceSums(names, device), DiceSums(names, device)
-        surface = d.inference.surface_metrics
-        tol = d.inference.surface_tolerance_mm
-        surf_orig, surf_res = (SurfaceMetrics(len(names), tol) for _ in range(2)) if surface else (None, None)
+        key, names, metrics = self._evaluate([model], ["model"], recipe, split, device)
+        m = metrics["model"]
+        print(dice_table({"original grid": m, "resampled grid": m["resampled_grid"]}, names))
+        return {"split": key, **m}
+
+    @torch.inference_mode()
+    def evaluate_ensemble(self, models, names, recipe, split, device):
+        """:meth:`evaluate` of each model (``members``: its checkpoint name, the cross-validation ``fold`` its
+        checkpoint records, its metrics) and of their ensemble (``ensemble``: the mean of their probabilities,
+        then the post-processing), in one pass over the cases (each is preprocessed once)."""
+        if recipe.data.volume.labels == "brats_regions":
+            raise UserInputError("--checkpoint given more than once: ensembles of region models (data.volume.labels="
+                                 "brats_regions) predict, but are not evaluated yet; evaluate each checkpoint alone")
+        labels = [f"#{i + 1}" for i in range(len(models))]
+        key, classes, metrics = self._evaluate(models, labels, recipe, split, device, ensemble="ensemble")
+        for label, name in zip(labels, names):
+            log.info("%s: %s", label, name)
+        print(dice_table({f"{k} (original grid)": metrics[k] for k in [*labels, "ensemble"]}, classes))
+        members = [{"checkpoint": str(name), "fold": stored_fold(name), **metrics[label]}
+                   for label, name in zip(labels, names)]
+        return {"split": key, "ensemble": metrics["ensemble"], "members": members}
+
+    def _eval_cases(self, recipe, split) -> tuple[str, list[dict[str, str]], list[str]]:
+        """``(split key, cases, class names)`` of an evaluation: the datalist's split, or with ``split="fold"`` the
+        validation cases of the recipe's fold; every case checked first."""
+        d = recipe.data
+        dl = volume_datalist(d)
+        key = "fold" if split == "fold" else _split(split)
+        items = self._fold_cases(d, dl) if key == "fold" else getattr(dl, key)
+        validate_datalist(items, dl.class_names, where=f"{dl.json_path}: {key}", nonfinite=d.volume.nonfinite)
+        return key, items, dl.class_names
+
+    def _evaluate(self, models, labels, recipe, split, device, ensemble: str | None = None):
+        """``(split key, class names, {label: metrics})`` of each model of ``models`` (named ``labels``) and, with
+        ``ensemble`` (its label), of their averaged probabilities."""
+        d = recipe.data
+        key, items, names = self._eval_cases(recipe, split)
+        task, models = self._task(recipe, names), [m.eval() for m in models]
+        surface, tol = d.inference.surface_metrics, d.inference.surface_tolerance_mm
+        every = [*labels, *([ensemble] if ensemble else [])]
+        original = {k: DiceSums(names, device) for k in every}
+        resampled = {k: DiceSums(names, device) for k in every}
+        surf_orig = {k: SurfaceMetrics(len(names), tol) for k in every} if surface else {}
+        surf_res = {k: SurfaceMetrics(len(names), tol) for k in every} if surface else {}
         for item in track(items, f"eval {key}", "cases", interval_s=0):
             image, meta = preprocess_volume(item["image"], d.volume, label=item["label"])
-            pred = task.segment(model, image.to(device))[0]
-            resampled.add(pred, meta["label"])
+            x = image.to(device)
+            if ensemble is None:
+                preds = {label: task.segment(m, x)[0] for label, m in zip(labels, models)}
+            else:
+                preds, total = {}, None
+                for label, m in zip(labels, models):
+                    p = task.model_probabilities(m, x)
+                    preds[label] = task.labels_from_probabilities(p)[0]
+                    total = p if total is None else total.add_(p)
+                preds[ensemble] = task.labels_from_probabilities(total / len(models))[0]
             ref_img = nib.load(item["label"])
             ref = np.rint(np.asanyarray(ref_img.dataobj).reshape(meta["original_shape"]))
             ref = torch.from_numpy(ref.astype(np.int64))
-            pred_orig = torch.from_numpy(restore_label_map(pred.cpu(), meta).astype(np.int64))
-            original.add(pred_orig, ref)
-            if surface:  # HD95 (mm) and surface Dice on each grid, with its voxel size (MONAI wants floats)
-                label = meta["label"][None, None].cpu()
-                surf_res.update(pred[None].cpu(), label, [float(z) for z in d.volume.pixdim])
-                zooms = [float(z) for z in ref_img.header.get_zooms()[:3]]
-                surf_orig.update(pred_orig[None, None], ref[None, None], zooms)
-        metrics = {"grid": "original", **original.result(), "resampled_grid": resampled.result()}
-        if surface:
-            metrics.update(surf_orig.result(names))
-            metrics["resampled_grid"].update(surf_res.result(names))
-            for note in metrics.get("hd95_notes", []):
-                log.warning("%s (original grid)", note)
-        print(dice_table({"original grid": metrics, "resampled grid": metrics["resampled_grid"]}, names))
-        return {"split": key, **metrics}
+            zooms = [float(z) for z in ref_img.header.get_zooms()[:3]]
+            for label, pred in preds.items():
+                resampled[label].add(pred, meta["label"])
+                pred_orig = torch.from_numpy(restore_label_map(pred.cpu(), meta).astype(np.int64))
+                original[label].add(pred_orig, ref)
+                if surface:  # HD95 (mm) and surface Dice on each grid, with its voxel size (MONAI wants floats)
+                    surf_res[label].update(pred[None].cpu(), meta["label"][None, None].cpu(),
+                                           [float(z) for z in d.volume.pixdim])
+                    surf_orig[label].update(pred_orig[None, None], ref[None, None], zooms)
+        out = {}
+        for label in every:
+            metrics = {"grid": "original", **original[label].result(), "resampled_grid": resampled[label].result()}
+            if surface:
+                metrics.update(surf_orig[label].result(names))
+                metrics["resampled_grid"].update(surf_res[label].result(names))
+                for note in metrics.get("hd95_notes", []):
+                    log.warning("%s%s (original grid)", "" if ensemble is None else f"{label}: ", note)
+            out[label] = metrics
+        return key, names, out
 
     def _evaluate_regions(self, model, recipe, items, key, device):
         """Dice (and HD95) per region, TC / WT / ET: on the original grid (the region masks painted into a label
@@ -266,29 +363,37 @@ class VolumePipeline(Pipeline):
 
     @torch.inference_mode()
     def predict(self, model, recipe, path, device, out=None, topk=5, classes_file=None):
-        """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine. With
-        region outputs (``volume.labels = brats_regions``) the TC / WT / ET masks are painted back into the
-        dataset's label values first (``regions_to_labels``: MSD ET -> 3, TC - ET -> 2, WT - TC -> 1)."""
+        """Label map of ``path`` in the patient's original grid, written as NIfTI with the input's affine.
+        ``model``: one model, or a list (an ensemble: the mean of their probabilities, each model with its own
+        sliding windows; check them first with ``pipelines.ensemble.check_ensemble``). With region outputs
+        (``volume.labels = brats_regions``) the TC / WT / ET masks are painted back into the dataset's label values
+        first (``regions_to_labels``: MSD ET -> 3, TC - ET -> 2, WT - TC -> 1)."""
         v = recipe.data.volume
-        n_in, n_model = image_channels(load_header(path, str(path), "image")), model.input_spec().channels
+        models = [model] if isinstance(model, nn.Module) else list(model)
+        first = models[0]
+        n_in, n_model = image_channels(load_header(path, str(path), "image")), first.input_spec().channels
         if n_in != n_model:
             raise UserInputError(f"{path}: the image has {n_in} channel(s) (a 4D NIfTI's last axis) but the model "
                                  f"takes {n_model} ({', '.join(recipe.data.channels or []) or 'its input channels'})")
         image, meta = preprocess_volume(path, v)
-        names = class_names_of(model, classes_file, model.config_dict()[type(model).head_key])
+        names = class_names_of(first, classes_file, first.config_dict()[type(first).head_key])
         bar = progress_enabled("auto", True)
         if not bar:
-            log.info("%s: sliding windows of %s over the preprocessed volume %s", path,
-                     "x".join(map(str, recipe.data.volume.roi)), "x".join(map(str, meta["model_shape"])))
-        seg = self._task(recipe, names).segment(model.eval(), image.to(device), progress=bar)
+            log.info("%s: sliding windows of %s over the preprocessed volume %s%s", path,
+                     "x".join(map(str, v.roi)), "x".join(map(str, meta["model_shape"])),
+                     f", {len(models)} models averaged" if len(models) > 1 else "")
+        task, x = self._task(recipe, names), image.to(device)
+        seg = (task.segment(first.eval(), x, progress=bar) if len(models) == 1 else
+               task.segment_ensemble([m.eval() for m in models], x, progress=bar))
         if v.labels == "brats_regions":
             seg = regions_to_labels(seg.cpu(), v.label_convention)
         labels = restore_label_map(seg[0, 0].cpu(), meta)
         stem = Path(path).name.removesuffix(".gz").removesuffix(".nii")
         out_path = Path(out) if out else Path(path).with_name(f"{stem}_pred.nii.gz")
         save_label_map(labels, path, out_path)
-        return {"input": str(path), "out": str(out_path), "shape": list(labels.shape),
-                "labels": sorted(int(v) for v in np.unique(labels))}
+        result = {"input": str(path), "out": str(out_path), "shape": list(labels.shape),
+                  "labels": sorted(int(v) for v in np.unique(labels))}
+        return {**result, "models": len(models)} if len(models) > 1 else result
 
     def dataset_items(self, recipe, split):
         """Every case of ``split`` through the validation chain, one ROI crop centred on the volume,

@@ -2,7 +2,15 @@
 
 from .brats_layout import BRATS_CHANNEL_NAMES, BRATS_CLASS_NAMES, load_brats_folder
 from .checks import check_case, image_channels, image_files, load_header, validate_datalist
-from .datalist import DEFAULT_JSON_NAME, VolumeDataError, VolumeDatalist, load_volume_datalist, write_datalist
+from .datalist import (
+    DEFAULT_JSON_NAME,
+    VolumeDataError,
+    VolumeDatalist,
+    case_id,
+    fold_split,
+    load_volume_datalist,
+    write_datalist,
+)
 from .dataset import (
     SeededVolumeDataset,
     build_volume_datasets,
@@ -65,10 +73,12 @@ __all__ = [
     "VolumeDatalist",
     "build_volume_datasets",
     "builtin_volume_config",
+    "case_id",
     "check_case",
     "disk_cache_dir",
     "ensure_builtin_volume_dataset",
     "estimate_case_bytes",
+    "fold_split",
     "geometry_transforms",
     "inference_transforms",
     "load_volume_datalist",

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from monai.data import load_decathlon_datalist
+from monai.data import load_decathlon_datalist, partition_dataset
 
 from ...utils.errors import SpatioUserError
 from ..paths import warn_paths_outside_root
@@ -131,6 +131,37 @@ def load_volume_datalist(root: str | Path, json_name: str = DEFAULT_JSON_NAME,
                       f"training cases for validation", stacklevel=2)
         training, validation = training[:-n_val], training[-n_val:]
     return VolumeDatalist(training, validation, class_names, json_path)
+
+
+def case_id(item: Mapping[str, str]) -> str:
+    """The id of a case in a run's records: its image's file name (never a path of the machine)."""
+    return Path(item["image"]).name
+
+
+def fold_split(cases: Sequence[Mapping[str, str]], *, folds: int, fold: int, seed: int,
+               where: str = "the training list") -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """Fold ``fold`` of a ``folds``-fold cross-validation of ``cases``: ``(training, validation)``.
+
+    The cases are shuffled with ``seed`` and dealt into ``folds`` parts by MONAI's
+    ``partition_dataset(num_partitions=folds, shuffle=True, seed=seed, even_divisible=False)`` (every case in
+    exactly one part, part sizes differ by at most one); part ``fold`` is the validation set, the other
+    ``folds - 1`` parts (in their order) the training set, as nnU-Net's folds. Raises ``VolumeDataError`` naming
+    ``data.fold`` / ``data.folds`` unless ``2 <= folds <= len(cases)`` and ``0 <= fold < folds``.
+    """
+    n = len(cases)
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise VolumeDataError(f"data.folds (--folds) must be an integer >= 2 for a k-fold split (0: no folds), "
+                              f"got {folds!r}")
+    if folds > n:
+        raise VolumeDataError(f"data.folds (--folds) is {folds}, but {where} has only {n} case(s): at most {n} "
+                              f"folds, each validating on at least one case")
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 0 <= fold < folds:
+        raise VolumeDataError(f"data.fold (--fold) must be an integer in [0, {folds - 1}] for data.folds={folds}, "
+                              f"got {fold!r}")
+    parts = partition_dataset([dict(c) for c in cases], num_partitions=folds, shuffle=True, seed=seed,
+                              even_divisible=False)
+    training = [c for k, part in enumerate(parts) if k != fold for c in part]
+    return training, list(parts[fold])
 
 
 def write_datalist(root: str | Path, training: Sequence[Mapping[str, str]],

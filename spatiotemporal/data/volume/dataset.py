@@ -7,6 +7,7 @@ Training items are lists of ``num_samples`` dicts ``{"image": (1, *roi) float32,
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -26,7 +27,7 @@ from monai.data.utils import pickle_hashing
 from ..paths import cache_root
 from ..seeding import item_seed, seed_item
 from .checks import image_channels, image_files, validate_datalist
-from .datalist import DEFAULT_JSON_NAME, VolumeDatalist, load_volume_datalist
+from .datalist import DEFAULT_JSON_NAME, VolumeDatalist, fold_split, load_volume_datalist
 from .transforms import VolumeDataConfig, train_transforms, val_transforms
 
 log = logging.getLogger(__name__)
@@ -146,7 +147,8 @@ def _make_dataset(items: list[dict[str, str]], transform: Any, cfg: VolumeDataCo
 
 
 def build_volume_datasets(root: str | Path, cfg: VolumeDataConfig, json_name: str = DEFAULT_JSON_NAME,
-                          seed: int = 0, validate: bool = True, datalist: VolumeDatalist | None = None
+                          seed: int = 0, validate: bool = True, datalist: VolumeDatalist | None = None, *,
+                          fold: tuple[int, int, int] | None = None
                           ) -> tuple[SeededVolumeDataset, SeededVolumeDataset, list[str]]:
     """Read ``root/json_name``, check every case, and build ``(train_ds, val_ds, class_names)``.
 
@@ -155,8 +157,15 @@ def build_volume_datasets(root: str | Path, cfg: VolumeDataConfig, json_name: st
     Memory caching caches as many leading cases as fit in ``cfg.cache_mib`` (training first, estimated from
     the headers); ``"disk"`` uses a ``PersistentDataset`` under ``disk_cache_dir(cfg, split)``. ``datalist``: the
     cases already read (e.g. the BraTS layout's, ``brats_layout.py``), instead of ``root/json_name``.
+    ``fold``: ``(folds, fold, fold_seed)``: train and validate on fold ``fold`` of the training list
+    (:func:`~.datalist.fold_split`); the JSON's own validation list is then not used.
     """
     dl = datalist or load_volume_datalist(root, json_name)
+    if fold is not None:
+        folds, k, fold_seed = fold
+        training, validation = fold_split(dl.training, folds=folds, fold=k, seed=fold_seed,
+                                          where=f"{dl.json_path}: training")
+        dl = dataclasses.replace(dl, training=training, validation=validation)
     if validate:
         validate_datalist(dl.training, dl.class_names, where=f"{dl.json_path}: training", nonfinite=cfg.nonfinite)
         validate_datalist(dl.validation, dl.class_names, where=f"{dl.json_path}: validation",
