@@ -101,7 +101,7 @@ def test_registered_model_names_use_their_family_recipe():
     ("image", "'builtin' or 'imagenet'", "imagenet", "train/ and val/, or train.csv and val.csv"),
     ("image_seg", "'builtin' or 'folder'", "folder", "images/<split>/, masks/<split>/, class_names.txt"),
     ("video", "'builtin', 'builtin_motion', 'kinetics' or 'ssv2'", "ssv2", "the something-something-v2-*.json"),
-    ("volume", "'builtin' or 'btcv'", "btcv", "dataset_0.json, imagesTr/, labelsTr/"),
+    ("volume", "'builtin', 'builtin_mri', 'btcv' or 'brats'", "btcv", "dataset_0.json, imagesTr/, labelsTr/"),
 ])
 def test_every_modality_names_its_datasets_and_what_a_data_root_holds(modality, choices, folder, holds, tmp_path,
                                                                        monkeypatch):
