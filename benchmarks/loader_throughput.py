@@ -180,8 +180,12 @@ def main() -> None:
             rows.append(dict(case=name, recipe=recipe, loader=rates, model_rate=m and round(m, 2),
                              workers_needed=math.ceil(m / one) if m else None,
                              recipe_workers=next(iter(rates.values()))["recipe_workers"]))
-    result = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-                  precision=precision, threads=args.threads, rows=rows)
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    kind = f"torch CPU capability {torch.backends.cpu.get_cpu_capability()}, " + (
+        "native bf16 (avx512_bf16/amx)" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "no native bf16")
+    result = dict(machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, {kind}",
+                  precision=precision, threads=args.threads, rows=rows,
+                  command="python benchmarks/loader_throughput.py " + " ".join(sys.argv[1:]))
     Path(args.out).write_text(json.dumps(result, indent=1))
     Path(args.out).with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
@@ -193,6 +197,7 @@ def markdown(result: dict) -> str:
              f"{result['machine']}, under `flock /tmp/spatio-cpu.lock`; model step at amp=auto "
              f"({result['precision']}), {result['threads']} threads; loaders: the recipe's dataset, sampler and "
              "collate, 1 torch thread per worker. Samples/s (clips, crops or images).", "",
+             *([f"Command: `{result['command']}`", ""] if result.get("command") else []),
              "| loader | recipe | " + " | ".join(f"{w} workers" for w in ws) + " | model train samples/s | "
              "workers needed | recipe workers |", "|---|---|" + "---|" * (len(ws) + 3)]
     for r in result["rows"]:
