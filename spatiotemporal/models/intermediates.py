@@ -89,10 +89,11 @@ def block_intermediates(model: nn.Module, x: torch.Tensor, names: Sequence[str])
     hooks = [blocks[int(n.split(".")[1])].register_forward_hook(
         lambda m, i, o, n=n: captured.__setitem__(n, o)) for n in names]
     try:
-        _, grid, p = model.forward_tokens(x)
+        _, grid, _ = model.forward_tokens(x)
     finally:
         for h in hooks:
             h.remove()
+    p = model.num_prefix  # the prefix the blocks see (XCiT's class token joins after them)
     out = []
     for n in names:
         t = captured[n].reshape(x.shape[0], -1, *captured[n].shape[1:])  # (B, k, P+N, C)
