@@ -86,6 +86,11 @@ class SpatioModel(nn.Module):
         encoder blocks (the default); hierarchies override it with ``stage{i}``."""
         return block_names(self)
 
+    def inner_intermediate_names(self) -> list[str]:
+        """Levels inside :meth:`intermediate_names` that :meth:`forward_intermediates` gives when named (a
+        hierarchy's ``stage{i}.{j}`` blocks); none by default."""
+        return []
+
     def intermediates(self, x: torch.Tensor, names: list[str]) -> list[Intermediate]:
         """The family hook behind :meth:`forward_intermediates`: the named levels of input ``x``, in order.
         Default: the outputs of the encoder blocks (``models.intermediates.block_intermediates``)."""
@@ -94,12 +99,12 @@ class SpatioModel(nn.Module):
     def forward_intermediates(self, x: torch.Tensor, indices=None, output_fmt: str = "NLC") -> list[Intermediate]:
         """Each level's grid tokens ``(B, N, C)``, grid and prefix tokens (before any final norm), as timm's
         ``forward_intermediates``. ``indices``: None (all levels), an int ``n`` (the last ``n``), or names /
-        positions of :meth:`intermediate_names`; ``output_fmt``: ``"NLC"`` or the modality's map layout
-        (``"NCHW"``, ``"NCTHW"``, ``"NCHWD"``: each item's ``map``)."""
+        positions of :meth:`intermediate_names` (or names of :meth:`inner_intermediate_names`); ``output_fmt``:
+        ``"NLC"`` or the modality's map layout (``"NCHW"``, ``"NCTHW"``, ``"NCHWD"``: each item's ``map``)."""
         names = self.intermediate_names()
         if not names:
             raise UserInputError(f"{type(self).__name__} has no intermediate levels (no encoder blocks or stages)")
-        chosen = resolve_names(names, indices)
+        chosen = resolve_names(names, indices, self.inner_intermediate_names())
         return finish(self.intermediates(x, chosen) if chosen else [], self.modality, output_fmt)
 
 

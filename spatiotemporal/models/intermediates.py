@@ -40,9 +40,10 @@ class Intermediate:
         return tokens_to_map(self.tokens, self.grid)
 
 
-def resolve_names(names: Sequence[str], indices=None) -> list[str]:
+def resolve_names(names: Sequence[str], indices=None, inner: Sequence[str] = ()) -> list[str]:
     """``indices`` (None: all; an int ``n``: the last ``n``; a list of names or of positions, negative from the
-    end) -> names in ``names``; an unknown one is a :class:`UserInputError` listing the valid names."""
+    end) -> names in ``names`` (or, named, in ``inner``: a hierarchy's ``stage{i}.{j}`` blocks); an unknown one is
+    a :class:`UserInputError` listing the valid names."""
     if indices is None:
         return list(names)
     if isinstance(indices, int):
@@ -51,11 +52,12 @@ def resolve_names(names: Sequence[str], indices=None) -> list[str]:
     for i in indices:
         if isinstance(i, int) and -len(names) <= i < len(names):
             out.append(names[i])
-        elif isinstance(i, str) and i in names:
+        elif isinstance(i, str) and (i in names or i in inner):
             out.append(i)
         else:
             raise UserInputError(f"{i!r}: not a level of this model; expected one of {', '.join(names)} (or a "
-                                 f"position 0..{len(names) - 1}, negative from the end)")
+                                 f"position 0..{len(names) - 1}, negative from the end"
+                                 f"{', or stage.block such as ' + inner[0] if inner else ''})")
     return out
 
 
@@ -101,8 +103,31 @@ def block_intermediates(model: nn.Module, x: torch.Tensor, names: Sequence[str])
     return out
 
 
-def stage_intermediates(outs, names: Sequence[str]) -> list[Intermediate]:
-    """Per-stage outputs (``StageOutput`` list, stage ``i`` named ``stage{i+1}``) -> the named items."""
-    by_name = {f"stage{i + 1}": o for i, o in enumerate(outs)}
-    return [Intermediate(n, by_name[n].tokens[:, by_name[n].num_prefix:], tuple(by_name[n].grid),
-                         by_name[n].tokens[:, :by_name[n].num_prefix]) for n in names]
+def stage_block_names(encoder: nn.Module) -> list[str]:
+    """``["stage1.0", ...]``: every block of every stage of a ``MultiStageEncoder``."""
+    return [f"stage{i + 1}.{j}" for i, st in enumerate(encoder.stages) for j in range(len(st.blocks))]
+
+
+def stage_intermediates(encoder: nn.Module, run, names: Sequence[str], num_prefix: int) -> list[Intermediate]:
+    """The named stages (``stage{i}``: a ``StageOutput`` of ``run()``) or blocks inside them (``stage{i}.{j}``:
+    captured while ``run()`` runs; a grid-changing block returns its grid, the others keep the one they get) of a
+    ``MultiStageEncoder``. ``run``: a callable returning the encoder's per-stage outputs."""
+    captured: dict[str, tuple[torch.Tensor, tuple]] = {}
+
+    def keep(name):
+        return lambda m, args, out: captured.__setitem__(name, out if isinstance(out, tuple) else (out, args[1]))
+
+    hooks = []
+    for n in names:
+        if "." in n:
+            i, j = n[len("stage"):].split(".")
+            hooks.append(encoder.stages[int(i) - 1].blocks[int(j)].register_forward_hook(keep(n)))
+    try:
+        outs = run()
+    finally:
+        for h in hooks:
+            h.remove()
+    for i, o in enumerate(outs):
+        captured[f"stage{i + 1}"] = (o.tokens, o.grid)
+    p = num_prefix
+    return [Intermediate(n, captured[n][0][:, p:], tuple(captured[n][1]), captured[n][0][:, :p]) for n in names]

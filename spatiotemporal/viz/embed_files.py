@@ -58,8 +58,9 @@ def check_settings(model: nn.Module, layer: int | str | None, pool: str, fmt: st
 
 def layer_name(model: nn.Module, layer: int | str | None, pool: str = "default") -> str:
     """The level of ``model.forward_intermediates`` that ``--layer`` names (default: the last one): a name of
-    ``model.intermediate_names()`` (``blocks.3``, ``stage2``), or a block index of a flat model (negative from the
-    end). Anything else is a :class:`UserInputError` listing the valid names."""
+    ``model.intermediate_names()`` (``blocks.3``, ``stage2``) or ``model.inner_intermediate_names()`` (``stage2.1``),
+    or a block index of a flat model (negative from the end). Anything else is a :class:`UserInputError` listing
+    the valid names."""
     names = list(model.intermediate_names()) if callable(getattr(model, "intermediate_names", None)) else []
     flag = f"--layer {layer}" if layer is not None else f"--pool {pool}"
     if not names:
@@ -75,9 +76,12 @@ def layer_name(model: nn.Module, layer: int | str | None, pool: str = "default")
         if not -len(blocks) <= int(layer) < len(blocks):
             raise UserInputError(f"{flag}: the model has {len(blocks)} blocks (0..{len(blocks) - 1}, or negative)")
         return blocks[int(layer)]
-    if layer not in names:
+    inner = list(getattr(model, "inner_intermediate_names", list)())
+    if layer not in names and layer not in inner:
+        also = " (or a block index)" if names[0].startswith("blocks.") else \
+            f" (or stage.block such as {inner[0]})" if inner else ""
         raise UserInputError(f"{flag}: {type(model).__name__} has no such level; expected one of {', '.join(names)}"
-                             f"{' (or a block index)' if names[0].startswith('blocks.') else ''}")
+                             f"{also}")
     return str(layer)
 
 

@@ -44,9 +44,10 @@ def feature_map_names(model: nn.Module, x: torch.Tensor) -> list[str]:
 
 
 def stage_map(model: nn.Module, x: torch.Tensor, stage: str) -> torch.Tensor:
-    """The map named ``stage`` ``(B, C, G0, G1, G2)``: a level of ``model.forward_intermediates``, or another
+    """The map named ``stage`` ``(B, C, G0, G1, G2)``: a level of ``model.forward_intermediates`` (a hierarchy's
+    ``stage{i}.{j}`` blocks included), or another
     map of ``model.feature_maps`` (a decoder ``head``)."""
-    if stage in model.intermediate_names():
+    if stage in model.intermediate_names() or stage in model.inner_intermediate_names():
         return model.forward_intermediates(x, indices=[stage])[0].feature_map()
     return model.feature_maps(x)[stage]
 

@@ -49,6 +49,12 @@ def test_mvit_stages_equal_forward_stages():
         torch.testing.assert_close(it.map, st.feature_map())
     assert items[0].tokens.shape[-1] < items[-1].tokens.shape[-1]  # widths grow, grids shrink
     assert items[0].tokens.shape[1] > items[-1].tokens.shape[1]
+    last = f"stage2.{len(model.encoder.stages[1].blocks) - 1}"  # a block inside a stage, by name
+    assert "stage2.0" in model.inner_intermediate_names() and last in model.inner_intermediate_names()
+    with torch.no_grad():
+        first, end = model.forward_intermediates(x, indices=["stage2.0", last])
+    assert first.grid == end.grid == items[1].grid  # the first block of a stage strides its queries
+    torch.testing.assert_close(end.tokens, items[1].tokens)  # MViT's stages have no norm of their own
 
 
 def test_segformer3d_stages_equal_feature_maps():

@@ -63,6 +63,9 @@ def test_volume_erf_of_every_stage_and_the_head(volume_root, tmp_path, capsys):
     rep = json.loads(out.with_suffix(".json").read_text())
     assert [r["stage"] for r in rep["models"]] == ["stage1", "stage2", "stage3", "stage4", "head"]
     assert all(r["shape"] == [32, 32, 16] for r in rep["models"])
+    _run(["viz", "erf", "--model", SEG3D, "--data", "btcv", "--data-root", volume_root, "--num-inputs", "1",
+          "--stage", "stage2.0", "--out", out, "--no-progress"], capsys)
+    assert [r["stage"] for r in json.loads(out.with_suffix(".json").read_text())["models"]] == ["stage2.0"]
 
 
 @pytest.mark.parametrize("model, layer, dim", [
@@ -77,7 +80,9 @@ def test_embed_a_level_of_a_video_model(model, layer, dim, video_cache, tmp_path
     assert main(["embed", "--model", model, "--layer", wrong, "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.split("error: ")[-1].startswith(f"--layer {wrong}: "), err
-    assert ("stage1, stage2, stage3" if layer.startswith("stage") else "blocks.0 (or a block index)") in err
+    valid = "stage1, stage2, stage3 (or stage.block such as stage1.0)" if layer.startswith("stage") else \
+        "blocks.0 (or a block index)"
+    assert valid in err
 
 
 def test_embed_the_last_stage_of_segformer3d(volume_root, tmp_path, capsys):
@@ -86,3 +91,8 @@ def test_embed_the_last_stage_of_segformer3d(volume_root, tmp_path, capsys):
           "--out", out, "--no-progress"], capsys)
     feats, _, _, meta = read_embeddings(out)
     assert meta["layer"] == "stage4" and feats.shape[1] == 32 and np.isfinite(feats).all()
+    out = tmp_path / "emb_block"
+    _run(["embed", "--model", SEG3D, "--data", "btcv", "--data-root", volume_root, "--layer", "stage3.0",
+          "--out", out, "--no-progress"], capsys)
+    feats, _, _, meta = read_embeddings(out)
+    assert meta["layer"] == "stage3.0" and feats.shape[1] == 24
