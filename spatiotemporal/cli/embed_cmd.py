@@ -19,9 +19,10 @@ def add_parser(sub) -> None:
     p.add_argument("--data-root")
     p.add_argument("--split", default="val", help="dataset split (default val)")
     p.add_argument("--out", required=True, help="output folder (a finished one is never overwritten)")
-    p.add_argument("--layer", type=int, default=None,
-                   help="encoder block whose output is pooled (negative from the end); default: the model's own "
-                        "embedding (forward_features)")
+    p.add_argument("--layer", type=_layer, default=None,
+                   help="level whose output is pooled: a block index (negative from the end) or name (blocks.3) of a "
+                        "flat model, a stage (stage2) of a hierarchy; default: the model's own embedding "
+                        "(forward_features)")
     p.add_argument("--pool", default="default", choices=POOLS,
                    help="cls: class token; mean: mean of the grid tokens; default: the model's own pooling")
     p.add_argument("--format", default="safetensors", choices=FORMATS)
@@ -54,3 +55,8 @@ def run(args) -> int:
     print(f"{meta['num_rows']} embeddings of dimension {meta['dim']} ({meta['skipped']} unreadable items skipped) "
           f"from {items.description}; wrote {args.out}/embeddings.{meta['format']}, index.csv, meta.json")
     return 0
+
+
+def _layer(text: str) -> int | str:
+    """``--layer``: a block index stays an int (as earlier runs stored it in ``meta.json``), a name a string."""
+    return int(text) if text.lstrip("-").isdigit() else text

@@ -77,8 +77,9 @@ def add_parser(sub) -> None:
     e.add_argument("--num-inputs", type=int, default=50, help="inputs averaged (default 50, as RepLKNet)")
     e.add_argument("--thresholds", type=float, nargs="+", default=list(THRESHOLDS), help="area-ratio thresholds")
     e.add_argument("--stage", nargs="+", default=None, metavar="S",
-                   help="per-stage ERFs of multistage models: 'all', stage numbers (1-based) or map names such as "
-                        "stage4 / head (the decoder head); one panel per model and map")
+                   help="ERFs of intermediate levels (forward_intermediates): 'all', names such as stage4 / head (a "
+                        "decoder head) / blocks.3, stage numbers (1-based) of hierarchies or block indices of flat "
+                        "models; one panel per model and map")
     e.add_argument("--display-decades", type=float, default=None, metavar="D",
                    help="show the maps on a log scale over D orders of magnitude below the peak, so weak tails are "
                         "visible (default: RepLKNet's log10(x + 1) / max; the numbers always use RepLKNet's)")

@@ -10,6 +10,7 @@ from torch import nn
 
 from ..layers import no_weight_decay_names
 from ..utils.errors import UserInputError
+from .intermediates import Intermediate, block_intermediates, block_names, finish, resolve_names
 
 MODALITIES = ("image", "video", "volume", "image_seg")
 
@@ -79,6 +80,32 @@ class SpatioModel(nn.Module):
 
     def resize_state_dict(self, sd: dict[str, torch.Tensor], src_cfg: dict, name: str) -> None:
         """Resize the checkpoint's embeddings (grid of ``src_cfg``) to this model's grid, in place."""
+
+    def intermediate_names(self) -> list[str]:
+        """The levels :meth:`forward_intermediates` gives, in order: ``blocks.{i}`` for a model with one stack of
+        encoder blocks (the default); hierarchies override it with ``stage{i}``."""
+        return block_names(self)
+
+    def inner_intermediate_names(self) -> list[str]:
+        """Levels inside :meth:`intermediate_names` that :meth:`forward_intermediates` gives when named (a
+        hierarchy's ``stage{i}.{j}`` blocks); none by default."""
+        return []
+
+    def intermediates(self, x: torch.Tensor, names: list[str]) -> list[Intermediate]:
+        """The family hook behind :meth:`forward_intermediates`: the named levels of input ``x``, in order.
+        Default: the outputs of the encoder blocks (``models.intermediates.block_intermediates``)."""
+        return block_intermediates(self, x, names)
+
+    def forward_intermediates(self, x: torch.Tensor, indices=None, output_fmt: str = "NLC") -> list[Intermediate]:
+        """Each level's grid tokens ``(B, N, C)``, grid and prefix tokens (before any final norm), as timm's
+        ``forward_intermediates``. ``indices``: None (all levels), an int ``n`` (the last ``n``), or names /
+        positions of :meth:`intermediate_names` (or names of :meth:`inner_intermediate_names`); ``output_fmt``:
+        ``"NLC"`` or the modality's map layout (``"NCHW"``, ``"NCTHW"``, ``"NCHWD"``: each item's ``map``)."""
+        names = self.intermediate_names()
+        if not names:
+            raise UserInputError(f"{type(self).__name__} has no intermediate levels (no encoder blocks or stages)")
+        chosen = resolve_names(names, indices, self.inner_intermediate_names())
+        return finish(self.intermediates(x, chosen) if chosen else [], self.modality, output_fmt)
 
 
 class PooledImageClassifier(SpatioModel):

@@ -30,6 +30,7 @@ from ..layers import (
 from ..layers.registry import MIXER_CONTRACT, own_options
 from ._registry import register_arch, register_model
 from .base import InputSpec, SpatioModel
+from .intermediates import Intermediate, stage_block_names, stage_intermediates
 from .validate import check_config
 
 IMAGE_AXES = ("1", "h", "w")
@@ -128,6 +129,18 @@ class MultiStageModel(SpatioModel):
         """``(B, C, H, W)`` or ``(B, C, H, W, D)`` -> each stage's :class:`StageOutput`."""
         tokens, grid = pixels_to_tokens(x)
         return self.encoder(tokens, grid, 0)
+
+    def intermediate_names(self) -> list[str]:
+        """``stage1..stageN``: the encoder stages."""
+        return [f"stage{i + 1}" for i in range(len(self.encoder.stages))]
+
+    def intermediates(self, x: torch.Tensor, names: list[str]) -> list[Intermediate]:
+        """The named stages of :meth:`encode` (or blocks inside them)."""
+        return stage_intermediates(self.encoder, lambda: self.encode(x), names, self.num_prefix)
+
+    def inner_intermediate_names(self) -> list[str]:
+        """``stage{i}.{j}``: block ``j`` of stage ``i``."""
+        return stage_block_names(self.encoder)
 
     def feature_maps(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``{"stage1": (B, C1, *G1), ..., "stageN": ...}``: every encoder stage's map on its grid (images

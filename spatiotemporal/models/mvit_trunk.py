@@ -27,6 +27,7 @@ from ..layers.grid import Grid
 from ..layers.stage import per_axis
 from .base import SpatioModel
 from .encoder import drop_path_rates
+from .intermediates import Intermediate, stage_block_names, stage_intermediates
 from .validate import check_config
 
 POOLING = "pooling"
@@ -200,6 +201,18 @@ class MViTTrunk(SpatioModel):
             cls = self.cls_token if not self.cfg.abs_pos else self.cls_token + self.pos_embed_class
             tokens = torch.cat([cls.expand(tokens.shape[0], -1, -1), tokens], dim=1)
         return tokens, grid
+
+    def intermediate_names(self) -> list[str]:
+        """``stage1..stageN``: the encoder stages (their last block's output, before the final norm)."""
+        return [f"stage{i + 1}" for i in range(len(self.encoder.stages))]
+
+    def intermediates(self, x: torch.Tensor, names: list[str]) -> list[Intermediate]:
+        """The named stages of :meth:`forward_stages` (or blocks inside them)."""
+        return stage_intermediates(self.encoder, lambda: self.forward_stages(x), names, self.num_prefix)
+
+    def inner_intermediate_names(self) -> list[str]:
+        """``stage{i}.{j}``: block ``j`` of stage ``i``."""
+        return stage_block_names(self.encoder)
 
     def forward_stages(self, x: torch.Tensor) -> list[StageOutput]:
         """Pixels -> every stage's tokens ``(B, P+N_i, D_i)`` and grid."""

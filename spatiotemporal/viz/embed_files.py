@@ -36,7 +36,7 @@ POOLS = ("default", "cls", "mean")
 FORMATS = ("safetensors", "npy")
 
 
-def check_settings(model: nn.Module, layer: int | None, pool: str, fmt: str = FORMATS[0], batch_size: int = 1,
+def check_settings(model: nn.Module, layer: int | str | None, pool: str, fmt: str = FORMATS[0], batch_size: int = 1,
                    chunk: int = 1) -> None:
     """Refuse, before anything is written, the settings ``model`` cannot be embedded with: a
     :class:`UserInputError` naming the flag and what was expected."""
@@ -48,7 +48,7 @@ def check_settings(model: nn.Module, layer: int | None, pool: str, fmt: str = FO
         if value < 1:
             raise UserInputError(f"{flag} must be >= 1, got {value}")
     if layer is not None or pool != "default":
-        _block(model, layer, pool)
+        layer_name(model, layer, pool)
         if pool == "cls" and not model.num_prefix:
             own = getattr(getattr(model, "cfg", None), "global_pool", None)
             raise UserInputError(f"--pool cls: the encoder blocks of {type(model).__name__} carry no class token; "
@@ -56,42 +56,48 @@ def check_settings(model: nn.Module, layer: int | None, pool: str, fmt: str = FO
                                  f"own pooling{f', global_pool={own}' if own else ''})")
 
 
-def _block(model: nn.Module, layer: int | None, pool: str) -> nn.Module:
-    """Encoder block ``layer`` (default: the last) of a model with one stack of blocks."""
-    blocks = getattr(getattr(model, "encoder", None), "blocks", None)
-    if blocks is None or not hasattr(model, "forward_tokens"):
-        flag = f"--layer {layer}" if layer is not None else f"--pool {pool}"
-        raise UserInputError(f"{flag}: {type(model).__name__} has no single stack of encoder blocks (it has stages); "
-                             "embed it with its own pooling (no --layer, --pool default)")
-    li = len(blocks) - 1 if layer is None else layer
-    if not -len(blocks) <= li < len(blocks):
-        raise UserInputError(f"--layer {layer}: the model has {len(blocks)} blocks (0..{len(blocks) - 1}, or "
-                             "negative)")
-    return blocks[li]
+def layer_name(model: nn.Module, layer: int | str | None, pool: str = "default") -> str:
+    """The level of ``model.forward_intermediates`` that ``--layer`` names (default: the last one): a name of
+    ``model.intermediate_names()`` (``blocks.3``, ``stage2``) or ``model.inner_intermediate_names()`` (``stage2.1``),
+    or a block index of a flat model (negative from the end). Anything else is a :class:`UserInputError` listing
+    the valid names."""
+    names = list(model.intermediate_names()) if callable(getattr(model, "intermediate_names", None)) else []
+    flag = f"--layer {layer}" if layer is not None else f"--pool {pool}"
+    if not names:
+        raise UserInputError(f"{flag}: {type(model).__name__} has no encoder blocks or stages; embed it with its own "
+                             "pooling (no --layer, --pool default)")
+    if layer is None:
+        return names[-1]
+    if isinstance(layer, int) or str(layer).lstrip("-").isdigit():
+        blocks = [n for n in names if n.startswith("blocks.")]
+        if not blocks:
+            raise UserInputError(f"{flag}: {type(model).__name__} has stages, not one stack of blocks; expected one "
+                                 f"of {', '.join(names)}")
+        if not -len(blocks) <= int(layer) < len(blocks):
+            raise UserInputError(f"{flag}: the model has {len(blocks)} blocks (0..{len(blocks) - 1}, or negative)")
+        return blocks[int(layer)]
+    inner = list(getattr(model, "inner_intermediate_names", list)())
+    if layer not in names and layer not in inner:
+        also = " (or a block index)" if names[0].startswith("blocks.") else \
+            f" (or stage.block such as {inner[0]})" if inner else ""
+        raise UserInputError(f"{flag}: {type(model).__name__} has no such level; expected one of {', '.join(names)}"
+                             f"{also}")
+    return str(layer)
 
 
-def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | None = None, pool: str = "default"
+def pooled_features(model: nn.Module, x: torch.Tensor, layer: int | str | None = None, pool: str = "default"
                     ) -> torch.Tensor:
     """``x (B, ...) -> (B, D)``. ``layer`` None and ``pool`` ``default``: ``model.forward_features`` (the model's own
-    embedding: normed class token, or normed mean). Otherwise the output of encoder block ``layer`` (negative from
-    the end; before the final norm), pooled by its class token (``cls``) or the mean of its grid tokens (``mean``;
-    ``default``: ``cls`` when the blocks carry a class token, ``model.num_prefix``). Framewise models average their
-    per-frame tokens."""
+    embedding: normed class token, or normed mean). Otherwise the level :func:`layer_name` names (an encoder block
+    or a stage, before the final norm; ``model.forward_intermediates``), pooled by its class token (``cls``) or the
+    mean of its grid tokens (``mean``; ``default``: ``cls`` when the level carries a class token). Framewise models
+    average their per-frame class tokens."""
     check_settings(model, layer, pool)
     if layer is None and pool == "default":
         return model.forward_features(x)
-    captured: list[torch.Tensor] = []
-    hook = _block(model, layer, pool).register_forward_hook(lambda m, i, o: captured.append(o))
-    try:
-        model.forward_tokens(x)
-    finally:
-        hook.remove()
-    tokens, p = captured[0], model.num_prefix
-    tokens = tokens.reshape(x.shape[0], -1, *tokens.shape[1:])  # (B, k, P+N, D), k > 1: one sequence per frame
-    pool = ("cls" if p else "mean") if pool == "default" else pool
-    if pool == "cls":
-        return tokens[:, :, 0].mean(1)
-    return tokens[:, :, p:].mean((1, 2))
+    (level,) = model.forward_intermediates(x, indices=[layer_name(model, layer, pool)])
+    pool = ("cls" if level.prefix.shape[1] else "mean") if pool == "default" else pool
+    return level.prefix[:, 0] if pool == "cls" else level.tokens.mean(1)
 
 
 def _meta_matches(old: dict, new: dict) -> bool:
@@ -103,8 +109,9 @@ def _meta_matches(old: dict, new: dict) -> bool:
 
 @torch.no_grad()
 def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path, settings: dict,
-                     layer: int | None = None, pool: str = "default", fmt: str = "safetensors", batch_size: int = 8,
-                     chunk: int = 256, device: str | torch.device = "cpu", progress: bool = True) -> dict:
+                     layer: int | str | None = None, pool: str = "default", fmt: str = "safetensors",
+                     batch_size: int = 8, chunk: int = 256, device: str | torch.device = "cpu",
+                     progress: bool = True) -> dict:
     """Embed every item of ``items`` into ``out_dir`` (see the module docstring); ``settings`` (source, split,
     data...) go into ``meta.json`` and must match to resume; ``settings["preprocessing"]`` (the pipeline's
     preprocessing spec of the items) goes into the model spec ``meta.json`` holds. A path-like ``source`` is
@@ -155,7 +162,7 @@ def write_embeddings(model: nn.Module, items: DatasetItems, out_dir: str | Path,
     return _finish(out, items, meta, n_chunks, fmt)
 
 
-def _embed_chunk(model: nn.Module, items: DatasetItems, indices: range, layer: int | None, pool: str,
+def _embed_chunk(model: nn.Module, items: DatasetItems, indices: range, layer: int | str | None, pool: str,
                  batch_size: int, device, bar) -> dict[str, np.ndarray]:
     """Features of the readable items among ``indices``: ``rows``, ``labels``, ``features (n, D)``, ``skipped``."""
     rows, labels, feats, skipped, xs = [], [], [], [], []

@@ -1,7 +1,8 @@
 """Effective receptive field (ERF), RepLKNet's method (DingXiaoH/RepLKNet-pytorch ``erf/``), for any grid.
 
 For each input ``x (1, C, *S)``: ``y = model.feature_map(x)`` ``(1, D, *G)`` (or, with ``stage``, the map of that
-name in ``model.feature_maps(x)``: multistage models name each encoder stage and their decoder head);
+name: a level of ``model.forward_intermediates(x)``, ``blocks.{i}`` of a flat model or ``stage{i}`` of a
+hierarchy, or a segmenter's decoder ``head`` from ``model.feature_maps(x)``);
 ``central = relu(y[:, :, g_c]).sum()``
 over all channels at the centre location ``g_c = G // 2`` of the last feature map; ``grad = d central / d x``;
 ``relu(grad)`` summed over batch and channels gives a map over the input grid ``S``: ``(H, W)`` images,
@@ -29,19 +30,33 @@ THRESHOLDS = (0.2, 0.3, 0.5, 0.99)
 
 
 def feature_map_names(model: nn.Module, x: torch.Tensor) -> list[str]:
-    """The names of ``model.feature_maps(x)`` (an error if the model has no per-stage maps)."""
-    if not callable(getattr(model, "feature_maps", None)):
-        raise UserInputError(f"{type(model).__name__} has no per-stage feature maps (feature_maps); it has only the "
-                             "last one (drop --stage)")
-    with torch.no_grad():
-        return list(model.feature_maps(x))
+    """The maps an ERF can be taken at: ``model.intermediate_names()`` (``blocks.{i}`` of a flat model,
+    ``stage{i}`` of a hierarchy), then any other map a model's ``feature_maps(x)`` names (a segmenter's decoder
+    ``head``); an error if the model has neither."""
+    names = list(model.intermediate_names()) if callable(getattr(model, "intermediate_names", None)) else []
+    if callable(getattr(model, "feature_maps", None)):
+        with torch.no_grad():
+            names += [n for n in model.feature_maps(x) if n not in names]
+    if not names:
+        raise UserInputError(f"{type(model).__name__} has no intermediate feature maps (no encoder blocks or "
+                             "stages); it has only the last one (drop --stage)")
+    return names
+
+
+def stage_map(model: nn.Module, x: torch.Tensor, stage: str) -> torch.Tensor:
+    """The map named ``stage`` ``(B, C, G0, G1, G2)``: a level of ``model.forward_intermediates`` (a hierarchy's
+    ``stage{i}.{j}`` blocks included), or another
+    map of ``model.feature_maps`` (a decoder ``head``)."""
+    if stage in model.intermediate_names() or stage in model.inner_intermediate_names():
+        return model.forward_intermediates(x, indices=[stage])[0].feature_map()
+    return model.feature_maps(x)[stage]
 
 
 def erf_single(model: nn.Module, x: torch.Tensor, stage: str | None = None) -> np.ndarray:
     """Gradient map of one batch ``x (B, C, *S)``: ``relu(d central / d x)`` summed over B and C -> ``S``; the
-    centre of ``model.feature_map(x)``, or of ``model.feature_maps(x)[stage]``."""
+    centre of ``model.feature_map(x)``, or of the map named ``stage`` (:func:`stage_map`)."""
     x = x.detach().clone().requires_grad_(True)
-    y = model.feature_map(x) if stage is None else model.feature_maps(x)[stage]
+    y = model.feature_map(x) if stage is None else stage_map(model, x, stage)
     centre = tuple(s // 2 for s in y.shape[2:])
     central = torch.relu(y[(slice(None), slice(None)) + centre]).sum()
     (grad,) = torch.autograd.grad(central, x)
@@ -52,7 +67,7 @@ def compute_erf(model: nn.Module, inputs: Iterable[torch.Tensor], device: str | 
                 total: int | None = None, desc: str = "ERF", progress: bool = True,
                 stage: str | None = None) -> tuple[np.ndarray, int]:
     """Mean ERF map over inputs ``(C, *S)`` (batch 1 each, as RepLKNet): ``(map S float64, maps used)``; ``stage``
-    names one of ``model.feature_maps`` (default: ``model.feature_map``)."""
+    names one of :func:`feature_map_names` (default: ``model.feature_map``)."""
     model.eval()
     acc: np.ndarray | None = None
     used = 0

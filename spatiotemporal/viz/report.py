@@ -90,15 +90,17 @@ def tsne_of_embeddings(embs: Sequence[np.ndarray], labels: np.ndarray, class_nam
 
 
 def resolve_stages(model, x, stages: Sequence[str]) -> list[str]:
-    """``stages`` (``all``, names such as ``stage1`` / ``head``, or 1-based stage numbers) -> map names."""
+    """``stages`` (``all``, names such as ``stage1`` / ``head`` / ``blocks.3`` / ``stage2.0``, 1-based stage numbers
+    of a hierarchy, or block indices of a flat model) -> map names."""
     names = feature_map_names(model, x)
     if list(stages) == ["all"]:
         return names
-    out = [f"stage{s}" if str(s).isdigit() else str(s) for s in stages]
-    bad = [s for s in out if s not in names]
+    out = [(f"stage{s}" if f"stage{s}" in names else f"blocks.{s}") if str(s).isdigit() else str(s) for s in stages]
+    inner = list(getattr(model, "inner_intermediate_names", list)())
+    bad = [s for s in out if s not in names and s not in inner]
     if bad:
         raise UserInputError(f"--stage {', '.join(bad)}: {type(model).__name__} has the maps {', '.join(names)} "
-                             "(or give a stage number, or 'all')")
+                             f"(or give a stage number / block index{', stage.block' if inner else ''}, or 'all')")
     return out
 
 

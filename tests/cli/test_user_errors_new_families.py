@@ -136,7 +136,9 @@ def test_embed_refuses_bad_settings_and_foreign_folders_before_writing(tmp_path,
     msg = one_line(capsys, [*base, "--out", out, "--chunk", "0"])  # was a ZeroDivisionError
     assert msg == "--chunk must be >= 1, got 0"
     msg = one_line(capsys, ["embed", "--model", "mvit_image_builtin", "--out", out, "--pool", "cls"])
-    assert msg.startswith("--pool cls: MViTImage has no single stack of encoder blocks (it has stages)"), msg
+    assert msg.startswith("--pool cls: the encoder blocks of MViTImage carry no class token"), msg
+    msg = one_line(capsys, ["embed", "--model", "mvit_image_builtin", "--out", out, "--layer", "1"])
+    assert msg == "--layer 1: MViTImage has stages, not one stack of blocks; expected one of stage1, stage2, stage3"
     assert not out.exists()
     bad = tmp_path / "bad.pt"
     bad.write_text("not a checkpoint")
