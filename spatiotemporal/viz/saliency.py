@@ -84,10 +84,10 @@ def _reference_map(model: nn.Module, x: torch.Tensor, stage: str | None) -> torc
 
 
 def _view(t: torch.Tensor, shape: torch.Size) -> torch.Tensor | None:
-    """``t`` as a map of ``shape`` ``(1, D, *G)``: a map of that shape, or tokens ``(1, P+N, D)`` whose last
-    ``N = prod(G)`` are the map's locations; None if it is neither."""
-    if t.shape == shape:
-        return t
+    """``t`` as a map of ``shape`` ``(1, D, *G)``: a map of that shape (unit axes aside: images' ``(1, D, h, w)``),
+    or tokens ``(1, P+N, D)`` whose last ``N = prod(G)`` are the map's locations; None if it is neither."""
+    if t.shape[:2] == shape[:2] and [s for s in t.shape[2:] if s != 1] == [s for s in shape[2:] if s != 1]:
+        return t.reshape(shape)
     n = int(np.prod(shape[2:]))
     if t.ndim == 3 and t.shape[0] == shape[0] and t.shape[2] == shape[1] and t.shape[1] >= n:
         return t[:, t.shape[1] - n:].transpose(1, 2).reshape(shape)
