@@ -50,7 +50,7 @@ def saliency_report(vm: VizModel, samples: VizSamples, out: str | Path, device: 
     if not rows:
         raise UserInputError(f"no samples in {samples.description}: nothing to draw")
     ncols = max(len(r[0]) for r in rows)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.6 * ncols + 0.4, 1.8 * len(rows) + 0.5), dpi=100,
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(max(1.6 * ncols, 4.5), 1.8 * len(rows) + 0.5), dpi=100,
                              squeeze=False, layout="constrained")
     for r, (imgs, hmaps, titles, name) in enumerate(rows):
         peak = max(float(h.max()) for h in hmaps)  # one scale per row, so frames / slices compare
@@ -59,9 +59,9 @@ def saliency_report(vm: VizModel, samples: VizSamples, out: str | Path, device: 
             ax.axis("off")
             if c < len(imgs):
                 ax.imshow(overlay(imgs[c], hmaps[c], alpha, peak))
-                ax.set_title(f"{name}: {titles[c]}" if c == 0 else titles[c], fontsize=8)
+                ax.set_title(f"{name}\n{titles[c]}" if c == 0 else f"\n{titles[c]}", fontsize=7)
     where = f", {stage}" if stage else ""
-    fig.suptitle(f"{method}{where} (target {target}): {vm.label} [{vm.mixer}]", fontsize=10)
+    fig.suptitle(f"{method}{where} (target {target}; label -> target class)\n{vm.label} [{vm.mixer}]", fontsize=9)
     fig.savefig(png)
     plt.close(fig)
     report = {"kind": samples.kind, "data": samples.description, "model": vm.label, "source": vm.source,

@@ -41,6 +41,9 @@ class ConvNet(nn.Module):
     def feature_map(self, x):
         return self.act(self.conv(x)).unsqueeze(2)  # (B, 4, 1, h, w), as the models' image maps
 
+    def feature_maps(self, x):
+        return {"stage1": self.feature_map(x)}
+
     def forward(self, x):
         return self.fc(self.act(self.conv(x)).mean((2, 3)))
 
@@ -57,6 +60,9 @@ def test_gradcam_equals_the_textbook_formula():
     expected = F.interpolate(expected, size=(16, 16), mode="bilinear", align_corners=False)[0, 0]
     assert k == 2 and cam.shape == (16, 16) and cam.max() > 0
     np.testing.assert_allclose(cam, expected.numpy(), rtol=1e-4, atol=1e-7)
+    np.testing.assert_allclose(gradcam(net, x, "stage1", target=2)[0], cam)  # the same map, by its stage name
+    with pytest.raises(UserInputError, match="this model's feature maps are stage1"):
+        gradcam(net, x, "stage9")
 
 
 class OneFrame(nn.Module):
