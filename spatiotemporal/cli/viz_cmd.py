@@ -1,5 +1,5 @@
-"""``spatio viz tsne``, ``spatio viz erf`` and ``spatio viz attention``: feature-embedding maps, effective receptive
-fields and attention rollout."""
+"""``spatio viz tsne``, ``spatio viz erf``, ``spatio viz attention`` and ``spatio viz saliency``: feature-embedding
+maps, effective receptive fields, attention rollout and gradient-based saliency."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from ..engine import resolve_device
 from ..pipelines import get_pipeline
 from ..utils.errors import UserInputError
 from ..viz.erf import THRESHOLDS
+from ..viz.saliency import METHODS
 from ..viz.tsne import BACKENDS
 
 MODEL_HELP = ("random-weight registered model, NAME or NAME:key=value,... with config overrides, e.g. "
@@ -95,6 +96,25 @@ def add_parser(sub) -> None:
     a.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the frames")
     a.add_argument("--gif", action="store_true", help="also write OUT.gif: the first sample's frames / slices")
     a.set_defaults(func=run_attention)
+
+    g = vsub.add_parser(
+        "saliency", help="gradient-based map of any model (input x gradient or Grad-CAM) over the frames / slices",
+        description="The score: the target class's logit for classifiers; for segmenters, the sum of the target "
+                    "class's logits over the voxels predicted as that class. input_x_gradient: |x * d score / d x| "
+                    "summed over channels; gradcam: spatially averaged gradients of the score wrt the --stage "
+                    "feature map weight its channels, relu of the sum, upsampled (bi/trilinear) to the input. "
+                    "Writes OUT (PNG), OUT.npz (the maps) and OUT.json (settings, mass per frame / slice).")
+    _common(g)
+    g.add_argument("--method", default="input_x_gradient", choices=METHODS, help="default input_x_gradient")
+    g.add_argument("--stage", default=None, metavar="NAME",
+                   help="gradcam: the feature map, as `viz erf --stage` names them (stage1 ... / head); default "
+                        "the model's last feature map")
+    g.add_argument("--target", default="pred", metavar="pred|label|INDEX",
+                   help="classifiers: the predicted class (pred, default), the sample's label, or a class index; "
+                        "segmenters: a class index (pred / label: the most frequent predicted class other than 0)")
+    g.add_argument("--max-samples", type=int, default=2, help="samples (rows), evenly spaced over the split")
+    g.add_argument("--alpha", type=float, default=0.5, help="opacity of the map over the frames")
+    g.set_defaults(func=run_saliency)
 
 
 def _load_models(args):
@@ -186,4 +206,21 @@ def run_attention(args) -> int:
         key = "mass_per_frame" if "mass_per_frame" in s else "mass_per_slice"
         print(f"  {s['class']}: grid {s['grid']}, {key.replace('_', ' ')} " + " ".join(f"{v:.2f}" for v in s[key]))
     print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json" + (f", {rep['gif']}" if "gif" in rep else ""))
+    return 0
+
+
+def run_saliency(args) -> int:
+    from ..viz.saliency_report import saliency_report
+
+    models, device = _load_models(args)
+    if len(models) != 1:
+        raise UserInputError("spatio viz saliency draws one model: give one --checkpoint or --model")
+    samples = _samples(args, models, "erf", args.max_samples)
+    rep = saliency_report(models[0], samples, args.out, device, method=args.method, stage=args.stage,
+                          target=args.target, alpha=args.alpha)
+    for s in rep["samples"]:
+        key = next((k for k in ("mass_per_frame", "mass_per_slice") if k in s), None)
+        mass = f", {key.replace('_', ' ')} " + " ".join(f"{v:.2f}" for v in s[key]) if key else ""
+        print(f"  {s['class']}: target {s['target_name']}, map {s['shape']}{mass}")
+    print(f"wrote {rep['png']}, {rep['npz']}, {rep['png'][:-4]}.json")
     return 0

@@ -22,10 +22,12 @@ from .samples import VizSamples  # noqa: E402
 CMAP = "jet"
 
 
-def _overlay(img: np.ndarray, heat: np.ndarray, alpha: float) -> np.ndarray:
-    """RGB ``(H, W, 3)`` in [0, 1]: the image (gray or RGB) blended with the colour-mapped map (scaled to its max)."""
+def overlay(img: np.ndarray, heat: np.ndarray, alpha: float, peak: float | None = None) -> np.ndarray:
+    """RGB ``(H, W, 3)`` in [0, 1]: the image (gray or RGB) blended with the colour-mapped map (scaled to ``peak``,
+    default its own max)."""
     rgb = np.repeat(img[..., None], 3, -1) if img.ndim == 2 else img
-    colored = plt.get_cmap(CMAP)(heat / max(float(heat.max()), 1e-12))[..., :3]
+    peak = float(heat.max()) if peak is None else peak
+    colored = plt.get_cmap(CMAP)(np.clip(heat / max(peak, 1e-12), 0, 1))[..., :3]
     return (1 - alpha) * rgb + alpha * colored
 
 
@@ -58,7 +60,7 @@ def attention_report(vm: VizModel, samples: VizSamples, out: str | Path, device:
             ax = axes[r, c]
             ax.axis("off")
             if c < len(imgs):
-                ax.imshow(_overlay(imgs[c], hmaps[c], alpha))
+                ax.imshow(overlay(imgs[c], hmaps[c], alpha))
                 ax.set_title(f"{name}: {titles[c]}" if c == 0 else titles[c], fontsize=8)
     fig.suptitle(f"attention rollout: {vm.label} [{vm.mixer}]", fontsize=10)
     fig.savefig(png)
@@ -70,7 +72,7 @@ def attention_report(vm: VizModel, samples: VizSamples, out: str | Path, device:
         from PIL import Image
 
         imgs, hmaps, _, _ = rows[0]
-        frames = [Image.fromarray((_overlay(im, hm, alpha) * 255).astype(np.uint8)) for im, hm in zip(imgs, hmaps)]
+        frames = [Image.fromarray((overlay(im, hm, alpha) * 255).astype(np.uint8)) for im, hm in zip(imgs, hmaps)]
         frames = [f.resize((max(128, f.width), max(128, f.height)), Image.NEAREST) for f in frames]
         gif_path = png.with_suffix(".gif")
         frames[0].save(gif_path, save_all=True, append_images=frames[1:], duration=gif_ms, loop=0)
