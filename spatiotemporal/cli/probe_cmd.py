@@ -48,10 +48,11 @@ def table(result: dict) -> str:
     """The printed table: one row per perturbation, the metric, its drop and each class's value."""
     perts = result["perturbations"]
     classes = list(next(iter(perts.values()))["per_class"])
+    digits = 3 if result["metric"] == "mean_dice" else 1  # Dice in [0, 1], top-1 in %
     rows = [["perturbation", result["metric"], "drop", *classes]]
     for name, r in perts.items():
-        rows.append([name, f"{r[result['metric']]:.1f}", f"{r['drop']:+.1f}",
-                     *("-" if r["per_class"][c] is None else f"{r['per_class'][c]:.1f}" for c in classes)])
+        rows.append([name, f"{r[result['metric']]:.{digits}f}", f"{r['drop']:+.{digits}f}",
+                     *("-" if r["per_class"][c] is None else f"{r['per_class'][c]:.{digits}f}" for c in classes)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)) for row in rows)
 
