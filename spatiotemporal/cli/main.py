@@ -23,9 +23,10 @@ import os
 import sys
 
 from ..utils.errors import SpatioUserError, user_error_in
-from . import embed_cmd, eval_cmd, inflate_cmd, models_cmd, predict_cmd, pretrain_cmd, train_cmd, viz_cmd
+from . import embed_cmd, eval_cmd, inflate_cmd, models_cmd, predict_cmd, pretrain_cmd, probe_cmd, train_cmd, viz_cmd
 
-COMMAND_MODULES = [models_cmd, train_cmd, pretrain_cmd, eval_cmd, predict_cmd, inflate_cmd, viz_cmd, embed_cmd]
+COMMAND_MODULES = [models_cmd, train_cmd, pretrain_cmd, eval_cmd, probe_cmd, predict_cmd, inflate_cmd, viz_cmd,
+                   embed_cmd]
 USER_ERRORS = (SpatioUserError, OSError)
 
 

@@ -341,6 +341,13 @@ class Pipeline(ABC):
                  device: torch.device) -> dict:
         """Metrics of ``model`` on ``split`` (``None``: the modality's default split), with a ``split`` key."""
 
+    def probe(self, model: nn.Module, recipe, split: str | None, perturbations: list[str] | None, *,
+              batch_size: int, workers: int, device: torch.device, seed: int = 0) -> dict:
+        """The metric overall and per class on ``split`` under each perturbation of the input along time or depth
+        (``spatio probe``; see :mod:`spatiotemporal.pipelines.probe`); a one-line refusal by default."""
+        raise UserInputError(f"spatio probe: {self.modality} models have no time or depth axis to perturb "
+                             "(expected a video classification or volume segmentation checkpoint)")
+
     @abstractmethod
     def predict(self, model: nn.Module, recipe, path: str, device: torch.device, out: str | None = None,
                 topk: int = 5, classes_file: str | None = None) -> dict:

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from ..data.image import build_mixup
+from ..data.perturb import VIDEO_PERTURBATIONS, check_perturbations, perturbation_generator
 from ..data.video import (
     ClipMixup,
     VideoClipDataset,
@@ -31,6 +32,7 @@ from .base import ModelSection, Pipeline, class_names_of, dataset_folder, owns_r
 from .classification import ClassificationTask, MultiLabelTask, top_classes
 from .losses import classification_loss
 from .masked_video import MaskedPretrainSection, MaskedVideoTask, check_masks_a_tube
+from .probe import probe_results
 from .recipes import family_of
 
 log = logging.getLogger("spatiotemporal.pipelines")
@@ -192,8 +194,9 @@ class VideoPipeline(Pipeline):
             summary["encoder"] = str(path)
         return summary
 
-    def evaluate(self, model, recipe, split, batch_size, workers, device):
-        """Top-1 / top-5 on ``split`` (default: test) with the multi-view protocol (K clips x crops)."""
+    def evaluate(self, model, recipe, split, batch_size, workers, device, transform=None):
+        """Top-1 / top-5 on ``split`` (default: test) with the multi-view protocol (K clips x crops).
+        ``transform``: applied to each preprocessed input batch ``(B, V, C, T, H, W)`` (``spatio probe``)."""
         split = split or "test"
         d = recipe.data
         ds = VideoClipDataset(dataset_root(d), split, d.video, seed=recipe.train.seed, multi_view=True)
@@ -203,7 +206,8 @@ class VideoPipeline(Pipeline):
         def batches():
             for b in track(loader, f"eval {split}", "batches"):
                 skipped.extend(b.get("skipped", []))
-                yield {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+                b = {k: v.to(device) if torch.is_tensor(v) else v for k, v in b.items()}
+                yield b if transform is None else {**b, "video": transform(b["video"])}
 
         if d.video.multi_label:
             metrics = MultiLabelTask("video", view_reduce=d.view_reduce).evaluate(model.eval(), batches())
@@ -214,6 +218,21 @@ class VideoPipeline(Pipeline):
             metrics["per_class_top1"] = dict(zip(names, metrics.get("per_class_top1", [])))
         return {"split": split, "views": d.video.num_views, "view_reduce": d.view_reduce, **metrics,
                 "skipped": len(skipped), "skipped_paths": skipped[:20]}
+
+    def probe(self, model, recipe, split, perturbations, *, batch_size, workers, device, seed=0):
+        """Top-1 (%) overall and per class on ``split`` for each perturbation of the frames (names of
+        :data:`~spatiotemporal.data.perturb.VIDEO_PERTURBATIONS`), applied along T of the preprocessed clips,
+        with the drop from ``original``."""
+        if recipe.data.video.multi_label:
+            raise UserInputError("spatio probe: multi-label video models are not probed (top-1 per class needs "
+                                 "single-label clips)")
+        names = check_perturbations(perturbations, VIDEO_PERTURBATIONS, "video")
+
+        def run(name):
+            fn, gen = VIDEO_PERTURBATIONS[name], perturbation_generator(seed)
+            return self.evaluate(model, recipe, split, batch_size, workers, device,
+                                 transform=lambda x: fn(x, -3, gen))
+        return probe_results(names, run, "top1", "per_class_top1", split=split or "test", seed=seed)
 
     @torch.inference_mode()
     def predict(self, model, recipe, path, device, out=None, topk=5, classes_file=None):

@@ -15,6 +15,7 @@ import torch
 from monai.data import Dataset
 from torch import nn
 
+from ..data.perturb import VOLUME_PERTURBATIONS, check_perturbations, perturbation_generator
 from ..data.volume import (
     REGION_NAMES,
     VolumeDataConfig,
@@ -44,6 +45,7 @@ from ..viz.samples import DatasetItems, VizSamples, crop_centered
 from .base import ModelSection, Pipeline, class_names_of, dataset_folder
 from .ensemble import stored_fold
 from .losses import REGION_LOSSES
+from .probe import probe_results
 from .region_segmentation import RegionScores, RegionSegmentationTask, region_table
 from .segmentation import DiceSums, InferenceOptions, SegmentationTask, SurfaceMetrics, dice_table
 
@@ -280,6 +282,33 @@ class VolumePipeline(Pipeline):
         members = [{"checkpoint": str(name), "fold": stored_fold(name), **metrics[label]}
                    for label, name in zip(labels, names)]
         return {"split": key, "ensemble": metrics["ensemble"], "members": members}
+
+    @torch.inference_mode()
+    def probe(self, model, recipe, split, perturbations, *, batch_size, workers, device, seed=0):
+        """Foreground Dice per class on the resampled grid (the grid training validates on) of ``split`` (default:
+        val) under each perturbation of the slices along the depth axis (D of ``(B, C, H, W, D)``): the label map
+        is perturbed with the image (the ground truth moves with its voxels), so ``shuffled`` and ``flipped`` ask
+        whether the model needs the slices in order, ``static`` whether one slice segments without 3D context.
+        ``batch_size`` and ``workers`` are unused: one case at a time."""
+        if recipe.data.volume.labels == "brats_regions":
+            raise UserInputError("spatio probe: region models (data.volume.labels=brats_regions) are not probed yet; "
+                                 "expected a label-map segmentation checkpoint")
+        names = check_perturbations(perturbations, VOLUME_PERTURBATIONS, "volume")
+        key, items, classes = self._eval_cases(recipe, split)
+        task, model = self._task(recipe, classes), model.eval()
+        cases = [preprocess_volume(item["image"], recipe.data.volume, label=item["label"]) for item in items]
+
+        def run(name):
+            fn, gen, dice = VOLUME_PERTURBATIONS[name], perturbation_generator(seed), DiceSums(classes, device)
+            for image, meta in track(cases, f"probe {name}", "cases", interval_s=0):
+                case_seed = int(torch.randint(2**31 - 1, (1,), generator=gen))
+                x = fn(image.to(device), -1, perturbation_generator(case_seed))
+                ref = fn(meta["label"], -1, perturbation_generator(case_seed))
+                dice.add(task.segment(model, x)[0], ref)
+            m = dice.result()
+            return {"mean_dice": m["mean_dice"], "num_samples": m["num_samples"],
+                    "per_class_dice": {c: m.get(f"dice_{c}") for c in classes[1:]}}
+        return probe_results(names, run, "mean_dice", "per_class_dice", split=key, seed=seed, grid="resampled")
 
     def _eval_cases(self, recipe, split) -> tuple[str, list[dict[str, str]], list[str]]:
         """``(split key, cases, class names)`` of an evaluation: the datalist's split, or with ``split="fold"`` the

@@ -8,8 +8,6 @@ import pytest
 
 from spatiotemporal.cli.main import main
 
-pytestmark = pytest.mark.usefixtures("module_cache")
-
 
 def _run(tmp, name, family, *extra):
     out = tmp / name
@@ -60,10 +58,11 @@ def test_video_motion_set(ckpts, tmp_path):
 
 
 def test_volume_phantoms(ckpts, tmp_path):
-    _probe(ckpts["volume"], "--out", str(tmp_path / "v.json"))
+    _probe(ckpts["volume"], "--perturb", "flipped", "static", "--out", str(tmp_path / "v.json"))
     out = json.loads((tmp_path / "v.json").read_text())
-    assert out["metric"] == "mean_dice" and out["split"] == "val" and out["grid"] == "resampled"
-    assert list(out["perturbations"]) == ["original", "shuffled", "flipped", "static"]
+    assert out["metric"] == "mean_dice" and out["split"] == "validation" and out["grid"] == "resampled"
+    assert list(out["perturbations"]) == ["original", "flipped", "static"]
+    assert (tmp_path / "v.png").exists()
     for r in out["perturbations"].values():
         assert 0 <= r["mean_dice"] <= 1 and r["per_class"] and r["num_samples"] > 0
 
