@@ -12,6 +12,7 @@ import nibabel as nib
 import numpy as np
 import pytest
 import torch
+from testing_utils import one_line
 
 from spatiotemporal.cli import main as cli_main
 from spatiotemporal.cli.main import main
@@ -51,15 +52,6 @@ def ct():
 
     return sorted((ensure_builtin_volume_dataset() / "imagesTr").glob("*.nii.gz"))[0]
 
-
-def one_line(capsys, argv: list[str]) -> str:
-    """Run ``spatio argv``: exit status 2 and exactly one stderr line ``spatio CMD: error: ...``; its message."""
-    capsys.readouterr()
-    assert main([str(a) for a in argv]) == 2
-    err = capsys.readouterr().err.strip()
-    prefix = f"spatio {argv[0]}: error: "
-    assert "\n" not in err and err.startswith(prefix), err
-    return err[len(prefix):]
 
 
 def _tree(root: Path) -> dict[str, bytes]:

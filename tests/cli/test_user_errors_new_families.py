@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
+from testing_utils import one_line
 
-from spatiotemporal.cli.main import main
 from spatiotemporal.models import create_model, save_pretrained
 from spatiotemporal.utils.errors import UserInputError
 
@@ -21,15 +21,6 @@ QUICK = ["--max-steps", "1", "--epochs", "1", "--workers", "0", "--batch-size", 
 
 pytestmark = pytest.mark.usefixtures("module_cache")
 
-
-def one_line(capsys, argv: list) -> str:
-    """Run ``spatio argv``: exit status 2 and exactly one stderr line ``spatio CMD: error: ...``; its message."""
-    capsys.readouterr()
-    assert main([str(a) for a in argv]) == 2
-    err = capsys.readouterr().err.strip()
-    prefix = f"spatio {argv[0]}: error: "
-    assert "\n" not in err and err.startswith(prefix), err
-    return err[len(prefix):]
 
 
 def _tree(root: Path) -> dict[str, bytes]:
