@@ -8,26 +8,10 @@ import numpy as np
 import pytest
 
 from spatiotemporal.cli.main import main
-from spatiotemporal.data.video import ensure_builtin_video_dataset
-from spatiotemporal.data.volume import PhantomSpec, write_phantom_dataset
 from spatiotemporal.viz.embed_files import read_embeddings
 
 SEG3D = ("segformer3d_b0:in_chans=1,img_size=[32,32,16],embed_dims=[8,16,24,32],depths=[1,1,1,1],num_heads=[1,1,1,1],"
          "decoder_dim=16")
-
-
-@pytest.fixture(scope="module")
-def video_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    ensure_builtin_video_dataset(root)
-    return root
-
-
-@pytest.fixture(scope="module")
-def volume_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("btcv")
-    write_phantom_dataset(root, PhantomSpec(n_train=1, n_val=2, shape=(40, 40, 16), spacing=(3.0, 3.0, 7.0)))
-    return root
 
 
 def _run(argv, capsys):

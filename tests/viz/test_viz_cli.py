@@ -11,17 +11,8 @@ from PIL import Image
 
 from spatiotemporal import create_model, save_pretrained
 from spatiotemporal.cli.main import main
-from spatiotemporal.data.video import ensure_builtin_video_dataset
-from spatiotemporal.data.volume import PhantomSpec, write_phantom_dataset
 
 TS1 = "timesformer_tiny:depth=1"
-
-
-@pytest.fixture(scope="module")
-def video_cache(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cache")
-    ensure_builtin_video_dataset(root)
-    return root
 
 
 @pytest.fixture(scope="module")
@@ -34,13 +25,6 @@ def image_root(tmp_path_factory):
             for i in range(n):
                 px = np.clip(np.array(colour) + rng.normal(0, 20, (40, 48, 3)), 0, 255).astype(np.uint8)
                 Image.fromarray(px).save(root / split / c / f"{c}_{i}.JPEG")
-    return root
-
-
-@pytest.fixture(scope="module")
-def volume_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("btcv")
-    write_phantom_dataset(root, PhantomSpec(n_train=1, n_val=2, shape=(40, 40, 16), spacing=(3.0, 3.0, 7.0)))
     return root
 
 
